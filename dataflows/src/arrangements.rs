@@ -1,0 +1,119 @@
+//! The arrangements the models share: each is built once and read by several
+//! models (`.clone()` of an arrangement shares its trace, not its data).
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::SourceStreams;
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::models::raw_bc_inventory::RawBcInventory;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::models::raw_bc_variant::RawBcVariant;
+use crate::ops::{Arr, left_join};
+use crate::records::Money;
+use crate::upsert::arrange_upserts;
+
+/// A variant with its effective inventory level, as arranged by product id
+/// (see [`Arrangements::skus_by_product`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SkuBase {
+    /// Variant id.
+    pub sku_id: i64,
+    /// SKU code.
+    pub sku: String,
+    /// The variant's own price, if any.
+    pub price: Option<Money>,
+    /// The variant's own sale price, if any.
+    pub sale_price: Option<Money>,
+    /// Effective level: see [`effective_inventory_level`].
+    pub inventory_level: i64,
+    /// Whether purchasing is disabled for the variant.
+    pub is_purchasing_disabled: bool,
+}
+
+/// The inventory level of a variant: `raw_bc_inventory.available_to_sell` when
+/// the variant has an inventory row (the inventory API is the authority on
+/// stock), else the catalog's `raw_bc_variant.inventory_level`.
+pub fn effective_inventory_level(
+    variant: &RawBcVariant,
+    inventory: Option<&RawBcInventory>,
+) -> i64 {
+    inventory.map_or(variant.inventory_level, |i| i.available_to_sell)
+}
+
+impl SkuBase {
+    /// Builds the value of variant `sku_id` (its upsert key) from its row and
+    /// its inventory row, if any.
+    pub fn new(sku_id: i64, variant: &RawBcVariant, inventory: Option<&RawBcInventory>) -> Self {
+        SkuBase {
+            sku_id,
+            sku: variant.sku.clone(),
+            price: variant.price,
+            sale_price: variant.sale_price,
+            inventory_level: effective_inventory_level(variant, inventory),
+            is_purchasing_disabled: variant.is_purchasing_disabled,
+        }
+    }
+}
+
+/// Arrangements of the current state of every source table (keyed by the
+/// upsert key), plus the derived ones several models join against.
+///
+/// Further models (e.g. notification events) should build on these rather
+/// than arrange the same data again.
+#[derive(Clone)]
+pub struct Arrangements<'s> {
+    /// Customers by id.
+    pub customers: Arr<'s, RawBcCustomer>,
+    /// Customer metafields by id.
+    pub customer_metafields: Arr<'s, RawBcCustomerMetafield>,
+    /// Products by id.
+    pub products: Arr<'s, RawBcProduct>,
+    /// Variants by id.
+    pub variants: Arr<'s, RawBcVariant>,
+    /// Inventory rows by variant id.
+    pub inventory: Arr<'s, RawBcInventory>,
+    /// Orders (archived included) by id.
+    pub orders: Arr<'s, RawBcOrder>,
+    /// All lines of an order, by order id.
+    pub order_items: Arr<'s, Vec<RawBcOrderItem>>,
+    /// Variants (with their effective inventory) by product id: the one
+    /// derived arrangement, read by `dim_sku`, `dim_product` and `_errors`.
+    pub skus_by_product: Arr<'s, SkuBase>,
+}
+
+impl<'s> Arrangements<'s> {
+    pub(crate) fn new(sources: SourceStreams<'s>) -> Self {
+        let customers = arrange_upserts(sources.customers, "raw_bc_customer");
+        let customer_metafields =
+            arrange_upserts(sources.customer_metafields, "raw_bc_customer_metafield");
+        let products = arrange_upserts(sources.products, "raw_bc_product");
+        let variants = arrange_upserts(sources.variants, "raw_bc_variant");
+        let inventory = arrange_upserts(sources.inventory, "raw_bc_inventory");
+        let orders = arrange_upserts(sources.orders, "raw_bc_order");
+        let order_items = arrange_upserts(sources.order_items, "raw_bc_order_item");
+        let skus_by_product = left_join(
+            variants.clone(),
+            inventory.clone(),
+            |sku_id, variant, inventory| {
+                Some((
+                    variant.product_id,
+                    SkuBase::new(*sku_id, variant, inventory),
+                ))
+            },
+        )
+        .arrange_by_key_named("skus_by_product");
+        Arrangements {
+            customers,
+            customer_metafields,
+            products,
+            variants,
+            inventory,
+            orders,
+            order_items,
+            skus_by_product,
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Capturing the output tables' changes per epoch for a driver.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use timely::dataflow::ProbeHandle;
+
+use crate::ops::{Diff, Epoch};
+use crate::table::{Table, TableRow};
+
+/// The changes of one worker's share of every table, buffered as the dataflow
+/// produces them. Cloning shares the buffer.
+///
+/// Take the changes of finished epochs with [`ChangeBuffer::take_before`] once
+/// the [`Captured::probe`] has passed them.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeBuffer {
+    updates: Rc<RefCell<Vec<(TableRow, Epoch, Diff)>>>,
+}
+
+/// The consolidated changes of one epoch: rows to insert (`+1`) and to retract
+/// (`-1`), sorted by table, then row. An update of a row is a retraction of the
+/// old row and an insertion of the new one, with the same key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochChanges {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Non-zero changes, sorted by `(table, row)`.
+    pub changes: Vec<(TableRow, Diff)>,
+}
+
+impl EpochChanges {
+    /// The changes grouped by table: contiguous slices, in [`Table::ALL`] order,
+    /// tables without changes left out.
+    pub fn tables(&self) -> impl Iterator<Item = (Table, &[(TableRow, Diff)])> + '_ {
+        let mut rest = &self.changes[..];
+        std::iter::from_fn(move || {
+            let table = rest.first()?.0.table_id();
+            let end = rest
+                .iter()
+                .position(|(row, _)| row.table_id() != table)
+                .unwrap_or(rest.len());
+            let (head, tail) = rest.split_at(end);
+            rest = tail;
+            Some((table, head))
+        })
+    }
+}
+
+impl ChangeBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends updates (tests).
+    #[cfg(test)]
+    pub(crate) fn extend(&self, updates: &[(TableRow, Epoch, Diff)]) {
+        self.updates.borrow_mut().extend_from_slice(updates);
+    }
+
+    /// Moves updates in; used by the capture operator.
+    pub(crate) fn append(&self, updates: &mut Vec<(TableRow, Epoch, Diff)>) {
+        self.updates.borrow_mut().append(updates);
+    }
+
+    /// Number of buffered (not yet consolidated) updates.
+    pub fn len(&self) -> usize {
+        self.updates.borrow().len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes the changes of every epoch before `upper` and returns them
+    /// consolidated, one entry per epoch with a non-zero change, in epoch order.
+    ///
+    /// Call it when the probe no longer is `less_than(&upper)`: the changes of
+    /// those epochs are then complete on this worker.
+    pub fn take_before(&self, upper: Epoch) -> Vec<EpochChanges> {
+        let mut ready = {
+            let mut updates = self.updates.borrow_mut();
+            let (ready, pending): (Vec<_>, Vec<_>) =
+                updates.drain(..).partition(|(_, time, _)| *time < upper);
+            *updates = pending;
+            ready
+        };
+        ready.sort_unstable_by(|(r1, t1, _), (r2, t2, _)| (t1, r1).cmp(&(t2, r2)));
+        let mut epochs: Vec<EpochChanges> = Vec::new();
+        let mut iter = ready.into_iter().peekable();
+        while let Some((row, time, mut diff)) = iter.next() {
+            while let Some((_, _, more)) = iter.next_if(|(r, t, _)| *t == time && *r == row) {
+                diff += more;
+            }
+            if diff == 0 {
+                continue;
+            }
+            match epochs.last_mut() {
+                Some(last) if last.epoch == time => last.changes.push((row, diff)),
+                _ => epochs.push(EpochChanges {
+                    epoch: time,
+                    changes: vec![(row, diff)],
+                }),
+            }
+        }
+        epochs
+    }
+}
+
+/// What [`crate::Outputs::capture`] returns: the buffer the changes land in,
+/// and a probe that passes an epoch once all its changes are in the buffer.
+#[derive(Clone)]
+pub struct Captured {
+    /// This worker's share of the changes of every table.
+    pub changes: ChangeBuffer,
+    /// Passes epoch `e` when the changes of every epoch before `e` are buffered.
+    pub probe: ProbeHandle<Epoch>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::errors::{ErrorReason, ErrorRow};
+
+    fn err(key: i64) -> TableRow {
+        TableRow::Errors(ErrorRow {
+            table: Table::RawBcVariant,
+            key,
+            reason: ErrorReason::UnknownProduct,
+        })
+    }
+
+    fn inv(key: i64) -> TableRow {
+        TableRow::RawBcInventory(crate::fixtures::inventory(key, 1).into())
+    }
+
+    #[test]
+    fn take_before_consolidates_per_epoch() {
+        let buffer = ChangeBuffer::new();
+        buffer.extend(&[
+            (err(1), 0, 1),
+            (inv(2), 0, 1),
+            (err(1), 1, -1),
+            (err(3), 1, 1),
+            (err(3), 1, -1),
+        ]);
+        buffer.extend(&[(inv(2), 2, -1), (err(1), 0, 1)]);
+        assert_eq!(buffer.len(), 7);
+        let taken = buffer.take_before(2);
+        assert_eq!(
+            taken,
+            vec![
+                EpochChanges {
+                    epoch: 0,
+                    changes: vec![(inv(2), 1), (err(1), 2)]
+                },
+                EpochChanges {
+                    epoch: 1,
+                    changes: vec![(err(1), -1)]
+                },
+            ]
+        );
+        assert_eq!(buffer.len(), 1);
+        assert_eq!(buffer.take_before(2), vec![]);
+        assert_eq!(
+            buffer.take_before(3),
+            vec![EpochChanges {
+                epoch: 2,
+                changes: vec![(inv(2), -1)]
+            }]
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn tables_groups_contiguous_rows() {
+        let changes = EpochChanges {
+            epoch: 4,
+            changes: vec![(inv(1), 1), (inv(2), -1), (err(1), 1)],
+        };
+        let groups: Vec<(Table, usize)> =
+            changes.tables().map(|(t, rows)| (t, rows.len())).collect();
+        assert_eq!(groups, vec![(Table::RawBcInventory, 2), (Table::Errors, 1)]);
+        assert_eq!(EpochChanges::default().tables().count(), 0);
+    }
+}

@@ -1,0 +1,101 @@
+//! Record builders and a runner for the unit tests.
+
+use crate::harness;
+use crate::ops::{Diff, Epoch};
+use crate::records::{Customer, Inventory, Money, Order, OrderItem, Product, Upsert, Variant};
+use crate::table::{Table, TableRow};
+
+pub fn customer(id: i64, email: &str) -> Customer {
+    Customer {
+        id,
+        email: email.into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        company: String::new(),
+        phone: String::new(),
+        customer_group_id: 1,
+        date_created: 100,
+        date_modified: 100,
+    }
+}
+
+pub fn product(id: i64) -> Product {
+    Product {
+        id,
+        name: format!("product {id}"),
+        sku: format!("P{id}"),
+        price: Money(100_000),
+        sale_price: Money(0),
+        is_visible: true,
+        availability: "available".into(),
+        inventory_tracking: "variant".into(),
+        brand_id: 0,
+        date_created: 0,
+        date_modified: 0,
+    }
+}
+
+pub fn variant(id: i64, product_id: i64, level: i64) -> Variant {
+    Variant {
+        id,
+        product_id,
+        sku: format!("V{id}"),
+        price: None,
+        sale_price: None,
+        inventory_level: level,
+        purchasing_disabled: false,
+    }
+}
+
+pub fn inventory(variant_id: i64, available: i64) -> Inventory {
+    Inventory {
+        variant_id,
+        product_id: 0,
+        sku: format!("V{variant_id}"),
+        available_to_sell: available,
+        total_inventory_onhand: available,
+        is_in_stock: available > 0,
+    }
+}
+
+pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> Order {
+    Order {
+        id,
+        customer_id,
+        status_id,
+        status: format!("status {status_id}"),
+        subtotal_ex_tax: Money(total),
+        subtotal_inc_tax: Money(total),
+        total_ex_tax: Money(total),
+        total_inc_tax: Money(total),
+        items_total: 1,
+        currency_code: "KRW".into(),
+        is_deleted: false,
+        date_created: at,
+        date_modified: at,
+    }
+}
+
+pub fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
+    OrderItem {
+        id,
+        order_id,
+        product_id: 1,
+        variant_id: 10,
+        sku: "V10".into(),
+        name: "line".into(),
+        quantity,
+        base_price: Money(10_000),
+        price_ex_tax: Money(10_000),
+        price_inc_tax: Money(11_000),
+        total_ex_tax: Money(10_000 * quantity),
+        total_inc_tax: Money(11_000 * quantity),
+    }
+}
+
+/// Runs the epochs on one worker; returns the consolidated updates of `table`.
+pub fn updates(table: Table, epochs: Vec<Vec<Upsert>>) -> Vec<(TableRow, Epoch, Diff)> {
+    let mut all = harness::run_updates(1, epochs).expect("dataflow runs");
+    all.retain(|(row, _, _)| row.table_id() == table);
+    all
+}

@@ -1,0 +1,252 @@
+//! govflow's models: the typed records that sources produce and the
+//! differential-dataflow code that maintains dimensions and facts over them.
+//!
+//! This crate does no I/O and knows nothing of tokio: sources (in the `govflow`
+//! crate) turn outside data into [`records::Upsert`]s, and everything here is a
+//! pure function of those.
+//!
+//! # Tables
+//!
+//! One module per table under [`models`], each documenting grain, key, columns
+//! and rules, with its row type: the `raw_bc_*` tables (current source state,
+//! built with upsert semantics), [`models::dim_customer`],
+//! [`models::dim_product`], [`models::dim_sku`], [`models::fct_order`],
+//! [`models::fct_order_item`], [`models::fct_onsale_product_inventory`] and
+//! [`models::errors`] (`_errors`). [`Table`] names them; [`TableRow`] holds a
+//! row of any of them. [`oracle`] recomputes every table from scratch.
+//!
+//! # State
+//!
+//! Arranged once and shared ([`Arrangements`]): one arrangement per `raw_*`
+//! table (full rows by upsert key; an order's lines as one value), and
+//! variants-with-inventory by product. Besides those, `dim_customer` keeps
+//! `(created_at, total)` per revenue order by customer plus one stats value
+//! per customer, `dim_product` one stats value per product, and each left
+//! join the ids of left rows currently without a match. Everything else
+//! (`dim_sku`, the facts, `_errors`' row checks) is joins and maps over
+//! those, without state of its own.
+//!
+//! # Driving the dataflow
+//!
+//! Inside a timely worker, [`build`] wires the models onto an [`UpsertInput`]
+//! and returns [`Outputs`]: one collection of `(row, epoch, diff)` changes per
+//! table. [`Outputs::capture`] buffers every table's changes for the driver and
+//! gives the probe to wait on. Each epoch, every worker sends its upserts
+//! (`send`; the last one per key wins within an epoch), advances its input, steps
+//! until the probe passes the new epoch, and takes the finished epochs'
+//! consolidated changes, grouped by table:
+//!
+//! ```
+//! use dataflows::records::{Customer, Upsert};
+//!
+//! timely::execute(timely::Config::process(2), |worker| {
+//!     let mut input = dataflows::UpsertInput::new();
+//!     let captured = worker.dataflow(|scope| dataflows::build(scope, &mut input).capture());
+//!     for epoch in 0..3u64 {
+//!         if worker.index() == 0 {
+//!             let customer = Customer {
+//!                 id: 7,
+//!                 email: format!("v{epoch}@example.com"),
+//!                 first_name: "Ada".into(),
+//!                 last_name: "Lovelace".into(),
+//!                 company: String::new(),
+//!                 phone: String::new(),
+//!                 customer_group_id: 0,
+//!                 date_created: 0,
+//!                 date_modified: epoch as i64,
+//!             };
+//!             input.send(Upsert::Customer(7, Some(customer)));
+//!         }
+//!         input.advance_to(epoch + 1);
+//!         worker.step_while(|| captured.probe.less_than(&input.epoch()));
+//!         for changes in captured.changes.take_before(input.epoch()) {
+//!             for (table, rows) in changes.tables() {
+//!                 println!("epoch {} {table}: {} changes", changes.epoch, rows.len());
+//!             }
+//!         }
+//!     }
+//! })
+//! .expect("timely runs");
+//! ```
+//!
+//! Notes for drivers:
+//! - Every worker must create and advance its own [`UpsertInput`], sending or
+//!   not. A key's upserts within one epoch should come from one worker (see
+//!   [`UpsertInput`]).
+//! - Each worker captures its own share of the changes: [`Outputs::capture`]
+//!   routes every change by `(table, key)`, so a worker holds the complete,
+//!   consolidated change of each key it owns (an updated row's retraction and
+//!   insertion together). The union over workers is the epoch's change set;
+//!   shares can be written independently or merged in any order.
+//! - Epochs without net changes produce no [`EpochChanges`] entry.
+//! - A worker's capture buffer holds an epoch's changes until the driver takes
+//!   them: split a large initial load into several epochs (say 1M upserts
+//!   each) to bound that memory.
+//! - At restart, replaying the committed `raw_*` state (see
+//!   [`upserts_from_raw`]) in the first epochs reproduces exactly the committed
+//!   rows of every table (the models are functions of the raw state): a
+//!   driver can drop those epochs' changes instead of publishing them again.
+//! - [`Outputs::arrangements`] exposes the shared arrangements for further
+//!   models; [`Outputs::all`] gives every table as one collection of
+//!   [`TableRow`] for a custom capture (probe it downstream of your capture).
+//! - [`upserts_from_raw`] turns committed `raw_*` rows back into upserts, to
+//!   rebuild the input state at restart.
+
+#![warn(missing_docs)]
+
+pub mod arrangements;
+mod capture;
+pub mod harness;
+mod input;
+pub mod models;
+pub mod ops;
+pub mod oracle;
+#[allow(missing_docs)] // the source owners' record types document their structs
+pub mod records;
+mod table;
+mod upsert;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use arrangements::Arrangements;
+pub use capture::{Captured, ChangeBuffer, EpochChanges};
+pub use input::UpsertInput;
+pub use ops::{Coll, Diff, Epoch};
+pub use table::{RowKey, Table, TableRow, upserts_from_raw};
+
+use differential_dataflow::Hashable;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Exchange, Probe};
+use timely::dataflow::{ProbeHandle, Scope};
+
+use models::dim_customer::DimCustomer;
+use models::dim_product::DimProduct;
+use models::dim_sku::DimSku;
+use models::errors::ErrorRow;
+use models::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use models::fct_order::FctOrder;
+use models::fct_order_item::FctOrderItem;
+use models::raw_bc_customer::RawBcCustomer;
+use models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use models::raw_bc_inventory::RawBcInventory;
+use models::raw_bc_order::RawBcOrder;
+use models::raw_bc_order_item::RawBcOrderItem;
+use models::raw_bc_product::RawBcProduct;
+use models::raw_bc_variant::RawBcVariant;
+
+/// Every output table as a collection of changes, and the shared arrangements.
+#[derive(Clone)]
+pub struct Outputs<'s> {
+    /// `raw_bc_customer`
+    pub raw_bc_customer: Coll<'s, RawBcCustomer>,
+    /// `raw_bc_customer_metafield`
+    pub raw_bc_customer_metafield: Coll<'s, RawBcCustomerMetafield>,
+    /// `raw_bc_product`
+    pub raw_bc_product: Coll<'s, RawBcProduct>,
+    /// `raw_bc_variant`
+    pub raw_bc_variant: Coll<'s, RawBcVariant>,
+    /// `raw_bc_inventory`
+    pub raw_bc_inventory: Coll<'s, RawBcInventory>,
+    /// `raw_bc_order`
+    pub raw_bc_order: Coll<'s, RawBcOrder>,
+    /// `raw_bc_order_item`
+    pub raw_bc_order_item: Coll<'s, RawBcOrderItem>,
+    /// `dim_customer`
+    pub dim_customer: Coll<'s, DimCustomer>,
+    /// `dim_product`
+    pub dim_product: Coll<'s, DimProduct>,
+    /// `dim_sku`
+    pub dim_sku: Coll<'s, DimSku>,
+    /// `fct_order`
+    pub fct_order: Coll<'s, FctOrder>,
+    /// `fct_order_item`
+    pub fct_order_item: Coll<'s, FctOrderItem>,
+    /// `fct_onsale_product_inventory`
+    pub fct_onsale_product_inventory: Coll<'s, FctOnsaleProductInventory>,
+    /// `_errors`
+    pub errors: Coll<'s, ErrorRow>,
+    /// The arrangements the models share, for further models.
+    pub arrangements: Arrangements<'s>,
+}
+
+/// Builds every model in `scope`, reading the upserts fed through `input`.
+///
+/// Call it once per worker, inside `worker.dataflow(..)`, with that worker's
+/// own input.
+pub fn build<'s>(scope: Scope<'s, Epoch>, input: &mut UpsertInput) -> Outputs<'s> {
+    let arrangements = Arrangements::new(input::split(input.stream(scope)));
+    let dim_sku = models::dim_sku::render(&arrangements);
+    Outputs {
+        raw_bc_customer: models::raw_bc_customer::render(&arrangements.customers),
+        raw_bc_customer_metafield: models::raw_bc_customer_metafield::render(
+            &arrangements.customer_metafields,
+        ),
+        raw_bc_product: models::raw_bc_product::render(&arrangements.products),
+        raw_bc_variant: models::raw_bc_variant::render(&arrangements.variants),
+        raw_bc_inventory: models::raw_bc_inventory::render(&arrangements.inventory),
+        raw_bc_order: models::raw_bc_order::render(&arrangements.orders),
+        raw_bc_order_item: models::raw_bc_order_item::render(&arrangements.order_items),
+        dim_customer: models::dim_customer::render(&arrangements),
+        dim_product: models::dim_product::render(&arrangements),
+        fct_onsale_product_inventory: models::fct_onsale_product_inventory::render(&dim_sku),
+        dim_sku,
+        fct_order: models::fct_order::render(&arrangements),
+        fct_order_item: models::fct_order_item::render(&arrangements),
+        errors: models::errors::render(&arrangements),
+        arrangements,
+    }
+}
+
+impl<'s> Outputs<'s> {
+    /// Every table's changes as one collection of [`TableRow`]s.
+    pub fn all(&self) -> Coll<'s, TableRow> {
+        let o = self.clone();
+        o.raw_bc_customer.map(TableRow::RawBcCustomer).concatenate([
+            o.raw_bc_customer_metafield
+                .map(TableRow::RawBcCustomerMetafield),
+            o.raw_bc_product.map(TableRow::RawBcProduct),
+            o.raw_bc_variant.map(TableRow::RawBcVariant),
+            o.raw_bc_inventory.map(TableRow::RawBcInventory),
+            o.raw_bc_order.map(TableRow::RawBcOrder),
+            o.raw_bc_order_item.map(TableRow::RawBcOrderItem),
+            o.dim_customer.map(TableRow::DimCustomer),
+            o.dim_product.map(TableRow::DimProduct),
+            o.dim_sku.map(TableRow::DimSku),
+            o.fct_order.map(TableRow::FctOrder),
+            o.fct_order_item.map(TableRow::FctOrderItem),
+            o.fct_onsale_product_inventory
+                .map(TableRow::FctOnsaleProductInventory),
+            o.errors.map(TableRow::Errors),
+        ])
+    }
+
+    /// Buffers every table's changes, and returns the buffer with a probe
+    /// placed after it.
+    ///
+    /// Changes are first exchanged by `(table, key)`: each worker's buffer holds
+    /// the complete changes of the keys it owns (for an updated row, both the
+    /// retraction of the old version and the insertion of the new one), so
+    /// workers' shares can be written independently or merged in any order.
+    pub fn capture(&self) -> Captured {
+        let changes = ChangeBuffer::new();
+        let probe = ProbeHandle::new();
+        let buffer = changes.clone();
+        // The capture operator takes the updates by move; its (empty) output
+        // passes an epoch only once it has consumed everything before it.
+        self.all()
+            .inner
+            .exchange(|(row, _, _): &(TableRow, Epoch, Diff)| (row.table_id(), row.key()).hashed())
+            .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                Pipeline,
+                "Capture",
+                move |_, _| {
+                    move |input, _output| input.for_each(|_, updates| buffer.append(updates))
+                },
+            )
+            .probe_with(&probe);
+        Captured { changes, probe }
+    }
+}

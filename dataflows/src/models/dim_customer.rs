@@ -1,0 +1,249 @@
+//! `dim_customer`: customers with their lifetime order aggregates.
+//!
+//! - **Grain**: one row per customer in `raw_bc_customer`.
+//! - **Key**: `customer_id`.
+//! - **Columns**: `customer_id`, `email`, `full_name` (first and last name joined
+//!   by a space, empty parts skipped), `customer_group_id`, `created_at`,
+//!   `order_count`, `lifetime_revenue`, `first_order_at`, `last_order_at`.
+//!
+//! **Aggregate rule.** The aggregates are over the customer's *revenue orders*:
+//! orders in `raw_bc_order` with this `customer_id` that are live (not
+//! `is_deleted`) and whose status is not Incomplete (0), Cancelled (5) or
+//! Declined (6) — see [`is_revenue_order`]. `order_count` counts them,
+//! `lifetime_revenue` sums their `total_inc_tax` (saturating), `first_order_at`
+//! / `last_order_at` are the least / greatest of their `created_at`. A customer
+//! without revenue orders has `0`, `0` and nulls. Orders of customers not in
+//! `raw_bc_customer` (guests, customers not read yet) are not an error; they
+//! show up as soon as the customer does.
+//!
+//! **Dataflow.** Revenue orders are arranged by customer and reduced to one
+//! [`CustomerOrderStats`] per customer (small state: a timestamp and an amount
+//! per order), then left-joined with the customer arrangement (state: ids of
+//! customers without revenue orders).
+
+use differential_dataflow::trace::implementations::ValBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::arrangements::Arrangements;
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
+use crate::records::{Micros, Money};
+
+/// A row of `dim_customer`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DimCustomer {
+    /// Customer id.
+    pub customer_id: i64,
+    /// Email address.
+    pub email: String,
+    /// First and last name.
+    pub full_name: String,
+    /// Customer group (0: none).
+    pub customer_group_id: i64,
+    /// When the customer was created.
+    pub created_at: Micros,
+    /// Number of revenue orders.
+    pub order_count: i64,
+    /// Sum of the revenue orders' `total_inc_tax`.
+    pub lifetime_revenue: Money,
+    /// `created_at` of the first revenue order.
+    pub first_order_at: Option<Micros>,
+    /// `created_at` of the last revenue order.
+    pub last_order_at: Option<Micros>,
+}
+
+/// Whether an order counts toward its customer's aggregates: live, and not
+/// Incomplete (0), Cancelled (5) or Declined (6).
+pub fn is_revenue_order(order: &RawBcOrder) -> bool {
+    !order.is_deleted && !matches!(order.status_id, 0 | 5 | 6)
+}
+
+/// A customer's aggregates over revenue orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CustomerOrderStats {
+    /// Number of revenue orders.
+    pub order_count: i64,
+    /// Sum of `total_inc_tax`.
+    pub lifetime_revenue: Money,
+    /// Least `created_at`.
+    pub first_order_at: Micros,
+    /// Greatest `created_at`.
+    pub last_order_at: Micros,
+}
+
+impl CustomerOrderStats {
+    /// Aggregates `(created_at, total_inc_tax)` pairs with multiplicities;
+    /// `None` when there are none.
+    pub fn from_orders<'a>(
+        orders: impl IntoIterator<Item = (&'a (Micros, Money), Diff)>,
+    ) -> Option<Self> {
+        let mut stats: Option<CustomerOrderStats> = None;
+        for (&(at, total), count) in orders {
+            if count <= 0 {
+                continue;
+            }
+            let count = count as i64;
+            let revenue = Money(total.0.saturating_mul(count));
+            stats = Some(match stats {
+                None => CustomerOrderStats {
+                    order_count: count,
+                    lifetime_revenue: revenue,
+                    first_order_at: at,
+                    last_order_at: at,
+                },
+                Some(s) => CustomerOrderStats {
+                    order_count: s.order_count.saturating_add(count),
+                    lifetime_revenue: Money(s.lifetime_revenue.0.saturating_add(revenue.0)),
+                    first_order_at: s.first_order_at.min(at),
+                    last_order_at: s.last_order_at.max(at),
+                },
+            });
+        }
+        stats
+    }
+}
+
+/// `first_name` and `last_name` joined by a space, empty parts skipped.
+pub fn full_name(first_name: &str, last_name: &str) -> String {
+    let (first, last) = (first_name.trim(), last_name.trim());
+    match (first.is_empty(), last.is_empty()) {
+        (true, _) => last.to_owned(),
+        (_, true) => first.to_owned(),
+        _ => format!("{first} {last}"),
+    }
+}
+
+impl DimCustomer {
+    /// The row of customer `customer_id` with its aggregates, if any.
+    pub fn new(
+        customer_id: i64,
+        customer: &RawBcCustomer,
+        stats: Option<&CustomerOrderStats>,
+    ) -> Self {
+        DimCustomer {
+            customer_id,
+            email: customer.email.clone(),
+            full_name: full_name(&customer.first_name, &customer.last_name),
+            customer_group_id: customer.customer_group_id,
+            created_at: customer.created_at,
+            order_count: stats.map_or(0, |s| s.order_count),
+            lifetime_revenue: stats.map_or(Money(0), |s| s.lifetime_revenue),
+            first_order_at: stats.map(|s| s.first_order_at),
+            last_order_at: stats.map(|s| s.last_order_at),
+        }
+    }
+}
+
+/// The table's changes.
+pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimCustomer> {
+    let stats = arr
+        .orders
+        .clone()
+        .flat_map_ref(|_, order| {
+            (is_revenue_order(order) && order.customer_id != 0)
+                .then_some((order.customer_id, (order.created_at, order.total_inc_tax)))
+        })
+        .arrange_by_key_named("dim_customer_revenue_orders")
+        .reduce_abelian::<_, ValBuilder<i64, CustomerOrderStats, Epoch, Diff>, Spine<CustomerOrderStats>, _, _>(
+            "dim_customer_order_stats",
+            |_, orders, output| {
+                if let Some(stats) = CustomerOrderStats::from_orders(orders.iter().map(|(v, r)| (*v, *r))) {
+                    output.push((stats, 1));
+                }
+            },
+            |buffer, key, updates| {
+                buffer.clear();
+                buffer.extend(updates.drain(..).map(|(v, t, r)| ((*key, v), t, r)));
+            },
+        );
+    left_join(arr.customers.clone(), stats, |k, customer, stats| {
+        Some(DimCustomer::new(*k, customer, stats))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{customer, order, updates};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn dim(count: i64, revenue: i64, first: Option<i64>, last: Option<i64>) -> TableRow {
+        TableRow::DimCustomer(DimCustomer {
+            customer_id: 1,
+            email: "a@x".into(),
+            full_name: "Ada Lovelace".into(),
+            customer_group_id: 1,
+            created_at: 100,
+            order_count: count,
+            lifetime_revenue: Money(revenue),
+            first_order_at: first,
+            last_order_at: last,
+        })
+    }
+
+    #[test]
+    fn aggregates_revenue_orders() {
+        let mut archived = order(14, 1, 10, 900, 5);
+        archived.is_deleted = true;
+        let got = updates(
+            Table::DimCustomer,
+            vec![
+                // An order before its customer: no row, no error.
+                vec![Upsert::Order(10, Some(order(10, 1, 11, 500, 20)))],
+                vec![Upsert::Customer(1, Some(customer(1, "a@x")))],
+                vec![
+                    Upsert::Order(11, Some(order(11, 1, 2, 300, 10))),
+                    // Not counted: incomplete, cancelled, declined, archived, another customer.
+                    Upsert::Order(12, Some(order(12, 1, 0, 1, 1))),
+                    Upsert::Order(13, Some(order(13, 1, 5, 1, 1))),
+                    Upsert::Order(15, Some(order(15, 1, 6, 1, 1))),
+                    Upsert::Order(14, Some(archived)),
+                    Upsert::Order(16, Some(order(16, 2, 10, 1, 1))),
+                ],
+                // Cancelling an order removes it from the aggregates.
+                vec![Upsert::Order(10, Some(order(10, 1, 5, 500, 20)))],
+                vec![Upsert::Order(11, None)],
+                vec![Upsert::Customer(1, None)],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (dim(1, 500, Some(20), Some(20)), 1, 1),
+                (dim(1, 500, Some(20), Some(20)), 2, -1),
+                (dim(2, 800, Some(10), Some(20)), 2, 1),
+                (dim(1, 300, Some(10), Some(10)), 3, 1),
+                (dim(2, 800, Some(10), Some(20)), 3, -1),
+                (dim(0, 0, None, None), 4, 1),
+                (dim(1, 300, Some(10), Some(10)), 4, -1),
+                (dim(0, 0, None, None), 5, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_orders_count_twice() {
+        let pairs = [(20, Money(500)), (20, Money(500)), (10, Money(1))];
+        let stats = CustomerOrderStats::from_orders([(&pairs[0], 2), (&pairs[2], 1)]);
+        assert_eq!(
+            stats,
+            Some(CustomerOrderStats {
+                order_count: 3,
+                lifetime_revenue: Money(1001),
+                first_order_at: 10,
+                last_order_at: 20
+            })
+        );
+        assert_eq!(CustomerOrderStats::from_orders([]), None);
+    }
+
+    #[test]
+    fn full_name_skips_empty_parts() {
+        assert_eq!(full_name("Ada", "Lovelace"), "Ada Lovelace");
+        assert_eq!(full_name(" Ada ", ""), "Ada");
+        assert_eq!(full_name("", "Lovelace"), "Lovelace");
+        assert_eq!(full_name("", ""), "");
+    }
+}

@@ -1,0 +1,183 @@
+//! `dim_product`: products with their variant count and total inventory.
+//!
+//! - **Grain**: one row per product in `raw_bc_product`.
+//! - **Key**: `product_id`.
+//! - **Columns**: `product_id`, `name`, `brand_id` (null for BigCommerce's 0,
+//!   no brand), `sku`, `price`, `sale_price`, `is_visible`, `availability`,
+//!   `inventory_tracking`, `variant_count`, `total_inventory`.
+//!
+//! **Rules.** `variant_count` counts the product's rows in `raw_bc_variant`;
+//! `total_inventory` sums their effective inventory levels
+//! ([`crate::arrangements::effective_inventory_level`]: `available_to_sell` from
+//! `raw_bc_inventory` when the variant has an inventory row, else the variant's
+//! `inventory_level`), as read — negative levels included (they are reported in
+//! `_errors`). A product without variants has `0` and `0`.
+//!
+//! **Dataflow.** A reduce over the shared variants-by-product arrangement (no
+//! new input state; its output is one small stats value per product),
+//! left-joined with the product arrangement (state: ids of products without
+//! variants).
+
+use differential_dataflow::trace::implementations::ValBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::arrangements::{Arrangements, SkuBase};
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
+use crate::records::Money;
+
+/// A row of `dim_product`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DimProduct {
+    /// Product id.
+    pub product_id: i64,
+    /// Product name.
+    pub name: String,
+    /// Brand, null when the product has none.
+    pub brand_id: Option<i64>,
+    /// Product-level SKU.
+    pub sku: String,
+    /// List price.
+    pub price: Money,
+    /// Sale price (0 when not on sale).
+    pub sale_price: Money,
+    /// Whether the product is visible in the storefront.
+    pub is_visible: bool,
+    /// `available`, `disabled` or `preorder`.
+    pub availability: String,
+    /// `none`, `product` or `variant`.
+    pub inventory_tracking: String,
+    /// Number of variants.
+    pub variant_count: i64,
+    /// Sum of the variants' effective inventory levels.
+    pub total_inventory: i64,
+}
+
+/// Variant count and total inventory of a product.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ProductVariantStats {
+    /// Number of variants.
+    pub variant_count: i64,
+    /// Sum of their effective inventory levels (saturating).
+    pub total_inventory: i64,
+}
+
+impl ProductVariantStats {
+    /// Aggregates variants with multiplicities.
+    pub fn from_skus<'a>(skus: impl IntoIterator<Item = (&'a SkuBase, Diff)>) -> Self {
+        let mut stats = ProductVariantStats::default();
+        for (sku, count) in skus {
+            let count = count as i64;
+            stats.variant_count = stats.variant_count.saturating_add(count);
+            stats.total_inventory = stats
+                .total_inventory
+                .saturating_add(sku.inventory_level.saturating_mul(count));
+        }
+        stats
+    }
+}
+
+impl DimProduct {
+    /// The row of product `product_id` with its variant stats, if any.
+    pub fn new(
+        product_id: i64,
+        product: &RawBcProduct,
+        stats: Option<&ProductVariantStats>,
+    ) -> Self {
+        let stats = stats.copied().unwrap_or_default();
+        DimProduct {
+            product_id,
+            name: product.name.clone(),
+            brand_id: (product.brand_id != 0).then_some(product.brand_id),
+            sku: product.sku.clone(),
+            price: product.price,
+            sale_price: product.sale_price,
+            is_visible: product.is_visible,
+            availability: product.availability.clone(),
+            inventory_tracking: product.inventory_tracking.clone(),
+            variant_count: stats.variant_count,
+            total_inventory: stats.total_inventory,
+        }
+    }
+}
+
+/// The table's changes.
+pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimProduct> {
+    let stats = arr
+        .skus_by_product
+        .clone()
+        .reduce_abelian::<_, ValBuilder<i64, ProductVariantStats, Epoch, Diff>, Spine<ProductVariantStats>, _, _>(
+            "dim_product_variant_stats",
+            |_, skus, output| {
+                output.push((ProductVariantStats::from_skus(skus.iter().map(|(s, r)| (*s, *r))), 1));
+            },
+            |buffer, key, updates| {
+                buffer.clear();
+                buffer.extend(updates.drain(..).map(|(v, t, r)| ((*key, v), t, r)));
+            },
+        );
+    left_join(arr.products.clone(), stats, |k, product, stats| {
+        Some(DimProduct::new(*k, product, stats))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{inventory, product, updates, variant};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn dim(variant_count: i64, total_inventory: i64) -> TableRow {
+        TableRow::DimProduct(DimProduct::new(
+            1,
+            &product(1).into(),
+            Some(&ProductVariantStats {
+                variant_count,
+                total_inventory,
+            }),
+        ))
+    }
+
+    #[test]
+    fn counts_variants_and_inventory() {
+        let got = updates(
+            Table::DimProduct,
+            vec![
+                // A variant before its product.
+                vec![Upsert::Variant(10, Some(variant(10, 1, 4)))],
+                vec![Upsert::Product(1, Some(product(1)))],
+                vec![Upsert::Variant(11, Some(variant(11, 1, 3)))],
+                // The inventory row overrides the catalog level.
+                vec![Upsert::Inventory(11, Some(inventory(11, 7)))],
+                // A variant moves to another product.
+                vec![Upsert::Variant(10, Some(variant(10, 2, 4)))],
+                vec![Upsert::Variant(11, None)],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (dim(1, 4), 1, 1),
+                (dim(1, 4), 2, -1),
+                (dim(2, 7), 2, 1),
+                (dim(2, 7), 3, -1),
+                (dim(2, 11), 3, 1),
+                (dim(1, 7), 4, 1),
+                (dim(2, 11), 4, -1),
+                (dim(0, 0), 5, 1),
+                (dim(1, 7), 5, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn brand_zero_is_null() {
+        let mut p: RawBcProduct = product(1).into();
+        assert_eq!(DimProduct::new(1, &p, None).brand_id, None);
+        p.brand_id = 9;
+        assert_eq!(DimProduct::new(1, &p, None).brand_id, Some(9));
+    }
+}

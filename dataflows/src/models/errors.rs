@@ -1,0 +1,371 @@
+//! `_errors`: source rows that break a model's expectations.
+//!
+//! - **Grain**: one row per (source row, broken expectation) currently true.
+//! - **Key**: (`table`, `key`, `reason`).
+//! - **Columns**: `table` (the `raw_*` table holding the offending row),
+//!   `key` (that row's key: the upsert key, or the line id for order lines),
+//!   `reason` (a [`ErrorReason`] code).
+//!
+//! Like every table here `_errors` is *state*, not a log: an error row appears
+//! when the offending row (or the absence of a referenced row) appears, and is
+//! retracted when it is fixed. Bad rows never panic the dataflow. The checks:
+//!
+//! | reason | table | rule | effect on models |
+//! |---|---|---|---|
+//! | `key_mismatch` | any `raw_*` | the row's own id (`order_id` for lines) differs from the key it was upserted under | models use the upsert key |
+//! | `non_positive_quantity` | `raw_bc_order_item` | `quantity <= 0` | line excluded from `fct_order_item` and from `fct_order.item_count` / `quantity` |
+//! | `unknown_order` | `raw_bc_order_item` | no `raw_bc_order` row for the line's order | line excluded from `fct_order_item` |
+//! | `negative_inventory` | `raw_bc_variant`, `raw_bc_inventory` | `inventory_level` / `available_to_sell` `< 0` | kept as read; a SKU with a negative level is not in stock |
+//! | `unknown_product` | `raw_bc_variant` | no `raw_bc_product` row for the variant's product | variant excluded from `dim_sku`, `dim_product` counts and `fct_onsale_product_inventory` |
+//! | `unknown_variant` | `raw_bc_inventory` | no `raw_bc_variant` row for the inventory's variant | inventory row unused |
+//!
+//! Deliberately **not** errors: an order or metafield whose `customer_id` is
+//! not (yet) in `raw_bc_customer` (guest checkouts and customers read later are
+//! normal), and an order without lines. Errors caused by read order (a line read
+//! before its order) appear and then vanish as the state catches up.
+
+use serde::{Deserialize, Serialize};
+
+use crate::arrangements::Arrangements;
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::models::raw_bc_inventory::RawBcInventory;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::models::raw_bc_variant::RawBcVariant;
+use crate::ops::{Coll, left_join, left_join_stateless};
+use crate::table::Table;
+
+/// Why a row is in `_errors`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorReason {
+    /// The row's own id differs from the key it was upserted under.
+    KeyMismatch,
+    /// An order line with `quantity <= 0`.
+    NonPositiveQuantity,
+    /// An order line whose order is not in `raw_bc_order`.
+    UnknownOrder,
+    /// A negative inventory level.
+    NegativeInventory,
+    /// A variant whose product is not in `raw_bc_product`.
+    UnknownProduct,
+    /// An inventory row whose variant is not in `raw_bc_variant`.
+    UnknownVariant,
+}
+
+impl ErrorReason {
+    /// Every reason, in code order.
+    pub const ALL: [ErrorReason; 6] = [
+        ErrorReason::KeyMismatch,
+        ErrorReason::NonPositiveQuantity,
+        ErrorReason::UnknownOrder,
+        ErrorReason::NegativeInventory,
+        ErrorReason::UnknownProduct,
+        ErrorReason::UnknownVariant,
+    ];
+
+    /// The stable `snake_case` code written to the `reason` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::KeyMismatch => "key_mismatch",
+            ErrorReason::NonPositiveQuantity => "non_positive_quantity",
+            ErrorReason::UnknownOrder => "unknown_order",
+            ErrorReason::NegativeInventory => "negative_inventory",
+            ErrorReason::UnknownProduct => "unknown_product",
+            ErrorReason::UnknownVariant => "unknown_variant",
+        }
+    }
+
+    /// A sentence for humans (status page, alerts).
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorReason::KeyMismatch => "the row's id differs from the key it was upserted under",
+            ErrorReason::NonPositiveQuantity => {
+                "order line with quantity <= 0, excluded from fct_order_item and fct_order counts"
+            }
+            ErrorReason::UnknownOrder => "order line whose order is not in raw_bc_order",
+            ErrorReason::NegativeInventory => "negative inventory level, treated as out of stock",
+            ErrorReason::UnknownProduct => "variant whose product is not in raw_bc_product",
+            ErrorReason::UnknownVariant => "inventory row whose variant is not in raw_bc_variant",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row of `_errors`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ErrorRow {
+    /// The `raw_*` table holding the offending row.
+    pub table: Table,
+    /// The offending row's key in that table.
+    pub key: i64,
+    /// The broken expectation.
+    pub reason: ErrorReason,
+}
+
+impl ErrorRow {
+    fn new(table: Table, key: i64, reason: ErrorReason) -> Self {
+        ErrorRow { table, key, reason }
+    }
+}
+
+fn mismatch(table: Table, key: i64, id: i64) -> Option<ErrorRow> {
+    (key != id).then(|| ErrorRow::new(table, key, ErrorReason::KeyMismatch))
+}
+
+fn negative(table: Table, key: i64, level: i64) -> Option<ErrorRow> {
+    (level < 0).then(|| ErrorRow::new(table, key, ErrorReason::NegativeInventory))
+}
+
+/// Row-level checks of a customer upserted under `key`.
+pub(crate) fn customer_errors(key: i64, row: &RawBcCustomer) -> Option<ErrorRow> {
+    mismatch(Table::RawBcCustomer, key, row.id)
+}
+
+/// Row-level checks of a metafield upserted under `key`.
+pub(crate) fn metafield_errors(key: i64, row: &RawBcCustomerMetafield) -> Option<ErrorRow> {
+    mismatch(Table::RawBcCustomerMetafield, key, row.id)
+}
+
+/// Row-level checks of a product upserted under `key`.
+pub(crate) fn product_errors(
+    key: i64,
+    row: &RawBcProduct,
+) -> impl Iterator<Item = ErrorRow> + use<> {
+    let table = Table::RawBcProduct;
+    mismatch(table, key, row.id).into_iter()
+}
+
+/// Row-level checks of a variant upserted under `key`.
+pub(crate) fn variant_errors(
+    key: i64,
+    row: &RawBcVariant,
+) -> impl Iterator<Item = ErrorRow> + use<> {
+    let table = Table::RawBcVariant;
+    [
+        mismatch(table, key, row.id),
+        negative(table, key, row.inventory_level),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Row-level checks of an inventory row upserted under `key`.
+pub(crate) fn inventory_errors(
+    key: i64,
+    row: &RawBcInventory,
+) -> impl Iterator<Item = ErrorRow> + use<> {
+    let table = Table::RawBcInventory;
+    [
+        mismatch(table, key, row.variant_id),
+        negative(table, key, row.available_to_sell),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Row-level checks of an order upserted under `key`.
+pub(crate) fn order_errors(key: i64, row: &RawBcOrder) -> Option<ErrorRow> {
+    mismatch(Table::RawBcOrder, key, row.id)
+}
+
+/// Row-level checks of the lines upserted under order `order_id`.
+pub(crate) fn order_item_errors(order_id: i64, lines: &[RawBcOrderItem]) -> Vec<ErrorRow> {
+    let table = Table::RawBcOrderItem;
+    let mut errors = Vec::new();
+    for line in lines {
+        if line.order_id != order_id {
+            errors.push(ErrorRow::new(table, line.id, ErrorReason::KeyMismatch));
+        }
+        if line.quantity <= 0 {
+            errors.push(ErrorRow::new(
+                table,
+                line.id,
+                ErrorReason::NonPositiveQuantity,
+            ));
+        }
+    }
+    errors
+}
+
+/// `unknown_order` errors for the lines of an order, when the order is missing.
+pub(crate) fn unknown_order_errors(lines: &[RawBcOrderItem]) -> Vec<ErrorRow> {
+    let table = Table::RawBcOrderItem;
+    lines
+        .iter()
+        .map(|line| ErrorRow::new(table, line.id, ErrorReason::UnknownOrder))
+        .collect()
+}
+
+/// `unknown_product` error of a variant.
+pub(crate) fn unknown_product_error(sku_id: i64) -> ErrorRow {
+    ErrorRow::new(Table::RawBcVariant, sku_id, ErrorReason::UnknownProduct)
+}
+
+/// `unknown_variant` error of an inventory row.
+pub(crate) fn unknown_variant_error(variant_id: i64) -> ErrorRow {
+    ErrorRow::new(
+        Table::RawBcInventory,
+        variant_id,
+        ErrorReason::UnknownVariant,
+    )
+}
+
+/// The table's changes. Row-level checks read each arrangement's batches; the
+/// referential checks are left joins over existing arrangements, whose only
+/// state is the set of keys currently without a match.
+pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, ErrorRow> {
+    let customers = arr
+        .customers
+        .clone()
+        .flat_map_ref(|k, row| customer_errors(*k, row));
+    let metafields = arr
+        .customer_metafields
+        .clone()
+        .flat_map_ref(|k, row| metafield_errors(*k, row));
+    let products = arr
+        .products
+        .clone()
+        .flat_map_ref(|k, row| product_errors(*k, row));
+    let variants = arr
+        .variants
+        .clone()
+        .flat_map_ref(|k, row| variant_errors(*k, row));
+    let inventory = arr
+        .inventory
+        .clone()
+        .flat_map_ref(|k, row| inventory_errors(*k, row));
+    let orders = arr
+        .orders
+        .clone()
+        .flat_map_ref(|k, row| order_errors(*k, row));
+    let lines = arr
+        .order_items
+        .clone()
+        .flat_map_ref(|k, lines| order_item_errors(*k, lines));
+
+    let unknown_order = left_join(
+        arr.order_items.clone(),
+        arr.orders.clone(),
+        |_, lines, order| match order {
+            Some(_) => Vec::new(),
+            None => unknown_order_errors(lines),
+        },
+    );
+    // Several variants per product: the stateless form (its rows are tiny).
+    let unknown_product = left_join_stateless(
+        arr.skus_by_product.clone(),
+        arr.products.clone(),
+        |_, sku, product| product.is_none().then(|| unknown_product_error(sku.sku_id)),
+    );
+    let unknown_variant = left_join(
+        arr.inventory.clone(),
+        arr.variants.clone(),
+        |k, _, variant| variant.is_none().then(|| unknown_variant_error(*k)),
+    );
+
+    customers.concatenate([
+        metafields,
+        products,
+        variants,
+        inventory,
+        orders,
+        lines,
+        unknown_order,
+        unknown_product,
+        unknown_variant,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{customer, inventory, line, order, product, updates, variant};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn err(table: Table, key: i64, reason: ErrorReason) -> TableRow {
+        TableRow::Errors(ErrorRow { table, key, reason })
+    }
+
+    #[test]
+    fn errors_appear_and_vanish_with_their_cause() {
+        use ErrorReason::*;
+        let got = updates(
+            Table::Errors,
+            vec![
+                vec![
+                    Upsert::OrderItems(5, Some(vec![line(51, 5, 0), line(52, 6, 1)])),
+                    Upsert::Variant(10, Some(variant(10, 1, -2))),
+                    Upsert::Inventory(11, Some(inventory(11, -1))),
+                    Upsert::Customer(2, Some(customer(3, "x"))),
+                    // Not errors: an order of an unknown customer, a metafield likewise.
+                    Upsert::Order(6, Some(order(6, 99, 10, 1, 1))),
+                ],
+                vec![
+                    Upsert::Order(5, Some(order(5, 0, 10, 1, 1))),
+                    Upsert::Product(1, Some(product(1))),
+                    Upsert::Variant(11, Some(variant(11, 1, 1))),
+                ],
+                vec![
+                    Upsert::OrderItems(5, Some(vec![line(51, 5, 1)])),
+                    Upsert::Variant(10, Some(variant(10, 1, 0))),
+                    Upsert::Inventory(11, Some(inventory(11, 0))),
+                    Upsert::Customer(2, None),
+                ],
+            ],
+        );
+        let mut expected = vec![
+            (err(Table::RawBcCustomer, 2, KeyMismatch), 0, 1),
+            (err(Table::RawBcVariant, 10, NegativeInventory), 0, 1),
+            (err(Table::RawBcVariant, 10, UnknownProduct), 0, 1),
+            (err(Table::RawBcInventory, 11, NegativeInventory), 0, 1),
+            (err(Table::RawBcInventory, 11, UnknownVariant), 0, 1),
+            (err(Table::RawBcOrderItem, 51, NonPositiveQuantity), 0, 1),
+            (err(Table::RawBcOrderItem, 51, UnknownOrder), 0, 1),
+            (err(Table::RawBcOrderItem, 52, KeyMismatch), 0, 1),
+            (err(Table::RawBcOrderItem, 52, UnknownOrder), 0, 1),
+            (err(Table::RawBcVariant, 10, UnknownProduct), 1, -1),
+            (err(Table::RawBcInventory, 11, UnknownVariant), 1, -1),
+            (err(Table::RawBcOrderItem, 51, UnknownOrder), 1, -1),
+            (err(Table::RawBcOrderItem, 52, UnknownOrder), 1, -1),
+            (err(Table::RawBcCustomer, 2, KeyMismatch), 2, -1),
+            (err(Table::RawBcVariant, 10, NegativeInventory), 2, -1),
+            (err(Table::RawBcInventory, 11, NegativeInventory), 2, -1),
+            (err(Table::RawBcOrderItem, 51, NonPositiveQuantity), 2, -1),
+            (err(Table::RawBcOrderItem, 52, KeyMismatch), 2, -1),
+        ];
+        expected.sort_by(|(r1, t1, _), (r2, t2, _)| (t1, r1).cmp(&(t2, r2)));
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn reasons_have_stable_codes() {
+        let codes: Vec<&str> = ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "key_mismatch",
+                "non_positive_quantity",
+                "unknown_order",
+                "negative_inventory",
+                "unknown_product",
+                "unknown_variant"
+            ]
+        );
+        for reason in ErrorReason::ALL {
+            assert!(!reason.description().is_empty());
+            assert_eq!(
+                serde_json::to_string(&reason).ok(),
+                Some(format!("\"{reason}\""))
+            );
+        }
+    }
+}

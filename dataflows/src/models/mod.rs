@@ -1,0 +1,17 @@
+//! One module per output table, each documenting its grain, key and columns,
+//! with its typed row and the dataflow that maintains it.
+
+pub mod dim_customer;
+pub mod dim_product;
+pub mod dim_sku;
+pub mod errors;
+pub mod fct_onsale_product_inventory;
+pub mod fct_order;
+pub mod fct_order_item;
+pub mod raw_bc_customer;
+pub mod raw_bc_customer_metafield;
+pub mod raw_bc_inventory;
+pub mod raw_bc_order;
+pub mod raw_bc_order_item;
+pub mod raw_bc_product;
+pub mod raw_bc_variant;

@@ -1,0 +1,125 @@
+//! `raw_bc_customer`: the current state of BigCommerce customers, as read.
+//!
+//! - **Grain**: one row per customer currently known upstream.
+//! - **Key**: `id` (the upsert key).
+//! - **Columns**: `id`, `email`, `first_name`, `last_name`, `company`, `phone`,
+//!   `customer_group_id`, `created_at`, `modified_at` (the source's
+//!   `date_created` / `date_modified`, µs UTC).
+//!
+//! Built with upsert semantics: re-reading an unchanged customer changes
+//! nothing; `Upsert::Customer(id, None)` removes it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Customer, Micros};
+
+/// A row of `raw_bc_customer`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcCustomer {
+    /// Customer id.
+    pub id: i64,
+    /// Email address.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Company, possibly empty.
+    pub company: String,
+    /// Phone, possibly empty.
+    pub phone: String,
+    /// Customer group (0: none).
+    pub customer_group_id: i64,
+    /// When the customer was created.
+    pub created_at: Micros,
+    /// When the customer was last modified upstream.
+    pub modified_at: Micros,
+}
+
+impl From<Customer> for RawBcCustomer {
+    fn from(c: Customer) -> Self {
+        RawBcCustomer {
+            id: c.id,
+            email: c.email,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            company: c.company,
+            phone: c.phone,
+            customer_group_id: c.customer_group_id,
+            created_at: c.date_created,
+            modified_at: c.date_modified,
+        }
+    }
+}
+
+impl From<RawBcCustomer> for Customer {
+    fn from(r: RawBcCustomer) -> Self {
+        Customer {
+            id: r.id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            company: r.company,
+            phone: r.phone,
+            customer_group_id: r.customer_group_id,
+            date_created: r.created_at,
+            date_modified: r.modified_at,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(customers: &Arr<'s, RawBcCustomer>) -> Coll<'s, RawBcCustomer> {
+    customers.clone().as_collection(|_, row| row.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{customer, updates};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn row(email: &str) -> TableRow {
+        TableRow::RawBcCustomer(customer(1, email).into())
+    }
+
+    #[test]
+    fn upsert_semantics() {
+        let put = |email: &str| Upsert::Customer(1, Some(customer(1, email)));
+        let got = updates(
+            Table::RawBcCustomer,
+            vec![
+                vec![put("a")],
+                vec![put("a")],                            // unchanged: nothing
+                vec![put("b")],                            // update
+                vec![Upsert::Customer(1, None)],           // delete
+                vec![Upsert::Customer(1, None)],           // delete of a missing key: nothing
+                vec![put("c"), put("d")],                  // last one in an epoch wins
+                vec![Upsert::Customer(1, None), put("d")], // delete then re-insert: unchanged
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (row("a"), 0, 1),
+                (row("a"), 2, -1),
+                (row("b"), 2, 1),
+                (row("b"), 3, -1),
+                (row("d"), 5, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn renames_timestamps_and_round_trips() {
+        let c = customer(3, "x@example.com");
+        let raw = RawBcCustomer::from(c.clone());
+        assert_eq!(
+            (raw.created_at, raw.modified_at),
+            (c.date_created, c.date_modified)
+        );
+        assert_eq!(Customer::from(raw), c);
+    }
+}

@@ -1,0 +1,67 @@
+//! `raw_bc_customer_metafield`: the current state of customer metafields, as read.
+//!
+//! - **Grain**: one row per metafield.
+//! - **Key**: `id` (the upsert key).
+//! - **Columns**: `id`, `customer_id`, `namespace`, `key`, `value`,
+//!   `created_at`, `modified_at`.
+//!
+//! A metafield whose customer is unknown is kept (customers may arrive later).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{CustomerMetafield, Micros};
+
+/// A row of `raw_bc_customer_metafield`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcCustomerMetafield {
+    /// Metafield id.
+    pub id: i64,
+    /// The customer it belongs to.
+    pub customer_id: i64,
+    /// Metafield namespace.
+    pub namespace: String,
+    /// Metafield key.
+    pub key: String,
+    /// Metafield value, as stored upstream.
+    pub value: String,
+    /// When the metafield was created.
+    pub created_at: Micros,
+    /// When the metafield was last modified upstream.
+    pub modified_at: Micros,
+}
+
+impl From<CustomerMetafield> for RawBcCustomerMetafield {
+    fn from(m: CustomerMetafield) -> Self {
+        RawBcCustomerMetafield {
+            id: m.id,
+            customer_id: m.customer_id,
+            namespace: m.namespace,
+            key: m.key,
+            value: m.value,
+            created_at: m.date_created,
+            modified_at: m.date_modified,
+        }
+    }
+}
+
+impl From<RawBcCustomerMetafield> for CustomerMetafield {
+    fn from(r: RawBcCustomerMetafield) -> Self {
+        CustomerMetafield {
+            id: r.id,
+            customer_id: r.customer_id,
+            namespace: r.namespace,
+            key: r.key,
+            value: r.value,
+            date_created: r.created_at,
+            date_modified: r.modified_at,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(
+    metafields: &Arr<'s, RawBcCustomerMetafield>,
+) -> Coll<'s, RawBcCustomerMetafield> {
+    metafields.clone().as_collection(|_, row| row.clone())
+}

@@ -1,0 +1,59 @@
+//! `raw_bc_inventory`: inventory per variant at the default location, as read.
+//!
+//! - **Grain**: one row per variant with an inventory record.
+//! - **Key**: `variant_id` (the upsert key).
+//! - **Columns**: `variant_id`, `product_id`, `sku`, `available_to_sell`,
+//!   `total_inventory_onhand`, `is_in_stock`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::Inventory;
+
+/// A row of `raw_bc_inventory`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcInventory {
+    /// The variant this inventory is for.
+    pub variant_id: i64,
+    /// The variant's product, as reported by the inventory API.
+    pub product_id: i64,
+    /// SKU code, as reported by the inventory API.
+    pub sku: String,
+    /// Units available to sell (on hand minus reserved).
+    pub available_to_sell: i64,
+    /// Units on hand.
+    pub total_inventory_onhand: i64,
+    /// Upstream's own in-stock flag.
+    pub is_in_stock: bool,
+}
+
+impl From<Inventory> for RawBcInventory {
+    fn from(i: Inventory) -> Self {
+        RawBcInventory {
+            variant_id: i.variant_id,
+            product_id: i.product_id,
+            sku: i.sku,
+            available_to_sell: i.available_to_sell,
+            total_inventory_onhand: i.total_inventory_onhand,
+            is_in_stock: i.is_in_stock,
+        }
+    }
+}
+
+impl From<RawBcInventory> for Inventory {
+    fn from(r: RawBcInventory) -> Self {
+        Inventory {
+            variant_id: r.variant_id,
+            product_id: r.product_id,
+            sku: r.sku,
+            available_to_sell: r.available_to_sell,
+            total_inventory_onhand: r.total_inventory_onhand,
+            is_in_stock: r.is_in_stock,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(inventory: &Arr<'s, RawBcInventory>) -> Coll<'s, RawBcInventory> {
+    inventory.clone().as_collection(|_, row| row.clone())
+}

@@ -1,0 +1,89 @@
+//! `raw_bc_order`: the current state of orders, archived ones included, as read.
+//!
+//! - **Grain**: one row per order.
+//! - **Key**: `id` (the upsert key).
+//! - **Columns**: `id`, `customer_id` (0 for a guest), `status_id`, `status`,
+//!   `subtotal_ex_tax`, `subtotal_inc_tax`, `total_ex_tax`, `total_inc_tax`,
+//!   `items_total`, `currency_code`, `is_deleted` (archived), `created_at`,
+//!   `modified_at`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Micros, Money, Order};
+
+/// A row of `raw_bc_order`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcOrder {
+    /// Order id.
+    pub id: i64,
+    /// Customer id, 0 for a guest order.
+    pub customer_id: i64,
+    /// BigCommerce status id (0 Incomplete, 2 Shipped, 5 Cancelled, 6 Declined, 10 Completed, ...).
+    pub status_id: i64,
+    /// Status name.
+    pub status: String,
+    /// Subtotal excluding tax.
+    pub subtotal_ex_tax: Money,
+    /// Subtotal including tax.
+    pub subtotal_inc_tax: Money,
+    /// Total excluding tax.
+    pub total_ex_tax: Money,
+    /// Total including tax.
+    pub total_inc_tax: Money,
+    /// Number of items as reported by the order itself.
+    pub items_total: i64,
+    /// ISO currency code.
+    pub currency_code: String,
+    /// Whether the order is archived.
+    pub is_deleted: bool,
+    /// When the order was placed.
+    pub created_at: Micros,
+    /// When the order was last modified upstream.
+    pub modified_at: Micros,
+}
+
+impl From<Order> for RawBcOrder {
+    fn from(o: Order) -> Self {
+        RawBcOrder {
+            id: o.id,
+            customer_id: o.customer_id,
+            status_id: o.status_id,
+            status: o.status,
+            subtotal_ex_tax: o.subtotal_ex_tax,
+            subtotal_inc_tax: o.subtotal_inc_tax,
+            total_ex_tax: o.total_ex_tax,
+            total_inc_tax: o.total_inc_tax,
+            items_total: o.items_total,
+            currency_code: o.currency_code,
+            is_deleted: o.is_deleted,
+            created_at: o.date_created,
+            modified_at: o.date_modified,
+        }
+    }
+}
+
+impl From<RawBcOrder> for Order {
+    fn from(r: RawBcOrder) -> Self {
+        Order {
+            id: r.id,
+            customer_id: r.customer_id,
+            status_id: r.status_id,
+            status: r.status,
+            subtotal_ex_tax: r.subtotal_ex_tax,
+            subtotal_inc_tax: r.subtotal_inc_tax,
+            total_ex_tax: r.total_ex_tax,
+            total_inc_tax: r.total_inc_tax,
+            items_total: r.items_total,
+            currency_code: r.currency_code,
+            is_deleted: r.is_deleted,
+            date_created: r.created_at,
+            date_modified: r.modified_at,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(orders: &Arr<'s, RawBcOrder>) -> Coll<'s, RawBcOrder> {
+    orders.clone().as_collection(|_, row| row.clone())
+}

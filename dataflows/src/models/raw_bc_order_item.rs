@@ -1,0 +1,127 @@
+//! `raw_bc_order_item`: order lines, flattened, as read.
+//!
+//! - **Grain**: one row per order line.
+//! - **Key**: `id` (the line id; BigCommerce line ids are unique across orders).
+//! - **Columns**: `id`, `order_id`, `product_id`, `variant_id`, `sku`, `name`,
+//!   `quantity`, `base_price`, `price_ex_tax`, `price_inc_tax`, `total_ex_tax`,
+//!   `total_inc_tax`.
+//!
+//! Lines arrive per order (`Upsert::OrderItems(order_id, Some(lines))`) and the
+//! state is kept per order: an upsert of an order's lines replaces all of them,
+//! so a line that disappears from an order is retracted, and an unchanged list
+//! changes nothing. Lines are emitted as read, including ones that
+//! `_errors` flags (non-positive quantity, unknown order).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Money, OrderItem};
+
+/// A row of `raw_bc_order_item`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcOrderItem {
+    /// Line id.
+    pub id: i64,
+    /// The order the line belongs to, as carried by the line.
+    pub order_id: i64,
+    /// Product id (0 for a custom product).
+    pub product_id: i64,
+    /// Variant id, i.e. `sku_id`.
+    pub variant_id: i64,
+    /// SKU code.
+    pub sku: String,
+    /// Line name.
+    pub name: String,
+    /// Units ordered.
+    pub quantity: i64,
+    /// Base unit price.
+    pub base_price: Money,
+    /// Unit price excluding tax.
+    pub price_ex_tax: Money,
+    /// Unit price including tax.
+    pub price_inc_tax: Money,
+    /// Line total excluding tax.
+    pub total_ex_tax: Money,
+    /// Line total including tax.
+    pub total_inc_tax: Money,
+}
+
+impl From<OrderItem> for RawBcOrderItem {
+    fn from(i: OrderItem) -> Self {
+        RawBcOrderItem {
+            id: i.id,
+            order_id: i.order_id,
+            product_id: i.product_id,
+            variant_id: i.variant_id,
+            sku: i.sku,
+            name: i.name,
+            quantity: i.quantity,
+            base_price: i.base_price,
+            price_ex_tax: i.price_ex_tax,
+            price_inc_tax: i.price_inc_tax,
+            total_ex_tax: i.total_ex_tax,
+            total_inc_tax: i.total_inc_tax,
+        }
+    }
+}
+
+impl From<RawBcOrderItem> for OrderItem {
+    fn from(r: RawBcOrderItem) -> Self {
+        OrderItem {
+            id: r.id,
+            order_id: r.order_id,
+            product_id: r.product_id,
+            variant_id: r.variant_id,
+            sku: r.sku,
+            name: r.name,
+            quantity: r.quantity,
+            base_price: r.base_price,
+            price_ex_tax: r.price_ex_tax,
+            price_inc_tax: r.price_inc_tax,
+            total_ex_tax: r.total_ex_tax,
+            total_inc_tax: r.total_inc_tax,
+        }
+    }
+}
+
+/// The table's changes: every line of every order in the arrangement.
+pub(crate) fn render<'s>(order_items: &Arr<'s, Vec<RawBcOrderItem>>) -> Coll<'s, RawBcOrderItem> {
+    order_items.clone().flat_map_ref(|_, lines| lines.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{line, updates};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn row(id: i64, order_id: i64, quantity: i64) -> TableRow {
+        TableRow::RawBcOrderItem(line(id, order_id, quantity).into())
+    }
+
+    #[test]
+    fn lines_are_replaced_per_order() {
+        let items = |lines: Vec<OrderItem>| Upsert::OrderItems(5, Some(lines));
+        let got = updates(
+            Table::RawBcOrderItem,
+            vec![
+                vec![items(vec![line(51, 5, 1), line(52, 5, 2)])],
+                vec![items(vec![line(52, 5, 2), line(51, 5, 1)])], // same lines, other order: nothing
+                vec![items(vec![line(51, 5, 3)])],                 // one line changes, one goes
+                vec![Upsert::OrderItems(5, None)],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (row(51, 5, 1), 0, 1),
+                (row(52, 5, 2), 0, 1),
+                (row(51, 5, 1), 2, -1),
+                (row(51, 5, 3), 2, 1),
+                (row(52, 5, 2), 2, -1),
+                (row(51, 5, 3), 3, -1),
+            ]
+        );
+    }
+}

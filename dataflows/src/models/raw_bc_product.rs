@@ -1,0 +1,81 @@
+//! `raw_bc_product`: the current state of catalog products, as read.
+//!
+//! - **Grain**: one row per product.
+//! - **Key**: `id` (the upsert key).
+//! - **Columns**: `id`, `name`, `sku`, `price`, `sale_price`, `is_visible`,
+//!   `availability` (`available` / `disabled` / `preorder`),
+//!   `inventory_tracking` (`none` / `product` / `variant`), `brand_id`,
+//!   `created_at`, `modified_at`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Micros, Money, Product};
+
+/// A row of `raw_bc_product`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcProduct {
+    /// Product id.
+    pub id: i64,
+    /// Product name.
+    pub name: String,
+    /// Product-level SKU, possibly empty.
+    pub sku: String,
+    /// List price.
+    pub price: Money,
+    /// Sale price (0 when not on sale).
+    pub sale_price: Money,
+    /// Whether the product is visible in the storefront.
+    pub is_visible: bool,
+    /// `available`, `disabled` or `preorder`.
+    pub availability: String,
+    /// `none`, `product` or `variant`.
+    pub inventory_tracking: String,
+    /// Brand (0: none).
+    pub brand_id: i64,
+    /// When the product was created.
+    pub created_at: Micros,
+    /// When the product was last modified upstream.
+    pub modified_at: Micros,
+}
+
+impl From<Product> for RawBcProduct {
+    fn from(p: Product) -> Self {
+        RawBcProduct {
+            id: p.id,
+            name: p.name,
+            sku: p.sku,
+            price: p.price,
+            sale_price: p.sale_price,
+            is_visible: p.is_visible,
+            availability: p.availability,
+            inventory_tracking: p.inventory_tracking,
+            brand_id: p.brand_id,
+            created_at: p.date_created,
+            modified_at: p.date_modified,
+        }
+    }
+}
+
+impl From<RawBcProduct> for Product {
+    fn from(r: RawBcProduct) -> Self {
+        Product {
+            id: r.id,
+            name: r.name,
+            sku: r.sku,
+            price: r.price,
+            sale_price: r.sale_price,
+            is_visible: r.is_visible,
+            availability: r.availability,
+            inventory_tracking: r.inventory_tracking,
+            brand_id: r.brand_id,
+            date_created: r.created_at,
+            date_modified: r.modified_at,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(products: &Arr<'s, RawBcProduct>) -> Coll<'s, RawBcProduct> {
+    products.clone().as_collection(|_, row| row.clone())
+}

@@ -1,0 +1,63 @@
+//! `raw_bc_variant`: the current state of product variants (SKUs), as read.
+//!
+//! - **Grain**: one row per variant.
+//! - **Key**: `id` (the upsert key; the `sku_id` of `dim_sku`).
+//! - **Columns**: `id`, `product_id`, `sku`, `price` and `sale_price` (null when
+//!   inherited from the product), `inventory_level`, `is_purchasing_disabled`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Money, Variant};
+
+/// A row of `raw_bc_variant`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawBcVariant {
+    /// Variant id.
+    pub id: i64,
+    /// The product it belongs to.
+    pub product_id: i64,
+    /// SKU code.
+    pub sku: String,
+    /// Own price; `None` inherits the product's.
+    pub price: Option<Money>,
+    /// Own sale price; `None` inherits the product's.
+    pub sale_price: Option<Money>,
+    /// Variant-level inventory as carried by the catalog.
+    pub inventory_level: i64,
+    /// Whether purchasing is disabled for this variant.
+    pub is_purchasing_disabled: bool,
+}
+
+impl From<Variant> for RawBcVariant {
+    fn from(v: Variant) -> Self {
+        RawBcVariant {
+            id: v.id,
+            product_id: v.product_id,
+            sku: v.sku,
+            price: v.price,
+            sale_price: v.sale_price,
+            inventory_level: v.inventory_level,
+            is_purchasing_disabled: v.purchasing_disabled,
+        }
+    }
+}
+
+impl From<RawBcVariant> for Variant {
+    fn from(r: RawBcVariant) -> Self {
+        Variant {
+            id: r.id,
+            product_id: r.product_id,
+            sku: r.sku,
+            price: r.price,
+            sale_price: r.sale_price,
+            inventory_level: r.inventory_level,
+            purchasing_disabled: r.is_purchasing_disabled,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(variants: &Arr<'s, RawBcVariant>) -> Coll<'s, RawBcVariant> {
+    variants.clone().as_collection(|_, row| row.clone())
+}

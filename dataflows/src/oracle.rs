@@ -1,0 +1,267 @@
+//! A from-scratch oracle: every output table recomputed from the current raw
+//! state held in `BTreeMap`s, with plain loops. Tests compare the dataflow's
+//! accumulated output with it after every epoch.
+//!
+//! It shares the row constructors and row-level rules with the models (unit
+//! tests pin those down) but none of the incremental machinery: joins,
+//! aggregates and retractions are recomputed here by iteration.
+
+use std::collections::BTreeMap;
+
+use crate::arrangements::SkuBase;
+use crate::models::dim_customer::{CustomerOrderStats, DimCustomer, is_revenue_order};
+use crate::models::dim_product::{DimProduct, ProductVariantStats};
+use crate::models::dim_sku::DimSku;
+use crate::models::errors;
+use crate::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use crate::models::fct_order::FctOrder;
+use crate::models::fct_order_item::FctOrderItem;
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::models::raw_bc_inventory::RawBcInventory;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::models::raw_bc_variant::RawBcVariant;
+use crate::records::{
+    Customer, CustomerMetafield, Inventory, Order, OrderItem, Product, Upsert, Variant,
+};
+use crate::table::TableRow;
+
+/// The current state of every source table, keyed by upsert key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawState {
+    /// Customers by id.
+    pub customers: BTreeMap<i64, Customer>,
+    /// Metafields by id.
+    pub customer_metafields: BTreeMap<i64, CustomerMetafield>,
+    /// Products by id.
+    pub products: BTreeMap<i64, Product>,
+    /// Variants by id.
+    pub variants: BTreeMap<i64, Variant>,
+    /// Inventory by variant id.
+    pub inventory: BTreeMap<i64, Inventory>,
+    /// Orders by id.
+    pub orders: BTreeMap<i64, Order>,
+    /// Lines by order id.
+    pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+}
+
+fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
+    match value {
+        Some(value) => map.insert(key, value),
+        None => map.remove(&key),
+    };
+}
+
+impl RawState {
+    /// Applies one upsert: `Some` replaces the key's value, `None` removes it.
+    pub fn apply(&mut self, upsert: Upsert) {
+        match upsert {
+            Upsert::Customer(k, v) => put(&mut self.customers, k, v),
+            Upsert::CustomerMetafield(k, v) => put(&mut self.customer_metafields, k, v),
+            Upsert::Product(k, v) => put(&mut self.products, k, v),
+            Upsert::Variant(k, v) => put(&mut self.variants, k, v),
+            Upsert::Inventory(k, v) => put(&mut self.inventory, k, v),
+            Upsert::Order(k, v) => put(&mut self.orders, k, v),
+            Upsert::OrderItems(k, v) => put(&mut self.order_items, k, v),
+        }
+    }
+
+    /// The state as upserts (one per key), e.g. to re-send it unchanged.
+    pub fn upserts(&self) -> Vec<Upsert> {
+        let mut out = Vec::new();
+        out.extend(
+            self.customers
+                .iter()
+                .map(|(k, v)| Upsert::Customer(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.customer_metafields
+                .iter()
+                .map(|(k, v)| Upsert::CustomerMetafield(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.products
+                .iter()
+                .map(|(k, v)| Upsert::Product(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.variants
+                .iter()
+                .map(|(k, v)| Upsert::Variant(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.inventory
+                .iter()
+                .map(|(k, v)| Upsert::Inventory(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.orders
+                .iter()
+                .map(|(k, v)| Upsert::Order(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.order_items
+                .iter()
+                .map(|(k, v)| Upsert::OrderItems(*k, Some(v.clone()))),
+        );
+        out
+    }
+}
+
+/// Every output table's rows for `state`, sorted (a multiset: a row may repeat
+/// only if the source repeats line ids across orders).
+pub fn compute(state: &RawState) -> Vec<TableRow> {
+    let customers: BTreeMap<i64, RawBcCustomer> = state
+        .customers
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let metafields: BTreeMap<i64, RawBcCustomerMetafield> = state
+        .customer_metafields
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let products: BTreeMap<i64, RawBcProduct> = state
+        .products
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let variants: BTreeMap<i64, RawBcVariant> = state
+        .variants
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let inventory: BTreeMap<i64, RawBcInventory> = state
+        .inventory
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let orders: BTreeMap<i64, RawBcOrder> = state
+        .orders
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let items: BTreeMap<i64, Vec<RawBcOrderItem>> = state
+        .order_items
+        .iter()
+        .map(|(k, v)| (*k, v.iter().cloned().map(Into::into).collect()))
+        .collect();
+
+    let mut rows = Vec::new();
+
+    // raw_* and their row-level checks
+    for (k, r) in &customers {
+        rows.extend(errors::customer_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawBcCustomer(r.clone()));
+    }
+    for (k, r) in &metafields {
+        rows.extend(errors::metafield_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawBcCustomerMetafield(r.clone()));
+    }
+    for (k, r) in &products {
+        rows.extend(errors::product_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawBcProduct(r.clone()));
+    }
+    for (k, r) in &variants {
+        rows.extend(errors::variant_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawBcVariant(r.clone()));
+    }
+    for (k, r) in &inventory {
+        rows.extend(errors::inventory_errors(*k, r).map(TableRow::Errors));
+        if !variants.contains_key(k) {
+            rows.push(TableRow::Errors(errors::unknown_variant_error(*k)));
+        }
+        rows.push(TableRow::RawBcInventory(r.clone()));
+    }
+    for (k, r) in &orders {
+        rows.extend(errors::order_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawBcOrder(r.clone()));
+    }
+    for (k, lines) in &items {
+        rows.extend(
+            errors::order_item_errors(*k, lines)
+                .into_iter()
+                .map(TableRow::Errors),
+        );
+        rows.extend(lines.iter().cloned().map(TableRow::RawBcOrderItem));
+    }
+
+    // dim_customer
+    let mut stats: BTreeMap<i64, CustomerOrderStats> = BTreeMap::new();
+    for order in orders
+        .values()
+        .filter(|o| is_revenue_order(o) && o.customer_id != 0)
+    {
+        let s = stats
+            .entry(order.customer_id)
+            .or_insert(CustomerOrderStats {
+                order_count: 0,
+                lifetime_revenue: crate::records::Money(0),
+                first_order_at: order.created_at,
+                last_order_at: order.created_at,
+            });
+        s.order_count += 1;
+        s.lifetime_revenue.0 = s.lifetime_revenue.0.saturating_add(order.total_inc_tax.0);
+        s.first_order_at = s.first_order_at.min(order.created_at);
+        s.last_order_at = s.last_order_at.max(order.created_at);
+    }
+    for (k, c) in &customers {
+        rows.push(TableRow::DimCustomer(DimCustomer::new(*k, c, stats.get(k))));
+    }
+
+    // dim_sku, fct_onsale_product_inventory, unknown products
+    let mut variant_stats: BTreeMap<i64, ProductVariantStats> = BTreeMap::new();
+    for (vid, v) in &variants {
+        let sku = SkuBase::new(*vid, v, inventory.get(vid));
+        let s = variant_stats.entry(v.product_id).or_default();
+        s.variant_count += 1;
+        s.total_inventory = s.total_inventory.saturating_add(sku.inventory_level);
+        match products.get(&v.product_id) {
+            Some(p) => {
+                let dim = DimSku::new(v.product_id, &sku, p);
+                rows.extend(
+                    FctOnsaleProductInventory::from_dim_sku(&dim)
+                        .map(TableRow::FctOnsaleProductInventory),
+                );
+                rows.push(TableRow::DimSku(dim));
+            }
+            None => rows.push(TableRow::Errors(errors::unknown_product_error(*vid))),
+        }
+    }
+
+    // dim_product
+    for (k, p) in &products {
+        rows.push(TableRow::DimProduct(DimProduct::new(
+            *k,
+            p,
+            variant_stats.get(k),
+        )));
+    }
+
+    // fct_order
+    for (k, o) in &orders {
+        let lines = items.get(k).map_or(&[][..], Vec::as_slice);
+        rows.extend(FctOrder::new(*k, o, lines).map(TableRow::FctOrder));
+    }
+
+    // fct_order_item, unknown orders
+    for (k, lines) in &items {
+        match orders.get(k) {
+            Some(o) => rows.extend(
+                FctOrderItem::rows(*k, o, lines)
+                    .into_iter()
+                    .map(TableRow::FctOrderItem),
+            ),
+            None => rows.extend(
+                errors::unknown_order_errors(lines)
+                    .into_iter()
+                    .map(TableRow::Errors),
+            ),
+        }
+    }
+
+    rows.sort();
+    rows
+}

@@ -1,0 +1,248 @@
+//! Typed records of the `raw_bc_*` tables, and the upserts sources emit.
+//!
+//! Timestamps are microseconds since the Unix epoch, UTC ([`Micros`]); money is
+//! a fixed-point [`Money`] with four decimals, the precision BigCommerce uses.
+
+use serde::{Deserialize, Serialize};
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+pub type Micros = i64;
+
+/// A money amount in ten-thousandths of the currency unit (`"361.9500"` = 3_619_500).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Money(pub i64);
+
+impl Money {
+    /// Decimal places of the fixed-point representation.
+    pub const SCALE: u32 = 4;
+    const FACTOR: i64 = 10_000;
+
+    /// Parses a decimal string such as `"361.95"`, `"-0.5000"` or `"12"`.
+    /// More than four decimals, exponents and overflow are rejected.
+    pub fn parse(text: &str) -> Option<Money> {
+        let text = text.trim();
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        if fraction.len() > Self::SCALE as usize
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut frac: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        for _ in fraction.len()..Self::SCALE as usize {
+            frac *= 10;
+        }
+        let value = whole.checked_mul(Self::FACTOR)?.checked_add(frac)?;
+        Some(Money(if negative { -value } else { value }))
+    }
+
+    /// Converts a JSON number (V3 money) to fixed point, rounding to four decimals.
+    pub fn from_f64(value: f64) -> Option<Money> {
+        let scaled = (value * Self::FACTOR as f64).round();
+        (scaled.is_finite() && scaled.abs() < i64::MAX as f64).then_some(Money(scaled as i64))
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:04}", abs / 10_000, abs % 10_000)
+    }
+}
+
+/// A BigCommerce customer (`raw_bc_customer`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+    pub phone: String,
+    pub customer_group_id: i64,
+    pub date_created: Micros,
+    pub date_modified: Micros,
+}
+
+/// A customer metafield (`raw_bc_customer_metafield`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CustomerMetafield {
+    pub id: i64,
+    pub customer_id: i64,
+    pub namespace: String,
+    pub key: String,
+    pub value: String,
+    pub date_created: Micros,
+    pub date_modified: Micros,
+}
+
+/// A catalog product (`raw_bc_product`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub sku: String,
+    pub price: Money,
+    pub sale_price: Money,
+    pub is_visible: bool,
+    /// `available`, `disabled` or `preorder`.
+    pub availability: String,
+    /// `none`, `product` or `variant`. The product's own `inventory_level` is not
+    /// kept: BigCommerce changes it without touching `date_modified`, so only the
+    /// inventory and variant scans can keep stock levels fresh.
+    pub inventory_tracking: String,
+    pub brand_id: i64,
+    pub date_created: Micros,
+    pub date_modified: Micros,
+}
+
+/// A product variant, i.e. a SKU (`raw_bc_variant`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Variant {
+    pub id: i64,
+    pub product_id: i64,
+    pub sku: String,
+    /// `None` when the variant inherits the product's price.
+    pub price: Option<Money>,
+    pub sale_price: Option<Money>,
+    pub inventory_level: i64,
+    pub purchasing_disabled: bool,
+}
+
+/// Inventory of one variant at the default location (`raw_bc_inventory`, key `variant_id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Inventory {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub sku: String,
+    pub available_to_sell: i64,
+    pub total_inventory_onhand: i64,
+    pub is_in_stock: bool,
+}
+
+/// An order, archived ones included (`raw_bc_order`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Order {
+    pub id: i64,
+    /// 0 for a guest order.
+    pub customer_id: i64,
+    pub status_id: i64,
+    pub status: String,
+    pub subtotal_ex_tax: Money,
+    pub subtotal_inc_tax: Money,
+    pub total_ex_tax: Money,
+    pub total_inc_tax: Money,
+    pub items_total: i64,
+    pub currency_code: String,
+    pub is_deleted: bool,
+    pub date_created: Micros,
+    pub date_modified: Micros,
+}
+
+/// A line item of an order (`raw_bc_order_item`, key `id`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub id: i64,
+    pub order_id: i64,
+    pub product_id: i64,
+    pub variant_id: i64,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub base_price: Money,
+    pub price_ex_tax: Money,
+    pub price_inc_tax: Money,
+    pub total_ex_tax: Money,
+    pub total_inc_tax: Money,
+}
+
+/// The current state of one source key: `Some` upserts it, `None` deletes it.
+///
+/// Order lines are keyed by their order: an order's read brings its complete
+/// list of lines, so a line removed from an order is retracted by the next
+/// upsert of that order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Upsert {
+    Customer(i64, Option<Customer>),
+    CustomerMetafield(i64, Option<CustomerMetafield>),
+    Product(i64, Option<Product>),
+    Variant(i64, Option<Variant>),
+    Inventory(i64, Option<Inventory>),
+    Order(i64, Option<Order>),
+    /// Key: the order id; value: all lines of that order.
+    OrderItems(i64, Option<Vec<OrderItem>>),
+}
+
+impl Upsert {
+    /// The `raw_*` table this upsert belongs to.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Upsert::Customer(..) => "raw_bc_customer",
+            Upsert::CustomerMetafield(..) => "raw_bc_customer_metafield",
+            Upsert::Product(..) => "raw_bc_product",
+            Upsert::Variant(..) => "raw_bc_variant",
+            Upsert::Inventory(..) => "raw_bc_inventory",
+            Upsert::Order(..) => "raw_bc_order",
+            Upsert::OrderItems(..) => "raw_bc_order_item",
+        }
+    }
+
+    /// The upserted key (for order lines, the order id).
+    pub fn key(&self) -> i64 {
+        match self {
+            Upsert::Customer(k, _)
+            | Upsert::CustomerMetafield(k, _)
+            | Upsert::Product(k, _)
+            | Upsert::Variant(k, _)
+            | Upsert::Inventory(k, _)
+            | Upsert::Order(k, _)
+            | Upsert::OrderItems(k, _) => *k,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_parses_bigcommerce_strings() {
+        assert_eq!(Money::parse("361.9500"), Some(Money(3_619_500)));
+        assert_eq!(Money::parse("0.5"), Some(Money(5_000)));
+        assert_eq!(Money::parse("-12"), Some(Money(-120_000)));
+        assert_eq!(Money::parse(".25"), Some(Money(2_500)));
+        assert_eq!(Money::parse("1.23456"), None);
+        assert_eq!(Money::parse("abc"), None);
+        assert_eq!(Money::parse(""), None);
+        assert_eq!(Money::parse("1e3"), None);
+        assert_eq!(Money::parse("99999999999999999999"), None);
+        assert_eq!(Money(3_619_500).to_string(), "361.9500");
+        assert_eq!(Money(-5).to_string(), "-0.0005");
+    }
+
+    #[test]
+    fn money_from_json_numbers() {
+        assert_eq!(Money::from_f64(24.99), Some(Money(249_900)));
+        assert_eq!(Money::from_f64(0.1 + 0.2), Some(Money(3_000)));
+        assert_eq!(Money::from_f64(f64::NAN), None);
+    }
+}

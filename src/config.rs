@@ -1,0 +1,651 @@
+//! Configuration: TOML with `${VAR}` expansion, validated without touching the
+//! network or the file system beyond reading the file itself.
+//!
+//! Parsing is pure ([`Config::from_toml_str`]), so `govflow validate` and the
+//! running service see exactly the same checks. Every error names the file, the
+//! key and the problem; secrets ([`Secret`]) never reach `Debug`, logs or errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// A configuration value that must never be printed: `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it upstream.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A configuration error, naming the file, the key (dotted path) and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The configuration file (or `<inline>` for a string).
+    pub file: String,
+    /// Dotted path of the offending key; empty for the whole file.
+    pub key: String,
+    /// What is wrong, without secret values.
+    pub problem: String,
+}
+
+/// The whole govflow configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The BigCommerce source; absent when the store is not read.
+    pub bigcommerce: Option<BigCommerceConfig>,
+    /// Where tables are published.
+    pub warehouse: WarehouseConfig,
+    /// Where checkpoints and cursors are kept.
+    pub state: StateConfig,
+    /// PostgreSQL databases by name (`[postgres.wise]`, `[postgres.commerce]`).
+    pub postgres: BTreeMap<String, PostgresConfig>,
+}
+
+/// `[bigcommerce]`: the store and how to read it.
+#[derive(Debug, Clone)]
+pub struct BigCommerceConfig {
+    /// API root, `https://api.bigcommerce.com` in production.
+    pub base_url: Url,
+    /// The store hash of `/stores/{store_hash}/...`.
+    pub store_hash: String,
+    /// The API account's access token (`X-Auth-Token`).
+    pub access_token: Secret,
+    /// How far behind its cursor each poll starts reading (default 1 h).
+    pub lookback: Duration,
+    /// How often the store is polled (default 30 s).
+    pub poll_interval: Duration,
+    /// Records per page, 1 to 250 (default 250).
+    pub page_size: u32,
+    /// Most requests in flight at once (default 4); the rate-limit headers may allow fewer.
+    pub max_concurrency: usize,
+    /// Timeout of one request (default 30 s).
+    pub request_timeout: Duration,
+    /// Attempts per request before the pull fails (default 10).
+    pub max_attempts: u32,
+}
+
+/// `[warehouse]`: the sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseConfig {
+    /// The embedded Parquet warehouse in a directory.
+    Local {
+        /// The warehouse directory.
+        dir: PathBuf,
+    },
+    /// BigQuery (production).
+    BigQuery {
+        /// GCP project id.
+        project: String,
+        /// Dataset within the project.
+        dataset: String,
+    },
+}
+
+/// `[state]`: checkpoint, cursors, changelog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The state directory.
+    pub dir: PathBuf,
+}
+
+/// `[postgres.NAME]`: one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// Connection URL (`postgres://…`); a secret, as it usually carries a password.
+    pub url: Secret,
+    /// Tables read from this database.
+    pub tables: Vec<PostgresTable>,
+}
+
+/// `[[postgres.NAME.tables]]`: one table and its cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresTable {
+    /// Table name, optionally schema-qualified.
+    pub name: String,
+    /// Key columns.
+    pub key: Vec<String>,
+    /// Monotonic-ish change column (default `updated_at`).
+    pub cursor: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    bigcommerce: Option<RawBigCommerce>,
+    warehouse: Option<RawWarehouse>,
+    state: Option<RawState>,
+    #[serde(default)]
+    postgres: BTreeMap<String, RawPostgres>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBigCommerce {
+    base_url: Option<String>,
+    store_hash: String,
+    access_token: Secret,
+    #[serde(default, with = "humantime_serde")]
+    lookback: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    poll_interval: Option<Duration>,
+    page_size: Option<u32>,
+    max_concurrency: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWarehouse {
+    kind: Option<String>,
+    dir: Option<PathBuf>,
+    project: Option<String>,
+    dataset: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    url: Secret,
+    #[serde(default)]
+    tables: Vec<RawPostgresTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgresTable {
+    name: String,
+    key: Vec<String>,
+    cursor: Option<String>,
+}
+
+/// Default warehouse directory of the embedded warehouse.
+pub const DEFAULT_WAREHOUSE_DIR: &str = "govflow-data/warehouse";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "govflow-data/state";
+
+impl Config {
+    /// Reads, expands and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            problem: format!("cannot read the file: {e}"),
+        })?;
+        Config::from_toml_str(&text, &file, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (named `file` in errors), expanding `${VAR}` with `env`.
+    pub fn from_toml_str(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: &str, problem: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            // toml's message quotes the offending line; the file holds `${VAR}`
+            // references, not expanded secrets, so quoting it is safe.
+            err("", format!("invalid TOML: {}", e.message()))
+        })?;
+        expand_table(&mut table, "", env).map_err(|(key, problem)| err(&key, problem))?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                err(&key, e.into_inner().message().to_string())
+            })?;
+        raw.validate(file)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, file: &str) -> Result<Config, ConfigError> {
+        let err = |key: &str, problem: &str| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            problem: problem.to_string(),
+        };
+        let bigcommerce = self.bigcommerce.map(|bc| bc.validate(&err)).transpose()?;
+        let warehouse = match self.warehouse {
+            None => WarehouseConfig::Local {
+                dir: PathBuf::from(DEFAULT_WAREHOUSE_DIR),
+            },
+            Some(w) => match w.kind.as_deref().unwrap_or("local") {
+                "local" => {
+                    let dir = w
+                        .dir
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_WAREHOUSE_DIR));
+                    if dir.as_os_str().is_empty() {
+                        return Err(err("warehouse.dir", "must not be empty"));
+                    }
+                    WarehouseConfig::Local { dir }
+                }
+                "bigquery" => {
+                    let nonempty = |v: Option<String>, key: &str| match v {
+                        Some(v) if !v.trim().is_empty() => Ok(v),
+                        _ => Err(err(key, "is required when kind = \"bigquery\"")),
+                    };
+                    WarehouseConfig::BigQuery {
+                        project: nonempty(w.project, "warehouse.project")?,
+                        dataset: nonempty(w.dataset, "warehouse.dataset")?,
+                    }
+                }
+                other => {
+                    return Err(err(
+                        "warehouse.kind",
+                        &format!("unknown kind {other:?}: expected \"local\" or \"bigquery\""),
+                    ));
+                }
+            },
+        };
+        let state_dir = self
+            .state
+            .and_then(|s| s.dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        if state_dir.as_os_str().is_empty() {
+            return Err(err("state.dir", "must not be empty"));
+        }
+        let mut postgres = BTreeMap::new();
+        for (name, db) in self.postgres {
+            let key = format!("postgres.{name}");
+            let url = db.url.expose();
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.contains("host="))
+            {
+                return Err(err(
+                    &format!("{key}.url"),
+                    "must be a postgres:// or postgresql:// URL or a key=value connection string",
+                ));
+            }
+            let mut tables = Vec::new();
+            for (i, t) in db.tables.into_iter().enumerate() {
+                let tkey = format!("{key}.tables[{i}]");
+                if !is_sql_name(&t.name) {
+                    return Err(err(
+                        &format!("{tkey}.name"),
+                        "must be a table name like `point_transaction` or `schema.table`",
+                    ));
+                }
+                if t.key.is_empty() {
+                    return Err(err(&format!("{tkey}.key"), "must name at least one column"));
+                }
+                let cursor = t.cursor.unwrap_or_else(|| "updated_at".to_string());
+                for column in t.key.iter().chain(std::iter::once(&cursor)) {
+                    if !is_sql_name(column) || column.contains('.') {
+                        return Err(err(&tkey, &format!("{column:?} is not a column name")));
+                    }
+                }
+                tables.push(PostgresTable {
+                    name: t.name,
+                    key: t.key,
+                    cursor,
+                });
+            }
+            postgres.insert(
+                name,
+                PostgresConfig {
+                    url: db.url,
+                    tables,
+                },
+            );
+        }
+        Ok(Config {
+            bigcommerce,
+            warehouse,
+            state: StateConfig { dir: state_dir },
+            postgres,
+        })
+    }
+}
+
+impl RawBigCommerce {
+    fn validate(
+        self,
+        err: &dyn Fn(&str, &str) -> ConfigError,
+    ) -> Result<BigCommerceConfig, ConfigError> {
+        let base = self
+            .base_url
+            .unwrap_or_else(|| "https://api.bigcommerce.com".to_string());
+        let base_url = Url::parse(&base)
+            .map_err(|e| err("bigcommerce.base_url", &format!("not a URL: {e}")))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
+            return Err(err(
+                "bigcommerce.base_url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if self.store_hash.is_empty()
+            || !self
+                .store_hash
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err(
+                "bigcommerce.store_hash",
+                "must be the store hash (letters and digits), not empty",
+            ));
+        }
+        if self.access_token.expose().trim().is_empty() {
+            return Err(err("bigcommerce.access_token", "must not be empty"));
+        }
+        let positive = |d: Option<Duration>, default: Duration, key: &str| match d {
+            Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
+            Some(d) => Ok(d),
+            None => Ok(default),
+        };
+        let page_size = self.page_size.unwrap_or(250);
+        if !(1..=250).contains(&page_size) {
+            return Err(err(
+                "bigcommerce.page_size",
+                &format!("must be between 1 and 250 (BigCommerce's maximum), got {page_size}"),
+            ));
+        }
+        let max_concurrency = self.max_concurrency.unwrap_or(4);
+        if !(1..=64).contains(&max_concurrency) {
+            return Err(err(
+                "bigcommerce.max_concurrency",
+                "must be between 1 and 64",
+            ));
+        }
+        let max_attempts = self.max_attempts.unwrap_or(10);
+        if max_attempts == 0 {
+            return Err(err("bigcommerce.max_attempts", "must be at least 1"));
+        }
+        Ok(BigCommerceConfig {
+            base_url,
+            store_hash: self.store_hash,
+            access_token: self.access_token,
+            lookback: self.lookback.unwrap_or(Duration::from_secs(3600)),
+            poll_interval: positive(
+                self.poll_interval,
+                Duration::from_secs(30),
+                "bigcommerce.poll_interval",
+            )?,
+            page_size,
+            max_concurrency,
+            request_timeout: positive(
+                self.request_timeout,
+                Duration::from_secs(30),
+                "bigcommerce.request_timeout",
+            )?,
+            max_attempts,
+        })
+    }
+}
+
+impl BigCommerceConfig {
+    /// A configuration with production defaults for the given store.
+    pub fn new(base_url: Url, store_hash: impl Into<String>, access_token: Secret) -> Self {
+        BigCommerceConfig {
+            base_url,
+            store_hash: store_hash.into(),
+            access_token,
+            lookback: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(30),
+            page_size: 250,
+            max_concurrency: 4,
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 10,
+        }
+    }
+}
+
+fn is_sql_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').count() <= 2
+        && name.split('.').all(|part| {
+            let mut bytes = part.bytes();
+            matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+}
+
+/// Replaces `${VAR}` in every string of the table; `$$` is a literal `$`.
+fn expand_table(
+    table: &mut toml::Table,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    for (name, value) in table.iter_mut() {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        expand_value(value, &key, env)?;
+    }
+    Ok(())
+}
+
+fn expand_value(
+    value: &mut toml::Value,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match value {
+        toml::Value::String(s) => *s = expand_str(s, env).map_err(|p| (key.to_string(), p))?,
+        toml::Value::Table(t) => expand_table(t, key, env)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, &format!("{key}[{i}]"), env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands `${VAR}` references in one string.
+pub fn expand_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| "unterminated `${` (expected `${VAR}`)".to_string())?;
+            let name = &body[..end];
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("`${{{name}}}` is not a valid variable reference"));
+            }
+            let value =
+                env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[bigcommerce]
+base_url = "http://127.0.0.1:8600"      # https://api.bigcommerce.com in production
+store_hash = "${BIGCOMMERCE_STORE_HASH}"
+access_token = "${BIGCOMMERCE_ACCESS_TOKEN}"
+
+[warehouse]
+kind = "local"                          # or "bigquery"
+dir = "govflow-data/warehouse"
+
+[state]
+dir = "govflow-data/state"              # checkpoint, cursors, changelog
+
+[postgres.wise]                         # one section per database
+url = "${WISE_POSTGRES_URL}"
+[[postgres.wise.tables]]
+name = "point_transaction"
+key = ["id"]
+cursor = "updated_at"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "BIGCOMMERCE_STORE_HASH" => Some("abc123".into()),
+            "BIGCOMMERCE_ACCESS_TOKEN" => Some("tok-SECRET-value".into()),
+            "WISE_POSTGRES_URL" => Some("postgres://u:pw-SECRET@127.0.0.1/wise".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let cfg = Config::from_toml_str(MINIMAL, "govflow.toml", &env).expect("valid");
+        let bc = cfg.bigcommerce.expect("bigcommerce");
+        assert_eq!(bc.store_hash, "abc123");
+        assert_eq!(bc.access_token.expose(), "tok-SECRET-value");
+        assert_eq!(bc.lookback, Duration::from_secs(3600));
+        assert_eq!(bc.page_size, 250);
+        assert_eq!(
+            cfg.warehouse,
+            WarehouseConfig::Local {
+                dir: "govflow-data/warehouse".into()
+            }
+        );
+        let wise = &cfg.postgres["wise"];
+        assert_eq!(wise.tables[0].cursor, "updated_at");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug() {
+        let cfg = Config::from_toml_str(MINIMAL, "govflow.toml", &env).expect("valid");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn missing_variable_names_file_key_and_variable() {
+        let e = Config::from_toml_str(MINIMAL, "conf/govflow.toml", &|_| None).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("conf/govflow.toml: bigcommerce."),
+            "{text}"
+        );
+        assert!(text.contains("is not set"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (
+                "[bigcommerce]\nstore_hash='a'\naccess_token='t'\npage_size=500",
+                "bigcommerce.page_size",
+            ),
+            (
+                "[bigcommerce]\nstore_hash='a'\naccess_token='t'\nbase_url='ftp://x'",
+                "bigcommerce.base_url",
+            ),
+            (
+                "[bigcommerce]\nstore_hash='a b'\naccess_token='t'",
+                "bigcommerce.store_hash",
+            ),
+            (
+                "[bigcommerce]\nstore_hash='a'\naccess_token=''",
+                "bigcommerce.access_token",
+            ),
+            (
+                "[bigcommerce]\nstore_hash='a'\naccess_token='t'\nlookback='soon'",
+                "bigcommerce.lookback",
+            ),
+            (
+                "[bigcommerce]\nstore_hash='a'\naccess_token='t'\npage_size='x'",
+                "bigcommerce.page_size",
+            ),
+            ("[bigcommerce]\naccess_token='t'", "bigcommerce"),
+            ("[warehouse]\nkind='s3'", "warehouse.kind"),
+            (
+                "[warehouse]\nkind='bigquery'\nproject='p'",
+                "warehouse.dataset",
+            ),
+            ("[postgres.wise]\nurl='mysql://x'", "postgres.wise.url"),
+            (
+                "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t;drop'\nkey=['id']",
+                "postgres.wise.tables[0].name",
+            ),
+            (
+                "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t'\nkey=[]",
+                "postgres.wise.tables[0].key",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert_eq!(e.file, "f.toml");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_are_reported() {
+        let e = Config::from_toml_str(
+            "[bigcommerce]\nstore_hash='a'\naccess_token='t'\npage_sise=5",
+            "f.toml",
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("page_sise"), "{e}");
+        let e = Config::from_toml_str("[bigcommerce\n", "f.toml", &env).unwrap_err();
+        assert!(e.to_string().contains("invalid TOML"), "{e}");
+    }
+
+    #[test]
+    fn expansion_rules() {
+        let env = |n: &str| (n == "A").then(|| "x".to_string());
+        assert_eq!(expand_str("${A}-${A}", &env).unwrap(), "x-x");
+        assert_eq!(
+            expand_str("cost $$5 and $x", &env).unwrap(),
+            "cost $5 and $x"
+        );
+        assert!(expand_str("${A", &env).is_err());
+        assert!(
+            expand_str("${B}", &env)
+                .unwrap_err()
+                .contains("B is not set")
+        );
+        assert!(expand_str("${a-b}", &env).is_err());
+    }
+}

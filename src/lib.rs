@@ -1,0 +1,13 @@
+//! govflow: keeps an e-commerce data warehouse correct and fresh by streaming
+//! BigCommerce and PostgreSQL changes through a differential dataflow.
+//!
+//! Layers, with dependencies pointing one way: [`config`] (pure parsing and
+//! validation), [`sources`] (turn outside data into upserts), [`sinks`]
+//! (publish committed epochs), and [`sim`], the BigCommerce simulator the demo
+//! and the tests run against.
+
+pub mod config;
+pub mod fsutil;
+pub mod sim;
+pub mod sinks;
+pub mod sources;

@@ -1,0 +1,79 @@
+//! Parquet files of the warehouse: their schema, writing and reading.
+//!
+//! A file holds a table's columns (all nullable but the key), `_epoch` (the
+//! commit that wrote the row) and `_deleted` (a tombstone that hides older rows
+//! of its key until compaction drops both).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::SinkError;
+
+/// The commit epoch column.
+pub const EPOCH: &str = "_epoch";
+/// The tombstone column.
+pub const DELETED: &str = "_deleted";
+
+/// The schema of a table's files, from the table's schema (which ends with `_epoch`).
+pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {
+    let mut fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .map(|f| {
+            let nullable = !(f.name() == key || f.name() == EPOCH);
+            f.as_ref().clone().with_nullable(nullable)
+        })
+        .collect();
+    fields.push(Field::new(DELETED, DataType::Boolean, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Writes `batches` to a new Parquet file at `path` (synced before returning).
+pub fn write(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), SinkError> {
+    let io = |e: std::io::Error| SinkError::io(path, e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let pq = |e: parquet::errors::ParquetError| SinkError::Parquet {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
+    for batch in batches {
+        writer.write(batch).map_err(pq)?;
+    }
+    let file = writer.into_inner().map_err(pq)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads every batch of the file at `path`.
+pub fn read(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), SinkError> {
+    let file = std::fs::File::open(path).map_err(|e| SinkError::io(path, e))?;
+    let pq = |detail: String| SinkError::Parquet {
+        path: path.display().to_string(),
+        detail,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq(e.to_string()))?;
+    let schema = builder.schema().clone();
+    let reader = builder
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| pq(e.to_string()))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pq(e.to_string()))?;
+    Ok((schema, batches))
+}

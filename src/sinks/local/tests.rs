@@ -1,0 +1,179 @@
+//! The warehouse against a model: after any sequence of commits, reading a
+//! table gives exactly the rows last upserted and not deleted.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Int64Array, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use proptest::prelude::*;
+
+use super::*;
+
+fn spec() -> TableSpec {
+    TableSpec {
+        name: "dim_thing".into(),
+        key: "thing_id".into(),
+        schema: Arc::new(Schema::new(vec![
+            Field::new("thing_id", DataType::Int64, false),
+            Field::new("label", DataType::Utf8, false),
+            Field::new(EPOCH, DataType::Int64, false),
+        ])),
+    }
+}
+
+fn changes(epoch: u64, upserts: &[(i64, String)], deletes: &[i64]) -> TableChanges {
+    let spec = spec();
+    TableChanges {
+        table: spec.name.clone(),
+        upserts: RecordBatch::try_new(
+            spec.schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(upserts.iter().map(|u| u.0))),
+                Arc::new(StringArray::from_iter_values(
+                    upserts.iter().map(|u| u.1.as_str()),
+                )),
+                Arc::new(Int64Array::from(vec![epoch as i64; upserts.len()])),
+            ],
+        )
+        .unwrap(),
+        deleted_keys: Arc::new(Int64Array::from(deletes.to_vec())),
+    }
+}
+
+fn contents(wh: &LocalWarehouse) -> BTreeMap<i64, (String, i64)> {
+    let batch = wh.read_table("dim_thing").unwrap().unwrap();
+    let ids = batch.column(0).as_primitive::<Int64Type>();
+    let labels = batch.column(1).as_string::<i32>();
+    let epochs = batch.column(2).as_primitive::<Int64Type>();
+    (0..batch.num_rows())
+        .map(|i| (ids.value(i), (labels.value(i).to_string(), epochs.value(i))))
+        .collect()
+}
+
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("tables/dim_thing")).map_or(0, |d| d.count())
+}
+
+/// One epoch: upserts (key, label) and deletes, keys from a small space so they collide.
+fn epoch_strategy() -> impl Strategy<Value = (Vec<(i64, u8)>, Vec<i64>)> {
+    (
+        prop::collection::vec((0i64..40, 0u8..4), 0..30),
+        prop::collection::vec(0i64..40, 0..6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reads_back_what_was_committed(epochs in prop::collection::vec(epoch_strategy(), 1..25)) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WarehouseOptions { keep_snapshots: 2, retention: Duration::ZERO, max_files_per_table: 8 };
+        let mut wh = LocalWarehouse::open(dir.path(), &[spec()], options.clone()).unwrap();
+        let mut model: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+        for (i, (ups, dels)) in epochs.iter().enumerate() {
+            let epoch = i as u64 + 1;
+            // Net changes of an epoch: one row per key, a key is upserted or deleted.
+            let mut net: BTreeMap<i64, Option<String>> = BTreeMap::new();
+            for (k, label) in ups { net.insert(*k, Some(format!("v{label}"))); }
+            for k in dels { net.insert(*k, None); }
+            let upserts: Vec<(i64, String)> = net.iter().filter_map(|(k, v)| v.clone().map(|v| (*k, v))).collect();
+            let deletes: Vec<i64> = net.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+            wh.commit(epoch, &[changes(epoch, &upserts, &deletes)]).unwrap();
+            for (k, v) in &net {
+                match v {
+                    Some(v) => { model.insert(*k, (v.clone(), epoch as i64)); }
+                    None => { model.remove(k); }
+                }
+            }
+            prop_assert_eq!(contents(&wh), model.clone());
+            prop_assert!(wh.manifest().tables["dim_thing"].files.len() <= 8);
+        }
+        // A replayed epoch changes nothing.
+        let last = epochs.len() as u64;
+        let replay = wh.commit(last, &[changes(last, &[(1, "replayed".into())], &[])]).unwrap();
+        prop_assert!(!replay.published);
+        prop_assert_eq!(contents(&wh), model.clone());
+        // Reopening sees the same snapshot, and only the files of retained snapshots remain.
+        drop(wh);
+        let wh = LocalWarehouse::open(dir.path(), &[spec()], options).unwrap();
+        prop_assert_eq!(contents(&wh), model);
+        let named: BTreeSet<String> = manifest::list(dir.path()).unwrap().iter().flat_map(|(_, m)| m.files().map(|f| f.path.clone())).collect();
+        prop_assert_eq!(parquet_files(dir.path()), named.len());
+    }
+}
+
+#[test]
+fn a_fresh_warehouse_has_empty_tables_and_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    assert_eq!(wh.committed_epoch(), None);
+    assert_eq!(contents(&wh), BTreeMap::new());
+    let sql = std::fs::read_to_string(wh.current_sql()).unwrap();
+    assert!(
+        sql.contains("CREATE OR REPLACE VIEW \"dim_thing\""),
+        "{sql}"
+    );
+}
+
+#[test]
+fn files_a_crash_left_behind_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    wh.commit(1, &[changes(1, &[(1, "a".into())], &[])])
+        .unwrap();
+    drop(wh);
+    // A file written for epoch 2 whose manifest never got published.
+    let orphan = dir
+        .path()
+        .join("tables/dim_thing/00000000000000000002-000009-1.parquet");
+    std::fs::write(&orphan, b"partial").unwrap();
+    let wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    assert!(!orphan.exists());
+    assert_eq!(wh.committed_epoch(), Some(1));
+    assert_eq!(contents(&wh).len(), 1);
+}
+
+#[test]
+fn a_flush_writes_one_small_file_whatever_the_table_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    let big: Vec<(i64, String)> = (0..50_000).map(|i| (i, "x".to_string())).collect();
+    wh.commit(1, &[changes(1, &big, &[])]).unwrap();
+    let report = wh
+        .commit(2, &[changes(2, &[(7, "y".into()), (8, "z".into())], &[9])])
+        .unwrap();
+    assert_eq!(
+        report,
+        CommitReport {
+            published: true,
+            rows: 3,
+            merges: 0
+        }
+    );
+    let files = &wh.manifest().tables["dim_thing"].files;
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].rows, 50_000);
+    assert_eq!(files[1].rows, 3);
+    assert_eq!(contents(&wh).len(), 49_999);
+}
+
+#[test]
+fn bad_changes_are_schema_errors_naming_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    let mut c = changes(1, &[], &[]);
+    c.table = "nope".into();
+    let e = wh.commit(1, &[c]).unwrap_err();
+    assert!(e.to_string().contains("table nope"), "{e}");
+    let mut c = changes(1, &[], &[]);
+    c.deleted_keys = Arc::new(StringArray::from(vec!["k"]));
+    let e = wh.commit(1, &[c]).unwrap_err();
+    assert!(
+        !e.is_retryable() && e.to_string().contains("dim_thing"),
+        "{e}"
+    );
+    assert_eq!(wh.committed_epoch(), None);
+}

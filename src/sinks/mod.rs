@@ -1,0 +1,3 @@
+//! Sinks: where each committed epoch's changes are published.
+
+pub mod local;

@@ -1,0 +1,3 @@
+//! Sources: each turns upstream state into upserts of typed records.
+
+pub mod bigcommerce;

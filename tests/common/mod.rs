@@ -1,0 +1,333 @@
+//! Shared helpers of the integration tests: a simulator on 127.0.0.1, a
+//! BigCommerce configuration pointing at it, and the simulator's truth turned
+//! into govflow's records by an independent reading of its JSON.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dataflows::records::{
+    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Product, Upsert,
+    Variant,
+};
+use govflow::config::{BigCommerceConfig, Secret};
+use govflow::sim::{SimOptions, SimServer};
+use serde_json::Value;
+
+/// Starts a simulator on a free loopback port.
+pub async fn start_sim(options: SimOptions) -> SimServer {
+    SimServer::bind(options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// Simulator options for a small store without rate limiting.
+pub fn store(seed: u64, customers: usize, products: usize, orders: usize) -> SimOptions {
+    SimOptions {
+        seed,
+        customers,
+        products,
+        orders,
+        quota: None,
+        ..SimOptions::default()
+    }
+}
+
+/// A source configuration for the simulator.
+pub fn config_for(sim: &SimServer, options: &SimOptions) -> BigCommerceConfig {
+    let mut c = BigCommerceConfig::new(
+        sim.base_url().parse().unwrap(),
+        options.store_hash.clone(),
+        Secret::new(options.access_token.clone()),
+    );
+    c.request_timeout = Duration::from_secs(10);
+    c
+}
+
+/// The raw tables as a consumer that applies upserts in order would hold them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tables {
+    pub customers: BTreeMap<i64, Customer>,
+    pub metafields: BTreeMap<i64, CustomerMetafield>,
+    pub products: BTreeMap<i64, Product>,
+    pub variants: BTreeMap<i64, Variant>,
+    pub inventory: BTreeMap<i64, Inventory>,
+    pub orders: BTreeMap<i64, Order>,
+    /// By order id.
+    pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+}
+
+fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
+    match value {
+        Some(v) => map.insert(key, v),
+        None => map.remove(&key),
+    };
+}
+
+impl Tables {
+    /// Applies upserts in order.
+    pub fn apply(&mut self, upserts: impl IntoIterator<Item = Upsert>) {
+        for u in upserts {
+            match u {
+                Upsert::Customer(k, v) => put(&mut self.customers, k, v),
+                Upsert::CustomerMetafield(k, v) => put(&mut self.metafields, k, v),
+                Upsert::Product(k, v) => put(&mut self.products, k, v),
+                Upsert::Variant(k, v) => put(&mut self.variants, k, v),
+                Upsert::Inventory(k, v) => put(&mut self.inventory, k, v),
+                Upsert::Order(k, v) => put(&mut self.orders, k, v),
+                Upsert::OrderItems(k, v) => put(&mut self.order_items, k, v),
+            }
+        }
+    }
+
+    /// Row counts per table, for messages.
+    pub fn counts(&self) -> [usize; 7] {
+        [
+            self.customers.len(),
+            self.metafields.len(),
+            self.products.len(),
+            self.variants.len(),
+            self.inventory.len(),
+            self.orders.len(),
+            self.order_items.values().map(Vec::len).sum(),
+        ]
+    }
+}
+
+/// Fetches `/_sim/truth` and reads it into [`Tables`].
+pub async fn truth(sim: &SimServer) -> Tables {
+    let text = reqwest::get(format!("{}/_sim/truth", sim.base_url()))
+        .await
+        .expect("truth")
+        .text()
+        .await
+        .expect("truth body");
+    let mut t = Tables::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("truth line is JSON");
+        match v["entity"].as_str().expect("entity") {
+            "customer" => {
+                let c = Customer {
+                    id: int(&v, "id"),
+                    email: string(&v, "email"),
+                    first_name: string(&v, "first_name"),
+                    last_name: string(&v, "last_name"),
+                    company: string(&v, "company"),
+                    phone: string(&v, "phone"),
+                    customer_group_id: int(&v, "customer_group_id"),
+                    date_created: date(&v, "date_created"),
+                    date_modified: date(&v, "date_modified"),
+                };
+                t.customers.insert(c.id, c);
+            }
+            "customer_metafield" => {
+                let m = CustomerMetafield {
+                    id: int(&v, "id"),
+                    customer_id: int(&v, "resource_id"),
+                    namespace: string(&v, "namespace"),
+                    key: string(&v, "key"),
+                    value: string(&v, "value"),
+                    date_created: date(&v, "date_created"),
+                    date_modified: date(&v, "date_modified"),
+                };
+                t.metafields.insert(m.id, m);
+            }
+            "product" => {
+                let p = Product {
+                    id: int(&v, "id"),
+                    name: string(&v, "name"),
+                    sku: string(&v, "sku"),
+                    price: money(&v["price"]).expect("price"),
+                    sale_price: money(&v["sale_price"]).unwrap_or_default(),
+                    is_visible: v["is_visible"].as_bool().expect("is_visible"),
+                    availability: string(&v, "availability"),
+                    inventory_tracking: string(&v, "inventory_tracking"),
+                    brand_id: int(&v, "brand_id"),
+                    date_created: date(&v, "date_created"),
+                    date_modified: date(&v, "date_modified"),
+                };
+                t.products.insert(p.id, p);
+            }
+            "variant" => {
+                let x = Variant {
+                    id: int(&v, "id"),
+                    product_id: int(&v, "product_id"),
+                    sku: string(&v, "sku"),
+                    price: money(&v["price"]),
+                    sale_price: money(&v["sale_price"]),
+                    inventory_level: int(&v, "inventory_level"),
+                    purchasing_disabled: v["purchasing_disabled"]
+                        .as_bool()
+                        .expect("purchasing_disabled"),
+                };
+                t.variants.insert(x.id, x);
+            }
+            "inventory_item" => {
+                let id = &v["identity"];
+                let locations = v["locations"].as_array().expect("locations");
+                let sum = |f: &str| {
+                    locations
+                        .iter()
+                        .map(|l| l[f].as_i64().expect(f))
+                        .sum::<i64>()
+                };
+                let i = Inventory {
+                    variant_id: int(id, "variant_id"),
+                    product_id: int(id, "product_id"),
+                    sku: string(id, "sku"),
+                    available_to_sell: sum("available_to_sell"),
+                    total_inventory_onhand: sum("total_inventory_onhand"),
+                    is_in_stock: locations
+                        .iter()
+                        .any(|l| l["settings"]["is_in_stock"].as_bool() == Some(true)),
+                };
+                t.inventory.insert(i.variant_id, i);
+            }
+            "order" => {
+                let o = Order {
+                    id: int(&v, "id"),
+                    customer_id: int(&v, "customer_id"),
+                    status_id: int(&v, "status_id"),
+                    status: string(&v, "status"),
+                    subtotal_ex_tax: money(&v["subtotal_ex_tax"]).expect("money"),
+                    subtotal_inc_tax: money(&v["subtotal_inc_tax"]).expect("money"),
+                    total_ex_tax: money(&v["total_ex_tax"]).expect("money"),
+                    total_inc_tax: money(&v["total_inc_tax"]).expect("money"),
+                    items_total: int(&v, "items_total"),
+                    currency_code: string(&v, "currency_code"),
+                    is_deleted: v["is_deleted"].as_bool().expect("is_deleted"),
+                    date_created: date(&v, "date_created"),
+                    date_modified: date(&v, "date_modified"),
+                };
+                t.orders.insert(o.id, o);
+            }
+            "order_item" => {
+                let i = OrderItem {
+                    id: int(&v, "id"),
+                    order_id: int(&v, "order_id"),
+                    product_id: int(&v, "product_id"),
+                    variant_id: int(&v, "variant_id"),
+                    sku: string(&v, "sku"),
+                    name: string(&v, "name"),
+                    quantity: int(&v, "quantity"),
+                    base_price: money(&v["base_price"]).expect("money"),
+                    price_ex_tax: money(&v["price_ex_tax"]).expect("money"),
+                    price_inc_tax: money(&v["price_inc_tax"]).expect("money"),
+                    total_ex_tax: money(&v["total_ex_tax"]).expect("money"),
+                    total_inc_tax: money(&v["total_inc_tax"]).expect("money"),
+                };
+                t.order_items.entry(i.order_id).or_default().push(i);
+            }
+            other => panic!("unknown truth entity {other}"),
+        }
+    }
+    for lines in t.order_items.values_mut() {
+        lines.sort_by_key(|l| l.id);
+    }
+    t
+}
+
+fn int(v: &Value, field: &str) -> i64 {
+    v[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{field} is not an integer in {v}"))
+}
+
+fn string(v: &Value, field: &str) -> String {
+    v[field].as_str().unwrap_or_default().to_string()
+}
+
+/// V2 money is a string, V3 a number; null is none.
+fn money(v: &Value) -> Option<Money> {
+    match v {
+        Value::String(s) => Some(Money::parse(s).expect("money string")),
+        Value::Number(n) => {
+            Some(Money::from_f64(n.as_f64().expect("number")).expect("money number"))
+        }
+        _ => None,
+    }
+}
+
+fn date(v: &Value, field: &str) -> Micros {
+    let text = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_rfc2822(text))
+        .unwrap_or_else(|e| panic!("{field}: {text:?}: {e}"))
+        .timestamp_micros()
+}
+
+/// Asserts two maps are equal, printing the first few differences.
+pub fn assert_same<V: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: &BTreeMap<i64, V>,
+    want: &BTreeMap<i64, V>,
+) {
+    compare(what, got, want, false)
+}
+
+/// Compares maps; with `allow_extra`, keys absent from `want` (deleted
+/// upstream, which only a full refresh reconciles) may remain in `got`.
+pub fn compare<V: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: &BTreeMap<i64, V>,
+    want: &BTreeMap<i64, V>,
+    allow_extra: bool,
+) {
+    let mut problems = Vec::new();
+    for (k, w) in want {
+        match got.get(k) {
+            None => problems.push(format!("missing {k}")),
+            Some(g) if g != w => problems.push(format!("{k}: got {g:?}, want {w:?}")),
+            _ => {}
+        }
+    }
+    if !allow_extra {
+        for k in got.keys().filter(|k| !want.contains_key(k)) {
+            problems.push(format!("unexpected {k}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: {} differences (got {}, want {}), first: {:#?}",
+        problems.len(),
+        got.len(),
+        want.len(),
+        &problems[..problems.len().min(5)]
+    );
+}
+
+/// Asserts every table equals the truth (with `allow_extra`: holds every
+/// truth row, and possibly rows deleted upstream).
+pub fn assert_tables(got: &Tables, want: &Tables, allow_extra: bool) {
+    compare("customers", &got.customers, &want.customers, allow_extra);
+    compare("metafields", &got.metafields, &want.metafields, allow_extra);
+    compare("products", &got.products, &want.products, allow_extra);
+    compare("variants", &got.variants, &want.variants, allow_extra);
+    compare("inventory", &got.inventory, &want.inventory, allow_extra);
+    compare("orders", &got.orders, &want.orders, allow_extra);
+    compare(
+        "order items",
+        &got.order_items,
+        &want.order_items,
+        allow_extra,
+    );
+}
+
+/// POSTs a JSON body to a control endpoint and returns the JSON answer.
+pub async fn control(sim: &SimServer, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", sim.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("control request");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("control answer")
+}
