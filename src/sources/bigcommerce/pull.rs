@@ -8,15 +8,18 @@
 //! to the newest `date_modified` of the previous page (inclusive, so records of
 //! that second are read again rather than skipped). Only when a whole page
 //! shares one second does it fall back to the next page number within that
-//! second; a record of that second modified mid-walk may then shift past the
-//! walk, so the walk's cursor stops at that second and the next poll reads it
-//! again, even with no lookback. A record modified during the walk gets a newer
+//! second. A record of that second modified mid-walk leaves it and may shift an
+//! unread one past the walk; such a record is always met again later in the
+//! same walk (with its new date), so when that happens the walk's cursor stops
+//! at that second and the next poll reads it again, even with no lookback. A record modified during the walk gets a newer
 //! `date_modified`, so it is either met later in the same walk or read by the
 //! next poll, whose window starts at the cursor minus the lookback.
 //!
 //! Variants and inventory have no date filter: they are scanned whole on every
 //! poll (pages after the first fetched concurrently); unchanged rows cost the
 //! dataflow nothing, as upserts of an unchanged value are no change.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use dataflows::records::{Micros, Upsert};
@@ -282,19 +285,19 @@ async fn keyset<T: Record>(
         let page: Page<T> =
             fetch(client, list.path, &list.query(min, page_no, limit), list.v2).await?;
         let returned = page.returned;
-        let page_max = page.records.iter().map(modified).max();
+        let keys: Vec<(i64, Micros)> = page.records.iter().map(|r| (r.id(), modified(r))).collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
         pull.records += page.records.len() as u64;
         for record in page.records {
             to_upserts(record, &mut upserts);
         }
         deliver(pull, out, upserts, page.dead_letters).await?;
-        walk.saw(page_max);
+        walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
             return Ok(());
         }
-        (min, page_no) = walk.next(min, page_no, page_max);
+        (min, page_no) = walk.next(min, page_no, &keys);
     }
 }
 
@@ -314,7 +317,11 @@ async fn keyset_orders(
         let page: Page<WireOrder> =
             fetch(client, list.path, &list.query(min, page_no, limit), true).await?;
         let returned = page.returned;
-        let page_max = page.records.iter().map(WireOrder::modified).max();
+        let keys: Vec<(i64, Micros)> = page
+            .records
+            .iter()
+            .map(|o| (o.id(), o.modified()))
+            .collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
         let mut dead = page.dead_letters;
         pull.records += page.records.len() as u64;
@@ -332,12 +339,12 @@ async fn keyset_orders(
             order.into_upserts(&mut upserts);
         }
         deliver(pull, out, upserts, dead).await?;
-        walk.saw(page_max);
+        walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
             return Ok(());
         }
-        (min, page_no) = walk.next(min, page_no, page_max);
+        (min, page_no) = walk.next(min, page_no, &keys);
     }
 }
 
@@ -367,14 +374,27 @@ async fn order_lines(
 struct Progress {
     /// Newest `date_modified` read.
     newest: Option<Micros>,
-    /// The oldest second paged through by page number: a record of that second
-    /// modified mid-walk may have shifted past the walk, so the cursor stops there.
+    /// Seconds paged through by page number, with the ids read in each.
+    groups: Vec<(Micros, HashSet<i64>)>,
+    /// The oldest such second in which a record read was modified again during
+    /// the walk: its leaving may have shifted an unread record of that second
+    /// past the walk, so the cursor stops there.
     floor: Option<Micros>,
 }
 
 impl Progress {
-    fn saw(&mut self, page_max: Option<Micros>) {
-        self.newest = self.newest.max(page_max);
+    /// Notes a page's `(id, date_modified)` pairs.
+    fn saw(&mut self, keys: &[(i64, Micros)]) {
+        self.newest = self.newest.max(keys.iter().map(|k| k.1).max());
+        for (second, ids) in &mut self.groups {
+            for (id, modified) in keys {
+                if *modified > *second && ids.contains(id) {
+                    self.floor = Some(self.floor.map_or(*second, |f| f.min(*second)));
+                } else if *modified == *second {
+                    ids.insert(*id);
+                }
+            }
+        }
     }
 
     /// The cursor this walk earns: everything modified before it has been read.
@@ -385,21 +405,25 @@ impl Progress {
         }
     }
 
-    /// Where the walk goes after a full page.
+    /// Where the walk goes after a full page whose pairs were `keys`.
     fn next(
         &mut self,
         min: Option<Micros>,
         page_no: u64,
-        page_max: Option<Micros>,
+        keys: &[(i64, Micros)],
     ) -> (Option<Micros>, u64) {
+        let page_max = keys.iter().map(|k| k.1).max();
         match (page_max, min) {
             // The page reached a newer second: restart from it.
             (Some(max), Some(min)) if max > min => (Some(max), 1),
             (Some(max), None) => (Some(max), 1),
             // A full page within one second (or of bad records only): next page number.
             _ => {
-                if let Some(min) = min {
-                    self.floor = Some(self.floor.map_or(min, |f| f.min(min)));
+                if let Some(second) = min
+                    && !self.groups.iter().any(|(s, _)| *s == second)
+                {
+                    let ids = keys.iter().filter(|k| k.1 == second).map(|k| k.0).collect();
+                    self.groups.push((second, ids));
                 }
                 (min, page_no + 1)
             }
@@ -529,15 +553,21 @@ mod tests {
     #[test]
     fn keyset_advances_or_pages_within_a_second() {
         let mut w = Progress::default();
-        assert_eq!(w.next(None, 1, Some(10)), (Some(10), 1));
-        assert_eq!(w.next(Some(5), 1, Some(10)), (Some(10), 1));
-        w.saw(Some(10));
+        assert_eq!(w.next(None, 1, &[(1, 10)]), (Some(10), 1));
+        assert_eq!(w.next(Some(5), 1, &[(1, 6), (2, 10)]), (Some(10), 1));
+        // A full page all in second 10: page on by number.
+        let group = [(3, 10), (4, 10)];
+        w.saw(&group);
+        assert_eq!(w.next(Some(10), 1, &group), (Some(10), 2));
+        w.saw(&[(5, 10), (6, 12)]);
+        assert_eq!(
+            w.cursor(),
+            Some(12),
+            "nothing of second 10 moved: the cursor may pass it"
+        );
+        // Record 4, read in second 10, shows up modified later in the walk.
+        w.saw(&[(4, 15)]);
         assert_eq!(w.cursor(), Some(10));
-        assert_eq!(w.next(Some(10), 1, Some(10)), (Some(10), 2));
-        assert_eq!(w.next(Some(10), 2, None), (Some(10), 3));
-        w.saw(Some(20));
-        // Paged through second 10 by number: the cursor may not pass it.
-        assert_eq!(w.cursor(), Some(10));
-        assert_eq!(Progress::default().next(None, 1, None), (None, 2));
+        assert_eq!(Progress::default().next(None, 1, &[]), (None, 2));
     }
 }

@@ -111,6 +111,8 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
 pub trait Record: DeserializeOwned {
     /// Entity name in dead letters.
     const ENTITY: &'static str;
+    /// The record's id.
+    fn id(&self) -> i64;
     /// Best-effort id of a record that failed to parse.
     fn id_of(raw: &str) -> Option<i64> {
         #[derive(Deserialize)]
@@ -186,6 +188,9 @@ pub struct WireCustomer {
 
 impl Record for WireCustomer {
     const ENTITY: &'static str = "customer";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl WireCustomer {
@@ -229,6 +234,9 @@ pub struct WireMetafield {
 
 impl Record for WireMetafield {
     const ENTITY: &'static str = "customer_metafield";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl WireMetafield {
@@ -280,6 +288,9 @@ pub struct WireProduct {
 
 impl Record for WireProduct {
     const ENTITY: &'static str = "product";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl WireProduct {
@@ -331,6 +342,9 @@ pub struct WireVariant {
 
 impl Record for WireVariant {
     const ENTITY: &'static str = "variant";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl WireVariant {
@@ -381,6 +395,9 @@ struct InventorySettings {
 
 impl Record for WireInventoryItem {
     const ENTITY: &'static str = "inventory_item";
+    fn id(&self) -> i64 {
+        self.identity.variant_id
+    }
     fn id_of(raw: &str) -> Option<i64> {
         #[derive(Deserialize)]
         struct Item {
@@ -498,10 +515,16 @@ pub struct WireOrderItem {
 
 impl Record for WireOrderItem {
     const ENTITY: &'static str = "order_item";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl Record for WireOrder {
     const ENTITY: &'static str = "order";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
 impl WireOrderItem {
@@ -528,11 +551,6 @@ impl WireOrder {
     /// `date_modified`, the cursor field.
     pub fn modified(&self) -> Micros {
         self.date_modified
-    }
-
-    /// The order id.
-    pub fn id(&self) -> i64 {
-        self.id
     }
 
     /// Whether the lines came embedded (`include=consignments.line_items`).
