@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The project's own entry points; the README's commands call this.
+#   ./dev.sh demo   build and run the demo (a simulated store into ./govflow-data)
 #   ./dev.sh test   set up what the tests need (idempotently), then run every check and test
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,10 +32,17 @@ cmd_test() {
   cargo test -j "$JOBS" --workspace
 }
 
+cmd_demo() {
+  need_rust
+  cargo build -j "$JOBS" --release --bin govflow
+  exec "$CARGO_TARGET_DIR/release/govflow" demo "$@"
+}
+
 case "${1:-}" in
   test) shift; cmd_test "$@" ;;
+  demo) shift; cmd_demo "$@" ;;
   *)
-    echo "usage: ./dev.sh test" >&2
+    echo "usage: ./dev.sh demo [--for 60s] | ./dev.sh test" >&2
     exit 2
     ;;
 esac

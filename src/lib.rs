@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod fsutil;
+pub mod runtime;
 pub mod sim;
 pub mod sinks;
 pub mod sources;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use govflow::config::{Config, WarehouseConfig};
-use govflow::sim::{SimOptions, SimServer};
+use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::sim::{MutateRequest, SimOptions, SimServer};
 use tracing_subscriber::EnvFilter;
 
 /// govflow keeps an e-commerce data warehouse fresh from BigCommerce and PostgreSQL.
@@ -32,6 +33,10 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the pipeline: poll the sources, maintain the tables, publish each epoch.
+    Run(RunArgs),
+    /// The main job on embedded defaults: a simulated store, a local warehouse under ./govflow-data.
+    Demo(DemoArgs),
     /// Serve the BigCommerce simulator (see docs/simulator.md).
     Sim(SimArgs),
     /// Check a configuration file without touching the network.
@@ -40,6 +45,44 @@ enum Command {
         #[arg(long, short, default_value = "govflow.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
+    /// Catch up once, commit, and exit (non-zero on failure).
+    #[arg(long)]
+    once: bool,
+    /// Reload every source from scratch; keys absent upstream are deleted downstream.
+    #[arg(long)]
+    full_refresh: bool,
+    /// Dataflow worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// How often inputs advance to a new epoch (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    flush_interval: std::time::Duration,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where the warehouse and the state go.
+    #[arg(long, default_value = "govflow-data")]
+    dir: PathBuf,
+    /// Dataflow worker threads.
+    #[arg(short = 'w', long, default_value_t = 2)]
+    workers: usize,
+    /// Random store changes per second.
+    #[arg(long, default_value_t = 20)]
+    changes_per_second: usize,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    run_for: Option<std::time::Duration>,
+    /// Seed of the simulated store.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -100,6 +143,23 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { config } => Ok(validate(&config)),
+        Command::Run(args) => {
+            let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
+            let options = RunOptions {
+                workers: args.workers,
+                flush_interval: args.flush_interval,
+                once: args.once,
+                full_refresh: args.full_refresh,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(run_pipeline(config, options, None))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(demo(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(sim(args))?;
@@ -140,6 +200,143 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs the pipeline until Ctrl-C (or `run_for`), printing a status line.
+async fn run_pipeline(
+    config: Config,
+    options: RunOptions,
+    run_for: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let progress = ProgressHandle::default();
+    let once = options.once;
+    let mut pipeline = tokio::spawn(govflow::runtime::run(
+        config,
+        options,
+        stop_rx,
+        progress.clone(),
+    ));
+    let deadline = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_changes = 0;
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            r = &mut pipeline => break r,
+            _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+            _ = &mut deadline, if !stopping => {
+                stopping = true;
+                let _ = stop_tx.send(true);
+            }
+            _ = ticker.tick(), if !once => {
+                let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
+                let lag = p.last_pull_at.map_or("-".to_string(), |t| format!("{:.1} s", t.elapsed().as_secs_f64()));
+                eprintln!(
+                    "epoch {} | {} changes/s | {} changes, {} upserts, {} dead letters | last pull committed {lag} ago | last commit {} ms",
+                    p.epoch.map_or("-".to_string(), |e| e.to_string()),
+                    p.changes - last_changes,
+                    p.changes,
+                    p.upserts,
+                    p.dead_letters,
+                    p.last_commit.as_millis(),
+                );
+                last_changes = p.changes;
+            }
+        }
+    };
+    result.context("the pipeline task stopped")??;
+    let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
+    println!(
+        "committed through epoch {}: {} changes from {} upserts ({} dead letters)",
+        p.epoch.map_or("-".to_string(), |e| e.to_string()),
+        p.changes,
+        p.upserts,
+        p.dead_letters
+    );
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let options = SimOptions {
+        seed: args.seed,
+        customers: 2_000,
+        products: 300,
+        orders: 5_000,
+        quota: Some(450),
+        ..SimOptions::default()
+    };
+    let server = SimServer::bind(options.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("starting the simulated store")?;
+    let base_url = server.base_url();
+    let warehouse = args.dir.join("warehouse");
+    let state = args.dir.join("state");
+    let text = format!(
+        "[bigcommerce]\nbase_url = {base_url:?}\nstore_hash = {:?}\naccess_token = {:?}\npoll_interval = \"2s\"\n\n[warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n",
+        options.store_hash,
+        options.access_token,
+        warehouse.display().to_string(),
+        state.display().to_string()
+    );
+    let config = Config::from_toml_str(&text, "<demo>", &|_| None).map_err(anyhow::Error::new)?;
+    let current = warehouse.join("current.sql");
+    println!(
+        "govflow demo: a simulated BigCommerce store at {base_url}/stores/{}/ changing {} times a second,",
+        options.store_hash, args.changes_per_second
+    );
+    println!(
+        "maintained into the local warehouse {} ({} workers).",
+        warehouse.display(),
+        args.workers
+    );
+    println!("Query it while it runs:");
+    println!(
+        "  duckdb -c \".read {}\" -c \"SELECT * FROM dim_customer ORDER BY lifetime_revenue DESC LIMIT 5\"",
+        current.display()
+    );
+    println!(
+        "Tables: raw_bc_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_onsale_product_inventory, _errors. Ctrl-C stops."
+    );
+    let mutator = {
+        let per_second = args.changes_per_second;
+        let server = std::sync::Arc::new(server);
+        let handle = server.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if per_second > 0 {
+                    let _ = handle.mutate(MutateRequest {
+                        count: per_second,
+                        kinds: None,
+                    });
+                }
+            }
+        });
+        (server, task)
+    };
+    let options = RunOptions {
+        workers: args.workers,
+        ..RunOptions::default()
+    };
+    let result = run_pipeline(config, options, args.run_for).await;
+    mutator.1.abort();
+    if let Ok(server) = std::sync::Arc::try_unwrap(mutator.0) {
+        server.shutdown().await;
+    }
+    result?;
+    println!(
+        "The warehouse stays in {}; `govflow demo` again resumes from its checkpoint.",
+        args.dir.display()
+    );
+    Ok(())
 }
 
 async fn sim(args: SimArgs) -> anyhow::Result<()> {

@@ -137,7 +137,7 @@ impl BigCommerceSource {
         .instrument(span.clone())
         .await?;
         let _enter = span.enter();
-        tracing::info!(
+        tracing::debug!(
             records = pull.records,
             dead_letters = pull.dead_letters,
             pages = pull.pages,

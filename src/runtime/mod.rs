@@ -1,0 +1,396 @@
+//! The runtime: sources (tokio tasks) feed the dataflow (timely threads) one
+//! epoch per flush interval; each epoch's changes are committed to the
+//! warehouse, and only then is the checkpoint (epoch, cursors) written.
+//!
+//! Order is what makes it exactly once: a source sends a pull's batches, then
+//! its completion with the new cursors, down one FIFO channel; the epoch loop
+//! commits every batch it took before it writes cursors it took after them. A
+//! restart rebuilds the dataflow's input from the committed `raw_*` tables
+//! (without publishing anything) and resumes each source from its checkpointed
+//! cursor minus the lookback.
+
+pub mod checkpoint;
+pub mod dataflow;
+mod reconcile;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dataflows::Table;
+use dataflows::records::Upsert;
+use tokio::sync::watch;
+
+use self::checkpoint::{Checkpoint, CheckpointError};
+use self::dataflow::{Dataflow, DataflowError, TableChangeSet};
+use self::reconcile::Seen;
+use crate::config::{Config, WarehouseConfig};
+use crate::sinks::arrow::{self, ArrowConvError};
+use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
+use crate::sources::bigcommerce::{
+    Batch, BigCommerceSource, DeadLetter, PullMode, PullReport, SourceError,
+};
+
+/// How a run behaves.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Timely worker threads.
+    pub workers: usize,
+    /// How often inputs advance to a new epoch.
+    pub flush_interval: Duration,
+    /// Catch up once, commit, and return.
+    pub once: bool,
+    /// Start with a full read of every source, deleting what is gone upstream.
+    pub full_refresh: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 1,
+            flush_interval: Duration::from_secs(1),
+            once: false,
+            full_refresh: false,
+        }
+    }
+}
+
+/// A failure of a run, naming the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration cannot be run.
+    #[error("{0}")]
+    Config(String),
+    /// A source failed (after its retries).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The warehouse failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Rows did not convert to or from Arrow.
+    #[error(transparent)]
+    Arrow(#[from] ArrowConvError),
+    /// The dataflow failed.
+    #[error(transparent)]
+    Dataflow(#[from] DataflowError),
+    /// The checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// Live figures of a run, for status lines and tests.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Last committed epoch.
+    pub epoch: Option<u64>,
+    /// Output row changes committed since start.
+    pub changes: u64,
+    /// Upserts read from sources since start.
+    pub upserts: u64,
+    /// Records dead-lettered since start.
+    pub dead_letters: u64,
+    /// Pulls completed since start.
+    pub pulls: u64,
+    /// When the last pull completed.
+    pub last_pull_at: Option<Instant>,
+    /// When the last epoch was committed.
+    pub last_commit_at: Option<Instant>,
+    /// Duration of the last commit (dataflow step, conversion, warehouse, checkpoint).
+    pub last_commit: Duration,
+}
+
+/// Shared handle on a run's [`Progress`].
+pub type ProgressHandle = Arc<Mutex<Progress>>;
+
+enum Msg {
+    Batch(Batch),
+    PullDone { report: PullReport, full: bool },
+    SourceFailed(SourceError),
+}
+
+/// Runs the pipeline of `config` until `stop` turns true (or, with `once`,
+/// until the sources caught up and everything is committed).
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    mut stop: watch::Receiver<bool>,
+    progress: ProgressHandle,
+) -> Result<(), RunError> {
+    let WarehouseConfig::Local { dir: warehouse_dir } = &config.warehouse else {
+        return Err(RunError::Config(
+            "warehouse.kind = \"bigquery\" is not supported by this build yet; use \"local\""
+                .into(),
+        ));
+    };
+    let bc = config.bigcommerce.clone().ok_or_else(|| {
+        RunError::Config("no source configured: add a [bigcommerce] section".into())
+    })?;
+    let source = Arc::new(BigCommerceSource::new(bc.clone())?);
+    let state_dir = config.state.dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        RunError::Config(format!(
+            "state.dir {}: cannot create: {e}",
+            state_dir.display()
+        ))
+    })?;
+    let checkpoint = Checkpoint::load(&state_dir)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+
+    let loop_options = options.clone();
+    let loop_dir = warehouse_dir.clone();
+    let loop_progress = progress.clone();
+    let loop_checkpoint = checkpoint.clone();
+    let epoch_loop = tokio::task::spawn_blocking(move || {
+        EpochLoop::start(
+            loop_dir,
+            state_dir,
+            loop_checkpoint,
+            &loop_options,
+            loop_progress,
+        )?
+        .run(rx)
+    });
+
+    let mut cursors = checkpoint.bigcommerce;
+    let mut first = true;
+    loop {
+        let full = first && options.full_refresh;
+        let mode = if full {
+            PullMode::FullSnapshot
+        } else {
+            PullMode::Incremental
+        };
+        first = false;
+        let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
+        let forward_tx = tx.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(b) = brx.recv().await {
+                if forward_tx.send(Msg::Batch(b)).is_err() {
+                    break;
+                }
+            }
+        });
+        let pulled = tokio::select! {
+            r = source.pull(&cursors, mode, &btx) => Some(r),
+            _ = stop.changed() => None,
+        };
+        drop(btx);
+        let _ = forwarder.await;
+        match pulled {
+            None => break,
+            Some(Ok(report)) => {
+                cursors.advance(&report.entities);
+                if tx.send(Msg::PullDone { report, full }).is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) if options.once || !e.is_retryable() => {
+                let _ = tx.send(Msg::SourceFailed(e));
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "bigcommerce pull failed; retrying at the next poll")
+            }
+        }
+        if options.once || *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(bc.poll_interval) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    drop(tx);
+    epoch_loop
+        .await
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
+}
+
+/// The thread that turns source messages into committed epochs.
+struct EpochLoop {
+    dataflow: Dataflow,
+    warehouse: LocalWarehouse,
+    state_dir: PathBuf,
+    checkpoint: Checkpoint,
+    flush_interval: Duration,
+    progress: ProgressHandle,
+    dead_letters: PathBuf,
+    full_refresh: bool,
+}
+
+impl EpochLoop {
+    fn start(
+        warehouse_dir: PathBuf,
+        state_dir: PathBuf,
+        checkpoint: Checkpoint,
+        options: &RunOptions,
+        progress: ProgressHandle,
+    ) -> Result<EpochLoop, RunError> {
+        let warehouse = LocalWarehouse::open(
+            &warehouse_dir,
+            &arrow::table_specs(),
+            WarehouseOptions::default(),
+        )?;
+        let mut dataflow = Dataflow::start(options.workers)?;
+        // Rebuild the input state from what is committed; its output is already published.
+        let mut restored = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
+            if let Some(batch) = warehouse.read_table(table.name())? {
+                restored.extend(arrow::rows_from_batch(table, &batch)?);
+            }
+        }
+        let upserts = dataflows::upserts_from_raw(restored);
+        let n = upserts.len();
+        let started = Instant::now();
+        dataflow.step(upserts)?;
+        if n > 0 {
+            tracing::info!(
+                upserts = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "restored the committed state"
+            );
+        }
+        let mut checkpoint = checkpoint;
+        // A crash between a warehouse commit and its checkpoint leaves older
+        // cursors: harmless, the next pull reads a little more again.
+        checkpoint.epoch = checkpoint.epoch.max(warehouse.committed_epoch());
+        if let Ok(mut p) = progress.lock() {
+            p.epoch = checkpoint.epoch;
+        }
+        let dead_letters = state_dir.join("dead_letters.jsonl");
+        Ok(EpochLoop {
+            dataflow,
+            warehouse,
+            state_dir,
+            checkpoint,
+            flush_interval: options.flush_interval,
+            progress,
+            dead_letters,
+            full_refresh: options.full_refresh,
+        })
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) -> Result<(), RunError> {
+        // Keys the full read (the run's first pull) brings, when it is one.
+        let mut seen: Option<Seen> = self.full_refresh.then(Seen::default);
+        loop {
+            let deadline = Instant::now() + self.flush_interval;
+            let mut upserts: Vec<Upsert> = Vec::new();
+            let mut done: Vec<(PullReport, bool)> = Vec::new();
+            let mut finished = false;
+            loop {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(Msg::Batch(b)) => {
+                        self.keep_dead_letters(&b.dead_letters);
+                        if let Some(s) = seen.as_mut() {
+                            s.note(&b.upserts);
+                        }
+                        upserts.extend(b.upserts);
+                    }
+                    Ok(Msg::PullDone { report, full }) => {
+                        done.push((report, full));
+                        if full {
+                            // Commit now, so the deletes below see everything the read brought.
+                            break;
+                        }
+                    }
+                    Ok(Msg::SourceFailed(e)) => {
+                        // Commit what arrived before the failure, then report it.
+                        self.commit(upserts, &[])?;
+                        return Err(e.into());
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        finished = true;
+                        break;
+                    }
+                }
+            }
+            self.commit(upserts, &done)?;
+            if done.iter().any(|(_, full)| *full) {
+                // Everything the full read delivered is committed: delete what it did not see.
+                if let Some(s) = seen.take() {
+                    let deletes = s.deletes(&self.warehouse)?;
+                    tracing::info!(deletes = deletes.len(), "full refresh: keys gone upstream");
+                    self.commit(deletes, &[])?;
+                }
+            }
+            if finished {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Steps the dataflow over `upserts`, publishes the changes, then
+    /// checkpoints the cursors of the pulls in `done`.
+    fn commit(
+        &mut self,
+        upserts: Vec<Upsert>,
+        done: &[(PullReport, bool)],
+    ) -> Result<(), RunError> {
+        if upserts.is_empty() && done.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let n_upserts = upserts.len() as u64;
+        let changes: TableChangeSet = self.dataflow.step(upserts)?;
+        let mut changed = 0u64;
+        if !changes.is_empty() {
+            let epoch = self.checkpoint.epoch.map_or(1, |e| e + 1);
+            let mut batches = Vec::with_capacity(changes.len());
+            for (table, rows) in &changes {
+                changed += rows.len() as u64;
+                batches.push(arrow::table_changes(*table, epoch, rows)?);
+            }
+            self.warehouse.commit(epoch, &batches)?;
+            self.checkpoint.epoch = Some(epoch);
+        }
+        for (report, _) in done {
+            self.checkpoint.bigcommerce.advance(&report.entities);
+        }
+        self.checkpoint.store(&self.state_dir)?;
+        let elapsed = started.elapsed();
+        if let Ok(mut p) = self.progress.lock() {
+            p.epoch = self.checkpoint.epoch;
+            p.changes += changed;
+            p.upserts += n_upserts;
+            p.pulls += done.len() as u64;
+            if !done.is_empty() {
+                p.last_pull_at = Some(Instant::now());
+            }
+            if changed > 0 {
+                p.last_commit_at = Some(Instant::now());
+            }
+            p.last_commit = elapsed;
+        }
+        tracing::debug!(epoch = ?self.checkpoint.epoch, upserts = n_upserts, changes = changed, elapsed_ms = elapsed.as_millis() as u64, "epoch committed");
+        Ok(())
+    }
+
+    fn keep_dead_letters(&self, dead: &[DeadLetter]) {
+        if dead.is_empty() {
+            return;
+        }
+        if let Ok(mut p) = self.progress.lock() {
+            p.dead_letters += dead.len() as u64;
+        }
+        let mut text = String::new();
+        for d in dead {
+            if let Ok(line) = serde_json::to_string(d) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.dead_letters)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.dead_letters.display(), error = %e, "cannot keep dead letters");
+        }
+    }
+}

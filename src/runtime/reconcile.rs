@@ -1,0 +1,84 @@
+//! Full refresh: which raw keys a complete read of the store saw, and the
+//! deletes for those it did not.
+
+use std::collections::{BTreeMap, HashSet};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use dataflows::Table;
+use dataflows::records::Upsert;
+
+use crate::sinks::local::{LocalWarehouse, SinkError};
+
+/// The raw table an upsert belongs to, with the key a delete would use.
+pub fn raw_table(upsert: &Upsert) -> Table {
+    match upsert {
+        Upsert::Customer(..) => Table::RawBcCustomer,
+        Upsert::CustomerMetafield(..) => Table::RawBcCustomerMetafield,
+        Upsert::Product(..) => Table::RawBcProduct,
+        Upsert::Variant(..) => Table::RawBcVariant,
+        Upsert::Inventory(..) => Table::RawBcInventory,
+        Upsert::Order(..) => Table::RawBcOrder,
+        Upsert::OrderItems(..) => Table::RawBcOrderItem,
+    }
+}
+
+/// The delete of `key` in a raw table (for order lines, `key` is the order).
+fn delete(table: Table, key: i64) -> Option<Upsert> {
+    Some(match table {
+        Table::RawBcCustomer => Upsert::Customer(key, None),
+        Table::RawBcCustomerMetafield => Upsert::CustomerMetafield(key, None),
+        Table::RawBcProduct => Upsert::Product(key, None),
+        Table::RawBcVariant => Upsert::Variant(key, None),
+        Table::RawBcInventory => Upsert::Inventory(key, None),
+        Table::RawBcOrder => Upsert::Order(key, None),
+        Table::RawBcOrderItem => Upsert::OrderItems(key, None),
+        _ => return None,
+    })
+}
+
+/// The column of a raw table that holds upsert keys.
+fn key_column(table: Table) -> &'static str {
+    match table {
+        Table::RawBcOrderItem => "order_id",
+        other => other.key_columns().first().copied().unwrap_or("id"),
+    }
+}
+
+/// Keys seen during a full read, per raw table.
+#[derive(Debug, Default)]
+pub struct Seen(BTreeMap<Table, HashSet<i64>>);
+
+impl Seen {
+    /// Records the keys of `upserts`.
+    pub fn note(&mut self, upserts: &[Upsert]) {
+        for u in upserts {
+            self.0.entry(raw_table(u)).or_default().insert(u.key());
+        }
+    }
+
+    /// Deletes of every committed raw key the full read did not see.
+    pub fn deletes(&self, warehouse: &LocalWarehouse) -> Result<Vec<Upsert>, SinkError> {
+        let empty = HashSet::new();
+        let mut out = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
+            let Some(batch) = warehouse.read_table(table.name())? else {
+                continue;
+            };
+            let Some(column) = batch.column_by_name(key_column(table)) else {
+                continue;
+            };
+            let Some(keys) = column.as_primitive_opt::<Int64Type>() else {
+                continue;
+            };
+            let seen = self.0.get(&table).unwrap_or(&empty);
+            let gone: HashSet<i64> = keys
+                .iter()
+                .flatten()
+                .filter(|k| !seen.contains(k))
+                .collect();
+            out.extend(gone.into_iter().filter_map(|k| delete(table, k)));
+        }
+        Ok(out)
+    }
+}
