@@ -22,8 +22,25 @@ need_rust() {
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 }
 
+# The project's Python tools (dbt with DuckDB; DuckDB reads the warehouse in tests),
+# pinned, in a virtualenv inside the clone. Idempotent: reinstalls only when the pins change.
+VENV="${GOVFLOW_VENV:-$PWD/.venv}"
+PY_PINS="dbt-core>=1.11,<1.12 dbt-duckdb==1.11.1"
+need_python() {
+  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
+    echo "== setting up $VENV ($PY_PINS)"
+    python3 -m venv "$VENV"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
+    echo "$PY_PINS" > "$VENV/.pins"
+  fi
+  export GOVFLOW_PYTHON="$VENV/bin/python"
+  export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+}
+
 cmd_test() {
   need_rust
+  need_python
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
   echo "== cargo clippy (warnings are errors)"

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use dataflows::{Table, TableRow};
+use dataflows::Table;
 use govflow::config::{Config, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
@@ -40,27 +40,6 @@ async fn run_once(config: &Config, full_refresh: bool, workers: usize) {
     govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
         .await
         .expect("run --once succeeds");
-}
-
-/// Every table's rows (without `_epoch`), sorted.
-fn tables(dir: &Path) -> Vec<(Table, Vec<TableRow>)> {
-    let wh = LocalWarehouse::open(
-        &dir.join("warehouse"),
-        &arrow::table_specs(),
-        WarehouseOptions::default(),
-    )
-    .unwrap();
-    Table::ALL
-        .into_iter()
-        .map(|t| {
-            let mut rows = match wh.read_table(t.name()).unwrap() {
-                Some(batch) => arrow::rows_from_batch(t, &batch).unwrap(),
-                None => Vec::new(),
-            };
-            rows.sort();
-            (t, rows)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,11 @@ use dataflows::records::{
     Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Product, Upsert,
     Variant,
 };
+use dataflows::{Table, TableRow};
 use govflow::config::{BigCommerceConfig, Secret};
 use govflow::sim::{SimOptions, SimServer};
+use govflow::sinks::arrow;
+use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 use serde_json::Value;
 
 /// Starts a simulator on a free loopback port.
@@ -330,4 +333,25 @@ pub async fn control(sim: &SimServer, path: &str, body: Value) -> Value {
         response.status()
     );
     response.json().await.expect("control answer")
+}
+
+/// Every table's rows (without `_epoch`), sorted.
+pub fn tables(dir: &std::path::Path) -> Vec<(Table, Vec<TableRow>)> {
+    let wh = LocalWarehouse::open(
+        &dir.join("warehouse"),
+        &arrow::table_specs(),
+        WarehouseOptions::default(),
+    )
+    .unwrap();
+    Table::ALL
+        .into_iter()
+        .map(|t| {
+            let mut rows = match wh.read_table(t.name()).unwrap() {
+                Some(batch) => arrow::rows_from_batch(t, &batch).unwrap(),
+                None => Vec::new(),
+            };
+            rows.sort();
+            (t, rows)
+        })
+        .collect()
 }
