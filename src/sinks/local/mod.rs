@@ -363,12 +363,18 @@ impl LocalWarehouse {
     /// manifest is published (the commit point), then `current.sql`.
     fn publish(&mut self, mut manifest: Manifest) -> Result<(), SinkError> {
         manifest.published_at = chrono::Utc::now().to_rfc3339();
-        let tables = self.dir.join("tables");
-        if tables.exists() {
-            for entry in std::fs::read_dir(&tables).map_err(|e| SinkError::io(&tables, e))? {
-                let path = entry.map_err(|e| SinkError::io(&tables, e))?.path();
-                crate::fsutil::sync_dir(&path).map_err(|e| SinkError::io(&path, e))?;
-            }
+        // Make the new files' directory entries durable before the manifest names them.
+        let old: BTreeSet<&str> = self.manifest.files().map(|f| f.path.as_str()).collect();
+        let dirs: BTreeSet<PathBuf> = manifest
+            .files()
+            .filter(|f| !old.contains(f.path.as_str()))
+            .filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf))
+            .collect();
+        for dir in dirs
+            .iter()
+            .chain(dirs.first().map(|_| self.dir.join("tables")).iter())
+        {
+            crate::fsutil::sync_dir(dir).map_err(|e| SinkError::io(dir, e))?;
         }
         let path = manifest.path(&self.dir);
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SinkError::Schema {
