@@ -355,3 +355,16 @@ pub fn tables(dir: &std::path::Path) -> Vec<(Table, Vec<TableRow>)> {
         })
         .collect()
 }
+
+/// Asserts two warehouses (as read by [`tables`]) hold the same rows, table by table.
+pub fn assert_same_warehouses(a: &[(Table, Vec<TableRow>)], b: &[(Table, Vec<TableRow>)]) {
+    for ((table, rows_a), (_, rows_b)) in a.iter().zip(b) {
+        assert_eq!(
+            rows_a.len(),
+            rows_b.len(),
+            "{}: row counts differ",
+            table.name()
+        );
+        assert!(rows_a == rows_b, "{}: rows differ", table.name());
+    }
+}
