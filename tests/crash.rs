@@ -117,5 +117,6 @@ async fn kill_dash_nine_at_any_moment_loses_and_duplicates_nothing() {
     let config_b = write_config(&sim, &options, b.path());
     run_once(&config_b, &options, &["--once", "--full-refresh"]);
     assert_same_warehouses(&tables(a.path()), &tables(b.path()));
+    assert_same_through_duckdb(a.path(), b.path());
     sim.shutdown().await;
 }

@@ -64,6 +64,7 @@ async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
     run_once(&config_b, true, 1).await;
     let (ta, tb) = (tables(a.path()), tables(b.path()));
     assert_same_warehouses(&ta, &tb);
+    assert_same_through_duckdb(a.path(), b.path());
     let customers = &ta.iter().find(|(t, _)| *t == Table::DimCustomer).unwrap().1;
     assert!(
         customers.len() >= 400,

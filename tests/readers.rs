@@ -11,18 +11,6 @@ use govflow::config::{Config, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::MutateRequest;
 
-/// The project's Python (with DuckDB), set up by `./dev.sh test`.
-fn python() -> String {
-    std::env::var("GOVFLOW_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-        assert!(
-            std::path::Path::new(venv).exists(),
-            "DuckDB's Python is missing: run the tests with ./dev.sh test, which installs it"
-        );
-        venv.to_string()
-    })
-}
-
 const READER: &str = r#"
 import sys, time, duckdb
 current, seconds = sys.argv[1], float(sys.argv[2])

@@ -368,3 +368,50 @@ pub fn assert_same_warehouses(a: &[(Table, Vec<TableRow>)], b: &[(Table, Vec<Tab
         assert!(rows_a == rows_b, "{}: rows differ", table.name());
     }
 }
+
+/// The project's Python (with DuckDB), set up by `./dev.sh test`.
+pub fn python() -> String {
+    std::env::var("GOVFLOW_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+        assert!(
+            std::path::Path::new(venv).exists(),
+            "DuckDB's Python is missing: run the tests with ./dev.sh test, which installs it"
+        );
+        venv.to_string()
+    })
+}
+
+const DUCKDB_COMPARE: &str = r#"
+import sys, duckdb
+a, b, tables = sys.argv[1], sys.argv[2], sys.argv[3:]
+con_a, con_b = duckdb.connect(), duckdb.connect()
+con_a.execute(open(a).read())
+con_b.execute(open(b).read())
+bad = 0
+for t in tables:
+    q = f'SELECT * EXCLUDE (_epoch) FROM "{t}" ORDER BY ALL'
+    ra, rb = con_a.execute(q).fetchall(), con_b.execute(q).fetchall()
+    if ra != rb:
+        bad += 1
+        print(f"{t}: {len(ra)} rows vs {len(rb)} rows differ")
+sys.exit(1 if bad else 0)
+"#;
+
+/// Asserts two warehouses read through their `current.sql` by DuckDB hold the
+/// same rows in every table (`_epoch` aside).
+pub fn assert_same_through_duckdb(a: &std::path::Path, b: &std::path::Path) {
+    let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    let out = std::process::Command::new(python())
+        .args(["-c", DUCKDB_COMPARE])
+        .arg(a.join("warehouse/current.sql"))
+        .arg(b.join("warehouse/current.sql"))
+        .args(&names)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "DuckDB sees different warehouses: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
