@@ -29,7 +29,16 @@ PY_PINS="dbt-core>=1.11,<1.12 dbt-duckdb==1.11.1"
 need_python() {
   if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
     echo "== setting up $VENV ($PY_PINS)"
-    python3 -m venv "$VENV"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+      # Debian ships venv support separately.
+      if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$VENV"
+      else
+        echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)" >&2
+        exit 1
+      fi
+    fi
     # shellcheck disable=SC2086
     "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
     echo "$PY_PINS" > "$VENV/.pins"
