@@ -49,15 +49,6 @@ async fn wait_for_first_commit(dir: &Path) {
     panic!("the pipeline committed nothing in 60 s");
 }
 
-/// The committed epoch (opens the warehouse: only while no pipeline runs).
-fn committed_epoch(dir: &Path) -> Option<u64> {
-    let specs = govflow::sinks::arrow::table_specs();
-    let options = govflow::sinks::local::WarehouseOptions::default();
-    govflow::sinks::local::LocalWarehouse::open(&dir.join("warehouse"), &specs, options)
-        .unwrap()
-        .committed_epoch()
-}
-
 fn run_once(config: &Path, options: &SimOptions, args: &[&str]) {
     let status = govflow(config, options, args).status().unwrap();
     assert!(status.success(), "govflow run {args:?} failed: {status}");

@@ -11,8 +11,6 @@ use dataflows::Table;
 use govflow::config::{Config, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
-use govflow::sinks::arrow;
-use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
     let mut bc = config_for(sim, options);
@@ -87,22 +85,10 @@ async fn a_restart_resumes_from_the_checkpoint_and_rereads_only_the_lookback() {
     run_once(&config, false, 1).await;
     let first = tables(dir.path());
     // Nothing changed upstream: a second run commits nothing new.
-    let epoch_before = LocalWarehouse::open(
-        &dir.path().join("warehouse"),
-        &arrow::table_specs(),
-        WarehouseOptions::default(),
-    )
-    .unwrap()
-    .committed_epoch();
+    let epoch_before = committed_epoch(dir.path());
     run_once(&config, false, 1).await;
-    let wh = LocalWarehouse::open(
-        &dir.path().join("warehouse"),
-        &arrow::table_specs(),
-        WarehouseOptions::default(),
-    )
-    .unwrap();
     assert_eq!(
-        wh.committed_epoch(),
+        committed_epoch(dir.path()),
         epoch_before,
         "re-reading unchanged rows publishes nothing"
     );

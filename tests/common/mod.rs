@@ -415,3 +415,14 @@ pub fn assert_same_through_duckdb(a: &std::path::Path, b: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The committed epoch of the warehouse under `dir` (opens it: only while no pipeline runs).
+pub fn committed_epoch(dir: &std::path::Path) -> Option<u64> {
+    LocalWarehouse::open(
+        &dir.join("warehouse"),
+        &arrow::table_specs(),
+        WarehouseOptions::default(),
+    )
+    .unwrap()
+    .committed_epoch()
+}
