@@ -8,6 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use dataflows::oracle::{RawState, compute};
 use dataflows::records::{Customer, Inventory, Money, Order, OrderItem, Product, Upsert, Variant};
 use govflow::runtime::dataflow::Dataflow;
@@ -167,7 +170,7 @@ struct Workload {
 
 impl Workload {
     /// One change of the anchor mix: 40% order update, 40% new order, 20% email change.
-    fn change(&mut self, out: &mut Vec<Upsert>) -> u64 {
+    fn change(&mut self, out: &mut Vec<Upsert>) {
         let pick = self.rng.random_range(0..10);
         if pick < 4 {
             let id = self.rng.random_range(1..self.next_order);
@@ -176,7 +179,6 @@ impl Workload {
             let ls = lines(&mut self.rng, id, self.next_line, n);
             self.next_line += n;
             out.extend(order(id, customer, [10, 11, 2][id as usize % 3], &ls));
-            1 + n as u64
         } else if pick < 8 {
             let id = self.next_order;
             self.next_order += 1;
@@ -185,55 +187,30 @@ impl Workload {
             let ls = lines(&mut self.rng, id, self.next_line, n);
             self.next_line += n;
             out.extend(order(id, customer, 11, &ls));
-            1 + n as u64
         } else {
             self.version += 1;
             out.push(customer(
                 self.rng.random_range(1..=self.customers),
                 self.version,
             ));
-            1
         }
     }
 }
 
-fn main() {
-    let scale: f64 = std::env::var("GOVFLOW_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.1);
-    let workers: usize = std::env::var("GOVFLOW_BENCH_WORKERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let customers = (1_000_000.0 * scale) as i64;
-    let orders = (5_000_000.0 * scale) as i64;
-    let mut w = Workload {
-        rng: StdRng::seed_from_u64(1),
-        customers,
-        next_order: 1,
-        next_line: 1,
-        version: 0,
-    };
-    println!(
-        "dataflow bench: {customers} customers, {orders} orders, ~{} lines, {workers} workers",
-        orders * 3
-    );
-
-    // Initial load, in epochs of about a million input rows.
-    let mut df = Dataflow::start(workers).expect("workers");
-    let mut state = RawState::default();
-    let mut input_rows = 0u64;
-    let mut load_time = Duration::ZERO;
+/// The workload's initial state, generated in epochs of about a million input
+/// rows; deterministic, so the baseline can rebuild it without the dataflow
+/// phase holding a second copy in memory.
+fn load_epochs(w: &mut Workload, orders: i64, mut each: impl FnMut(Vec<Upsert>, u64)) {
     let mut epoch_in: Vec<Upsert> = catalog();
     let mut c = 1;
-    while c <= customers || w.next_order <= orders {
-        while c <= customers && epoch_in.len() < 1_000_000 {
+    while c <= w.customers || w.next_order <= orders {
+        let mut rows = 0u64;
+        while c <= w.customers && epoch_in.len() < 1_000_000 {
             epoch_in.push(customer(c, 0));
             c += 1;
-            input_rows += 1;
+            rows += 1;
         }
-        while c > customers && w.next_order <= orders && epoch_in.len() < 1_000_000 {
+        while c > w.customers && w.next_order <= orders && epoch_in.len() < 1_000_000 {
             let id = w.next_order;
             w.next_order += 1;
             let n = 3;
@@ -241,65 +218,115 @@ fn main() {
             w.next_line += n;
             epoch_in.extend(order(
                 id,
-                (id % customers) + 1,
+                (id % w.customers) + 1,
                 [10, 11, 2, 5][id as usize % 4],
                 &ls,
             ));
-            input_rows += 1 + n as u64;
+            rows += 1 + n as u64;
         }
-        for u in &epoch_in {
-            state.apply(u.clone());
-        }
-        let t = Instant::now();
-        df.step(std::mem::take(&mut epoch_in)).expect("step");
-        load_time += t.elapsed();
+        each(std::mem::take(&mut epoch_in), rows);
     }
-    let rss = rss_mib();
+}
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let scale: f64 = env("GOVFLOW_BENCH_SCALE", 0.1);
+    let workers: usize = env("GOVFLOW_BENCH_WORKERS", 2);
+    // `GOVFLOW_BENCH_PARTS`: any of `epochs`, `baseline`, `flush` (default all).
+    let parts: String = env("GOVFLOW_BENCH_PARTS", "epochs,baseline,flush".to_owned());
+    let small_epochs: usize = env("GOVFLOW_BENCH_EPOCHS", 60);
+    let customers = (1_000_000.0 * scale) as i64;
+    let orders = (5_000_000.0 * scale) as i64;
+    let workload = || Workload {
+        rng: StdRng::seed_from_u64(1),
+        customers,
+        next_order: 1,
+        next_line: 1,
+        version: 0,
+    };
+    let mut w = workload();
+    println!(
+        "dataflow bench: {customers} customers, {orders} orders, ~{} lines, {workers} workers",
+        orders * 3
+    );
+
+    // Initial load.
+    let mut df = Dataflow::start(workers).expect("workers");
+    let mut input_rows = 0u64;
+    let mut load_time = Duration::ZERO;
+    load_epochs(&mut w, orders, |epoch_in, rows| {
+        input_rows += rows;
+        let t = Instant::now();
+        df.step(epoch_in).expect("step");
+        load_time += t.elapsed();
+    });
     println!(
         "  initial load            {:>10.0} rows/s  ({input_rows} rows in {:.1} s; target ≥ 2.5M rows/s at scale 1)",
         input_rows as f64 / load_time.as_secs_f64(),
         load_time.as_secs_f64()
     );
     println!(
-        "  RSS after load          {rss:>10.0} MiB   (includes the recompute baseline's copy of the state)"
+        "  RSS after load          {:>10.0} MiB   (the whole process: the dataflow's state; target ≤ 1.3 GB at scale 1)",
+        rss_mib()
     );
 
-    // Change epochs.
-    for batch in [1_000usize, 10_000] {
-        let epochs = if batch == 1_000 { 60 } else { 10 };
-        let mut times = Vec::new();
-        let mut changes = 0u64;
-        for _ in 0..epochs {
-            let mut ups = Vec::new();
-            for _ in 0..batch {
-                changes += w.change(&mut ups);
+    // Change epochs; their upserts are kept for the baseline.
+    let mut history: Vec<Upsert> = Vec::new();
+    if parts.contains("epochs") {
+        for batch in [1_000usize, 10_000] {
+            let epochs = if batch == 1_000 { small_epochs } else { 10 };
+            let mut times = Vec::new();
+            for _ in 0..epochs {
+                let mut ups = Vec::new();
+                for _ in 0..batch {
+                    w.change(&mut ups);
+                }
+                history.extend(ups.iter().cloned());
+                let t = Instant::now();
+                df.step(ups).expect("step");
+                times.push(t.elapsed());
             }
-            for u in &ups {
-                state.apply(u.clone());
-            }
-            let t = Instant::now();
-            df.step(ups).expect("step");
-            times.push(t.elapsed());
+            let total: Duration = times.iter().sum();
+            times.sort();
+            println!(
+                "  {batch:>5}-change epochs    p50 {:>7.1} ms  p99 {:>7.1} ms  {:>8.0} changes/s  (targets for 1k: p99 ≤ 15 ms, ≥ 150k/s)",
+                percentile(&times, 0.5).as_secs_f64() * 1e3,
+                percentile(&times, 0.99).as_secs_f64() * 1e3,
+                (batch * epochs) as f64 / total.as_secs_f64(),
+            );
         }
-        let total: Duration = times.iter().sum();
-        times.sort();
-        println!(
-            "  {batch:>5}-change epochs    p50 {:>7.1} ms  p99 {:>7.1} ms  {:>8.0} changes/s  (targets for 1k: p99 ≤ 15 ms, ≥ 150k/s)",
-            percentile(&times, 0.5).as_secs_f64() * 1e3,
-            percentile(&times, 0.99).as_secs_f64() * 1e3,
-            (batch * epochs) as f64 / total.as_secs_f64(),
-        );
-        let _ = changes;
+    }
+    drop(df);
+    if !parts.contains("baseline") && !parts.contains("flush") {
+        return;
     }
 
+    // The same state, rebuilt for the baseline and the flush.
+    let mut state = RawState::default();
+    load_epochs(&mut workload(), orders, |epoch_in, _| {
+        epoch_in.into_iter().for_each(|u| state.apply(u))
+    });
+    history.into_iter().for_each(|u| state.apply(u));
+
     // Baseline: recompute every output from scratch after a batch.
-    let t = Instant::now();
-    let rows = compute(&state).len();
-    let recompute = t.elapsed();
-    println!(
-        "  baseline: recompute     {:>10.1} s per batch ({rows} output rows)",
-        recompute.as_secs_f64()
-    );
+    if parts.contains("baseline") {
+        let t = Instant::now();
+        let rows = compute(&state).len();
+        let recompute = t.elapsed();
+        println!(
+            "  baseline: recompute     {:>10.1} s per batch ({rows} output rows)",
+            recompute.as_secs_f64()
+        );
+    }
+    if !parts.contains("flush") {
+        return;
+    }
 
     // Warehouse flush: the load, then 1k-change epochs into tables of that size.
     let dir = std::env::temp_dir().join(format!("govflow-bench-{}", std::process::id()));
@@ -307,12 +334,15 @@ fn main() {
         .expect("warehouse");
     let mut df2 = Dataflow::start(workers).expect("workers");
     let load: Vec<Upsert> = state.upserts();
+    drop(state);
     let initial = df2.step(load).expect("step");
     let batches: Vec<_> = initial
         .iter()
         .map(|(t, rows)| arrow::table_changes(*t, 1, rows).expect("arrow"))
         .collect();
+    drop(initial);
     wh.commit(1, &batches).expect("commit");
+    drop(batches);
     let mut flush_times = Vec::new();
     for epoch in 2..42u64 {
         let mut ups = Vec::new();
@@ -325,8 +355,16 @@ fn main() {
             .iter()
             .map(|(t, rows)| arrow::table_changes(*t, epoch, rows).expect("arrow"))
             .collect();
+        let arrow_time = t.elapsed();
         wh.commit(epoch, &batches).expect("commit");
         flush_times.push(t.elapsed());
+        if std::env::var("GOVFLOW_BENCH_DEBUG").is_ok() {
+            eprintln!(
+                "epoch {epoch}: {} changes, arrow {arrow_time:?}, total {:?}",
+                changes.values().map(Vec::len).sum::<usize>(),
+                t.elapsed()
+            );
+        }
     }
     flush_times.sort();
     let largest = wh

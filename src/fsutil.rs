@@ -5,7 +5,18 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: readers see the old or the new content, never a mix.
+/// Durable once it returns.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Like [`write_atomic`], for a file that is rebuilt at start anyway: readers
+/// never see a mix, but a machine crash may leave the old content.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
@@ -16,15 +27,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// Flushes a directory's entries (renames, creations) to disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Runs `job` on every item, each on its own thread, and returns the first
+/// error. For syncs: the file system batches concurrent syncs into one journal
+/// commit, where one after another each waits for its own.
+pub fn in_parallel<T: Sync, E: Send>(
+    items: &[T],
+    job: impl Fn(&T) -> Result<(), E> + Sync,
+    panicked: impl Fn(&T) -> E,
+) -> Result<(), E> {
+    if let [only] = items {
+        return job(only);
+    }
+    std::thread::scope(|scope| {
+        let job = &job;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| (item, scope.spawn(move || job(item))))
+            .collect();
+        let mut first = Ok(());
+        for (item, handle) in handles {
+            let result = handle.join().unwrap_or_else(|_| Err(panicked(item)));
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    })
 }
 
 #[cfg(test)]

@@ -121,6 +121,12 @@ struct SimArgs {
     access_token: String,
 }
 
+/// mimalloc instead of the system allocator: the dataflow allocates and frees
+/// many small rows, where glibc's allocator fragments (about twice the resident
+/// memory after a load, see docs/PERFORMANCE.md) and spends its time consolidating.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));

@@ -82,10 +82,15 @@ impl ChangeBuffer {
     pub fn take_before(&self, upper: Epoch) -> Vec<EpochChanges> {
         let mut ready = {
             let mut updates = self.updates.borrow_mut();
-            let (ready, pending): (Vec<_>, Vec<_>) =
-                updates.drain(..).partition(|(_, time, _)| *time < upper);
-            *updates = pending;
-            ready
+            if updates.iter().all(|(_, time, _)| *time < upper) {
+                // The usual case: the driver takes every epoch it has finished.
+                std::mem::take(&mut *updates)
+            } else {
+                let (ready, pending): (Vec<_>, Vec<_>) =
+                    updates.drain(..).partition(|(_, time, _)| *time < upper);
+                *updates = pending;
+                ready
+            }
         };
         ready.sort_unstable_by(|(r1, t1, _), (r2, t2, _)| (t1, r1).cmp(&(t2, r2)));
         let mut epochs: Vec<EpochChanges> = Vec::new();

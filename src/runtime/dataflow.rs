@@ -37,6 +37,10 @@ pub enum DataflowError {
     },
 }
 
+/// Longest a worker sleeps between checks when it has nothing to do; a
+/// message from another worker wakes it sooner.
+const PARK: std::time::Duration = std::time::Duration::from_millis(1);
+
 enum Command {
     /// Send these upserts at `epoch`, then close it.
     Epoch(Epoch, Vec<Upsert>),
@@ -87,7 +91,11 @@ impl Dataflow {
                 input.advance_to(epoch);
                 input.send_all(upserts);
                 input.advance_to(epoch + 1);
-                worker.step_while(|| captured.probe.less_than(&input.epoch()));
+                // Park rather than spin while waiting for the other workers: on
+                // two cores a spinning worker takes the CPU the others need.
+                while captured.probe.less_than(&input.epoch()) {
+                    worker.step_or_park(Some(PARK));
+                }
                 if results
                     .send((index, captured.changes.take_before(input.epoch())))
                     .is_err()
@@ -130,8 +138,15 @@ impl Dataflow {
                 .recv()
                 .map_err(|_| DataflowError::WorkerGone { epoch })?;
             for e in epochs {
-                for (table, rows) in e.tables() {
-                    changes.entry(table).or_default().extend_from_slice(rows);
+                // Rows come sorted by table: move each table's run at once.
+                let mut rows = e.changes.into_iter().peekable();
+                while let Some(first) = rows.next() {
+                    let table = first.0.table_id();
+                    let share = changes.entry(table).or_default();
+                    share.push(first);
+                    while let Some(row) = rows.next_if(|(r, _)| r.table_id() == table) {
+                        share.push(row);
+                    }
                 }
             }
         }

@@ -35,16 +35,39 @@ pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Writes `batches` to a new Parquet file at `path` (synced before returning).
-pub fn write(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), SinkError> {
+/// How a file is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// A commit's small file of changes: plain encoding, fast to write.
+    Changes,
+    /// A merged file: dictionary encoding, smaller and faster to scan.
+    Merged,
+}
+
+/// Writes `batches` to a new Parquet file at `path` and syncs it.
+///
+/// The file is written in place: no snapshot names it before it is synced,
+/// and files no snapshot names are removed when the warehouse opens.
+pub fn write(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    encoding: Encoding,
+) -> Result<(), SinkError> {
     let io = |e: std::io::Error| SinkError::io(path, e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let file = match std::fs::File::create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            std::fs::File::create(path)
+        }
+        other => other,
     }
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(io)?;
+    .map_err(io)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(encoding == Encoding::Merged)
         .build();
     let pq = |e: parquet::errors::ParquetError| SinkError::Parquet {
         path: path.display().to_string(),
@@ -55,8 +78,7 @@ pub fn write(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result
         writer.write(batch).map_err(pq)?;
     }
     let file = writer.into_inner().map_err(pq)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    file.sync_all().map_err(io)
 }
 
 /// Reads every batch of the file at `path`.

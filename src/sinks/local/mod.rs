@@ -6,20 +6,24 @@
 //! table), `current.sql` (views over the latest snapshot, rewritten atomically).
 //!
 //! A commit of k changed rows writes one small file per changed table: O(k).
-//! Files of a table are merged like a binary counter (a file is merged into the
-//! one before it when it is at least half its size), which keeps O(log n) files
-//! per table and costs O(log n) rewrites per row, amortised. Files are deleted
-//! only once no retained snapshot names them: the newest snapshots and any
-//! published within the retention period stay readable, because DuckDB opens a
-//! file several times per query and a file that vanished mid-query gives wrong
-//! results or errors.
+//! Files of a table are merged like a binary counter on a background thread
+//! (see [`compactor`]), which keeps O(log n) files per table at O(log n)
+//! rewrites per row, amortised, without a commit ever waiting for a merge.
+//! Files are deleted only once no retained snapshot names them: the newest
+//! snapshots and any published within the retention period stay readable,
+//! because DuckDB opens a file several times per query and a file that vanished
+//! mid-query gives wrong results or errors. Which snapshots are retained and
+//! which files they name is kept in memory (reference counts), so a commit
+//! neither re-reads old manifests nor lists directories.
 
+mod compactor;
 mod files;
 mod manifest;
 mod merge;
+mod retention;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +32,13 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_nu
 use arrow_schema::SchemaRef;
 use arrow_select::concat::concat_batches;
 
+use files::Encoding;
 pub use files::{DELETED, EPOCH};
 pub use manifest::{FileEntry, Manifest, TableFiles};
 
 use crate::fsutil::write_atomic;
+use compactor::{Compactor, MergeDone, MergeJob};
+use retention::Retention;
 
 /// An error of the local warehouse, naming the file or table.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +114,9 @@ pub struct WarehouseOptions {
     pub retention: Duration,
     /// Most files per table before the newest are merged regardless of size.
     pub max_files_per_table: usize,
+    /// Merge files on a background thread (a commit swaps finished merges in);
+    /// when false, a commit runs its merges itself before publishing.
+    pub background_merges: bool,
 }
 
 impl Default for WarehouseOptions {
@@ -115,6 +125,7 @@ impl Default for WarehouseOptions {
             keep_snapshots: 3,
             retention: Duration::from_secs(600),
             max_files_per_table: 16,
+            background_merges: true,
         }
     }
 }
@@ -126,18 +137,28 @@ pub struct CommitReport {
     pub published: bool,
     /// Rows written, tombstones included, before merges.
     pub rows: u64,
-    /// Files merged.
+    /// Merges swapped into this snapshot.
     pub merges: u64,
 }
 
 /// The local Parquet warehouse.
-#[derive(Debug)]
 pub struct LocalWarehouse {
     dir: PathBuf,
     specs: BTreeMap<String, TableSpec>,
     manifest: Manifest,
     options: WarehouseOptions,
     seq: u64,
+    retention: Retention,
+    compactor: Compactor,
+}
+
+impl std::fmt::Debug for LocalWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWarehouse")
+            .field("dir", &self.dir)
+            .field("epoch", &self.manifest.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalWarehouse {
@@ -152,18 +173,17 @@ impl LocalWarehouse {
         let dir = dir.canonicalize().map_err(|e| SinkError::io(dir, e))?;
         let manifests = manifest::list(&dir).map_err(|e| SinkError::io(&dir, e))?;
         let latest = manifests.last().map(|(_, m)| m.clone()).unwrap_or_default();
+        let retention = Retention::from_snapshots(&manifests);
+        retention.remove_unreferenced_files(&dir)?;
         let mut wh = LocalWarehouse {
+            compactor: Compactor::start(&dir, options.background_merges),
             dir,
             specs: tables.iter().map(|t| (t.name.clone(), t.clone())).collect(),
             manifest: latest,
             options,
             seq: 0,
+            retention,
         };
-        let referenced: BTreeSet<String> = manifests
-            .iter()
-            .flat_map(|(_, m)| m.files().map(|f| f.path.clone()))
-            .collect();
-        wh.remove_unreferenced(&referenced)?;
         // Tables this process publishes that the snapshot does not have yet.
         let missing: Vec<TableSpec> = wh
             .specs
@@ -228,6 +248,9 @@ impl LocalWarehouse {
             ..CommitReport::default()
         };
         let mut manifest = self.manifest.clone();
+        let finished = self.compactor.finished();
+        report.merges += self.swap_in(&mut manifest, finished);
+        let mut new_files: Vec<NewFile> = Vec::new();
         for change in changes {
             let spec = self
                 .specs
@@ -243,16 +266,46 @@ impl LocalWarehouse {
                 continue;
             }
             report.rows += batch.num_rows() as u64;
-            let entry = self.write_file(&spec.name, epoch, &schema, &[batch])?;
-            let table = manifest
+            let entry = FileEntry {
+                path: self.next_path(&spec.name, epoch),
+                rows: batch.num_rows() as u64,
+                base: false,
+            };
+            new_files.push(NewFile {
+                path: self.dir.join(&entry.path),
+                schema,
+                batch,
+            });
+            manifest
                 .tables
                 .entry(spec.name.clone())
                 .or_insert_with(|| TableFiles {
                     key: spec.key.clone(),
                     files: Vec::new(),
-                });
-            table.files.push(entry);
-            report.merges += self.compact(&spec, &schema, epoch, table)?;
+                })
+                .files
+                .push(entry);
+        }
+        // Encoding and syncing one table's file does not wait for another's.
+        crate::fsutil::in_parallel(
+            &new_files,
+            |f| {
+                files::write(
+                    &f.path,
+                    &f.schema,
+                    std::slice::from_ref(&f.batch),
+                    Encoding::Changes,
+                )
+            },
+            |f| SinkError::Parquet {
+                path: f.path.display().to_string(),
+                detail: "the writer panicked".into(),
+            },
+        )?;
+        self.plan_merges(&manifest, epoch);
+        if !self.options.background_merges {
+            let finished = self.compactor.finished();
+            report.merges += self.swap_in(&mut manifest, finished);
         }
         manifest.epoch = Some(epoch);
         self.publish(manifest)?;
@@ -297,44 +350,68 @@ impl LocalWarehouse {
             })
     }
 
-    /// Merges the newest files of `table` while the newest is at least half the
-    /// size of the one before it (or there are too many).
-    fn compact(
-        &mut self,
-        spec: &TableSpec,
-        schema: &SchemaRef,
-        epoch: u64,
-        table: &mut TableFiles,
-    ) -> Result<u64, SinkError> {
-        let mut merges = 0;
-        loop {
-            let n = table.files.len();
-            if n < 2 {
-                return Ok(merges);
+    /// Waits for the merges in flight; the next commit swaps them in.
+    pub fn wait_for_merges(&mut self) {
+        self.compactor.wait();
+    }
+
+    /// Starts a merge for every table whose newest files call for one and that
+    /// has none in flight.
+    fn plan_merges(&mut self, manifest: &Manifest, epoch: u64) {
+        for (name, table) in &manifest.tables {
+            if self.compactor.is_busy(name) {
+                continue;
             }
-            let (older, newer) = (&table.files[n - 2], &table.files[n - 1]);
-            if newer.rows * 2 < older.rows && n <= self.options.max_files_per_table {
-                return Ok(merges);
-            }
-            let into_base = n == 2 && older.base;
-            let (_, old_batches) = files::read(&self.dir.join(&older.path))?;
-            let (_, new_batches) = files::read(&self.dir.join(&newer.path))?;
-            let old_batches = conform(&spec.name, schema, old_batches)?;
-            let new_batches = conform(&spec.name, schema, new_batches)?;
-            let merged = merge::merge(
-                &spec.name,
-                schema,
-                &spec.key,
-                &old_batches,
-                &new_batches,
-                into_base,
-            )?;
-            let mut entry = self.write_file(&spec.name, epoch, schema, &[merged])?;
-            entry.base = into_base;
-            table.files.truncate(n - 2);
-            table.files.push(entry);
-            merges += 1;
+            let (Some(spec), Some(start)) = (
+                self.specs.get(name),
+                compactor::plan(&table.files, self.options.max_files_per_table),
+            ) else {
+                continue;
+            };
+            let job = MergeJob {
+                table: name.clone(),
+                schema: files::file_schema(&spec.schema, &spec.key),
+                key: spec.key.clone(),
+                inputs: table.files[start..].to_vec(),
+                into_base: start == 0 && table.files[0].base,
+                output: self.next_path(name, epoch),
+            };
+            self.compactor.submit(job);
         }
+    }
+
+    /// Replaces each finished merge's run by its merged file in `manifest`;
+    /// returns how many were swapped in. A failed merge is logged and dropped
+    /// (its run stays, and is planned again).
+    fn swap_in(&mut self, manifest: &mut Manifest, finished: Vec<MergeDone>) -> u64 {
+        let mut swapped = 0;
+        for done in finished {
+            let entry = match done.output {
+                Ok(entry) => entry,
+                Err(error) => {
+                    tracing::warn!(table = %done.table, %error, "warehouse merge failed; retried later");
+                    continue;
+                }
+            };
+            let files = manifest.tables.get_mut(&done.table).map(|t| &mut t.files);
+            let at = files.as_ref().and_then(|files| {
+                files
+                    .windows(done.inputs.len())
+                    .position(|run| run.iter().map(|f| &f.path).eq(done.inputs.iter()))
+            });
+            match (files, at) {
+                (Some(files), Some(at)) => {
+                    files.splice(at..at + done.inputs.len(), [entry]);
+                    swapped += 1;
+                }
+                _ => {
+                    // Not expected: the run is only replaced here. The file is garbage.
+                    let path = self.dir.join(&entry.path);
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        swapped
     }
 
     fn write_file(
@@ -344,13 +421,8 @@ impl LocalWarehouse {
         schema: &SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<FileEntry, SinkError> {
-        self.seq += 1;
-        let rel = format!(
-            "tables/{table}/{epoch:020}-{:06}-{}.parquet",
-            self.seq,
-            std::process::id()
-        );
-        files::write(&self.dir.join(&rel), schema, batches)?;
+        let rel = self.next_path(table, epoch);
+        files::write(&self.dir.join(&rel), schema, batches, Encoding::Merged)?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         Ok(FileEntry {
             path: rel,
@@ -359,81 +431,71 @@ impl LocalWarehouse {
         })
     }
 
+    /// A new file's path, relative to the warehouse directory.
+    fn next_path(&mut self, table: &str, epoch: u64) -> String {
+        self.seq += 1;
+        format!(
+            "tables/{table}/{epoch:020}-{:06}-{}.parquet",
+            self.seq,
+            std::process::id()
+        )
+    }
+
     /// Makes `manifest` the latest snapshot: files are synced, then the
     /// manifest is published (the commit point), then `current.sql`.
     fn publish(&mut self, mut manifest: Manifest) -> Result<(), SinkError> {
         manifest.published_at = chrono::Utc::now().to_rfc3339();
         // Make the new files' directory entries durable before the manifest names them.
-        let old: BTreeSet<&str> = self.manifest.files().map(|f| f.path.as_str()).collect();
-        let dirs: BTreeSet<PathBuf> = manifest
+        let old: std::collections::BTreeSet<&str> =
+            self.manifest.files().map(|f| f.path.as_str()).collect();
+        let dirs: std::collections::BTreeSet<PathBuf> = manifest
             .files()
             .filter(|f| !old.contains(f.path.as_str()))
             .filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf))
             .collect();
-        for dir in dirs
-            .iter()
-            .chain(dirs.first().map(|_| self.dir.join("tables")).iter())
-        {
-            crate::fsutil::sync_dir(dir).map_err(|e| SinkError::io(dir, e))?;
+        let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        if !dirs.is_empty() {
+            dirs.push(self.dir.join("tables"));
         }
+        crate::fsutil::in_parallel(
+            &dirs,
+            |dir| crate::fsutil::sync_dir(dir).map_err(|e| SinkError::io(dir, e)),
+            |dir| SinkError::io(dir, std::io::Error::other("sync panicked")),
+        )?;
         let path = manifest.path(&self.dir);
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SinkError::Schema {
             table: String::new(),
             detail: e.to_string(),
         })?;
         write_atomic(&path, &bytes).map_err(|e| SinkError::io(&path, e))?;
+        self.retention.add(path, &manifest);
         self.manifest = manifest;
         self.write_views()?;
-        self.collect_garbage()
+        self.retention.collect(
+            &self.dir,
+            &self.options,
+            self.manifest.epoch,
+            self.compactor.pending_outputs(),
+        )
     }
 
+    /// Rewrites `current.sql`. Not synced: the manifest is the commit point,
+    /// and opening the warehouse rewrites the views from it.
     fn write_views(&self) -> Result<(), SinkError> {
         let path = self.current_sql();
-        write_atomic(&path, views::render(&self.dir, &self.manifest).as_bytes())
-            .map_err(|e| SinkError::io(&path, e))
+        crate::fsutil::write_atomic_unsynced(
+            &path,
+            views::render(&self.dir, &self.manifest).as_bytes(),
+        )
+        .map_err(|e| SinkError::io(&path, e))
     }
+}
 
-    /// Drops snapshots no reader can still use, then files no snapshot names.
-    fn collect_garbage(&mut self) -> Result<(), SinkError> {
-        let manifests = manifest::list(&self.dir).map_err(|e| SinkError::io(&self.dir, e))?;
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(self.options.retention).unwrap_or_default();
-        let n = manifests.len();
-        let mut referenced = BTreeSet::new();
-        for (i, (path, m)) in manifests.iter().enumerate() {
-            let recent =
-                chrono::DateTime::parse_from_rfc3339(&m.published_at).is_ok_and(|t| t >= cutoff);
-            if i + self.options.keep_snapshots >= n || recent || m.epoch == self.manifest.epoch {
-                referenced.extend(m.files().map(|f| f.path.clone()));
-            } else {
-                std::fs::remove_file(path).map_err(|e| SinkError::io(path, e))?;
-            }
-        }
-        self.remove_unreferenced(&referenced)
-    }
-
-    fn remove_unreferenced(&self, referenced: &BTreeSet<String>) -> Result<(), SinkError> {
-        let tables = self.dir.join("tables");
-        let Ok(dirs) = std::fs::read_dir(&tables) else {
-            return Ok(());
-        };
-        for table_dir in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(table_dir.path()) else {
-                continue;
-            };
-            for file in files.flatten() {
-                let path = file.path();
-                let rel = path
-                    .strip_prefix(&self.dir)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if !referenced.contains(&rel) {
-                    std::fs::remove_file(&path).map_err(|e| SinkError::io(&path, e))?;
-                }
-            }
-        }
-        Ok(())
-    }
+/// A commit's file of one table's changes, to be written.
+struct NewFile {
+    path: PathBuf,
+    schema: SchemaRef,
+    batch: RecordBatch,
 }
 
 /// The file rows of one change: upserts, then tombstones of deleted keys.
@@ -480,7 +542,7 @@ fn file_batch(
 }
 
 /// Re-labels batches read back from Parquet with the table's file schema.
-fn conform(
+pub(crate) fn conform(
     table: &str,
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,

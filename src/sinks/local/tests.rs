@@ -1,7 +1,7 @@
 //! The warehouse against a model: after any sequence of commits, reading a
 //! table gives exactly the rows last upserted and not deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -68,9 +68,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn reads_back_what_was_committed(epochs in prop::collection::vec(epoch_strategy(), 1..25)) {
+    fn reads_back_what_was_committed(
+        epochs in prop::collection::vec(epoch_strategy(), 1..25),
+        background_merges in any::<bool>(),
+    ) {
         let dir = tempfile::tempdir().unwrap();
-        let options = WarehouseOptions { keep_snapshots: 2, retention: Duration::ZERO, max_files_per_table: 8 };
+        let options = WarehouseOptions {
+            keep_snapshots: 2,
+            retention: Duration::ZERO,
+            max_files_per_table: 8,
+            background_merges,
+        };
         let mut wh = LocalWarehouse::open(dir.path(), &[spec()], options.clone()).unwrap();
         let mut model: BTreeMap<i64, (String, i64)> = BTreeMap::new();
         for (i, (ups, dels)) in epochs.iter().enumerate() {
@@ -89,10 +97,23 @@ proptest! {
                 }
             }
             prop_assert_eq!(contents(&wh), model.clone());
+            if !background_merges {
+                prop_assert!(wh.manifest().tables["dim_thing"].files.len() <= 8);
+            }
+        }
+        // Background merges: once they are waited for and swapped in, the table
+        // has as few files as merging inline gives.
+        let mut last = epochs.len() as u64;
+        if background_merges {
+            for _ in 0..3 {
+                wh.wait_for_merges();
+                last += 1;
+                wh.commit(last, &[]).unwrap();
+                prop_assert_eq!(contents(&wh), model.clone());
+            }
             prop_assert!(wh.manifest().tables["dim_thing"].files.len() <= 8);
         }
         // A replayed epoch changes nothing.
-        let last = epochs.len() as u64;
         let replay = wh.commit(last, &[changes(last, &[(1, "replayed".into())], &[])]).unwrap();
         prop_assert!(!replay.published);
         prop_assert_eq!(contents(&wh), model.clone());
@@ -139,7 +160,11 @@ fn files_a_crash_left_behind_are_removed_at_open() {
 #[test]
 fn a_flush_writes_one_small_file_whatever_the_table_size() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    let options = WarehouseOptions {
+        background_merges: false,
+        ..WarehouseOptions::default()
+    };
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], options).unwrap();
     let big: Vec<(i64, String)> = (0..50_000).map(|i| (i, "x".to_string())).collect();
     wh.commit(1, &[changes(1, &big, &[])]).unwrap();
     let report = wh
@@ -176,4 +201,32 @@ fn bad_changes_are_schema_errors_naming_the_table() {
         "{e}"
     );
     assert_eq!(wh.committed_epoch(), None);
+}
+
+#[test]
+fn background_merges_are_swapped_in_by_a_later_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    let big: Vec<(i64, String)> = (0..20_000).map(|i| (i, "x".to_string())).collect();
+    let first = wh.commit(1, &[changes(1, &big, &[])]).unwrap();
+    // The commit does not merge: its file is published next to the empty base.
+    assert_eq!(first.merges, 0);
+    assert_eq!(wh.manifest().tables["dim_thing"].files.len(), 2);
+    wh.wait_for_merges();
+    let second = wh
+        .commit(2, &[changes(2, &[(1, "y".into())], &[2])])
+        .unwrap();
+    assert_eq!(second.merges, 1);
+    let files = &wh.manifest().tables["dim_thing"].files;
+    assert_eq!(
+        files.iter().map(|f| (f.rows, f.base)).collect::<Vec<_>>(),
+        vec![(20_000, true), (2, false)]
+    );
+    let rows = contents(&wh);
+    assert_eq!(rows.len(), 19_999);
+    assert_eq!(rows[&1], ("y".to_string(), 2));
+    // The merged-away files are gone once no retained snapshot names them.
+    drop(wh);
+    let wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
+    assert_eq!(contents(&wh), rows);
 }
