@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod dataflow;
 mod reconcile;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -103,18 +104,39 @@ pub struct Progress {
 /// Shared handle on a run's [`Progress`].
 pub type ProgressHandle = Arc<Mutex<Progress>>;
 
+/// What a completed pull moves forward, once the epoch holding its data is committed.
+#[derive(Debug)]
+enum CursorUpdate {
+    /// BigCommerce entity cursors.
+    BigCommerce(PullReport),
+}
+
 enum Msg {
-    Batch(Batch),
-    PullDone { report: PullReport, full: bool },
-    SourceFailed(SourceError),
+    /// Upserts a source read, with its dead letters as JSON lines.
+    Read {
+        upserts: Vec<Upsert>,
+        dead_letters: Vec<String>,
+    },
+    /// A pull completed. `full`: it was a full read, covering these raw tables.
+    PullDone {
+        update: CursorUpdate,
+        full: Option<Vec<Table>>,
+    },
+    /// A source failed for good.
+    SourceFailed(RunError),
 }
 
 /// Runs the pipeline of `config` until `stop` turns true (or, with `once`,
 /// until the sources caught up and everything is committed).
+///
+/// Each source runs as its own task, polling on its own interval; all of them
+/// feed one epoch loop. With `full_refresh` the first pull of every source is a
+/// full read, and once all of them are committed, the keys of the tables they
+/// cover that none of them delivered are deleted.
 pub async fn run(
     config: Config,
     options: RunOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     progress: ProgressHandle,
 ) -> Result<(), RunError> {
     let WarehouseConfig::Local { dir: warehouse_dir } = &config.warehouse else {
@@ -123,10 +145,6 @@ pub async fn run(
                 .into(),
         ));
     };
-    let bc = config.bigcommerce.clone().ok_or_else(|| {
-        RunError::Config("no source configured: add a [bigcommerce] section".into())
-    })?;
-    let source = Arc::new(BigCommerceSource::new(bc.clone())?);
     let state_dir = config.state.dir.clone();
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         RunError::Config(format!(
@@ -137,22 +155,61 @@ pub async fn run(
     let checkpoint = Checkpoint::load(&state_dir)?;
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
 
+    let mut sources = Vec::new();
+    if let Some(bc) = config.bigcommerce.clone() {
+        let source = BigCommerceSource::new(bc.clone())?;
+        sources.push(tokio::spawn(bigcommerce_loop(
+            source,
+            bc.poll_interval,
+            checkpoint.bigcommerce.clone(),
+            options.clone(),
+            tx.clone(),
+            stop.clone(),
+        )));
+    }
+    if sources.is_empty() {
+        return Err(RunError::Config(
+            "no source configured: add a [bigcommerce] section".into(),
+        ));
+    }
+    drop(tx);
+
+    let full_reads = if options.full_refresh {
+        sources.len()
+    } else {
+        0
+    };
     let loop_options = options.clone();
     let loop_dir = warehouse_dir.clone();
-    let loop_progress = progress.clone();
-    let loop_checkpoint = checkpoint.clone();
     let epoch_loop = tokio::task::spawn_blocking(move || {
-        EpochLoop::start(
-            loop_dir,
-            state_dir,
-            loop_checkpoint,
-            &loop_options,
-            loop_progress,
-        )?
-        .run(rx)
+        EpochLoop::start(loop_dir, state_dir, checkpoint, &loop_options, progress)?
+            .run(rx, full_reads)
     });
+    for source in sources {
+        let _ = source.await;
+    }
+    epoch_loop
+        .await
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
+}
 
-    let mut cursors = checkpoint.bigcommerce;
+/// Dead letters as JSON lines, for `dead_letters.jsonl`.
+fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|d| serde_json::to_string(d).ok())
+        .collect()
+}
+
+/// Polls the store until `stop` (or once), sending what it reads to the epoch loop.
+async fn bigcommerce_loop(
+    source: BigCommerceSource,
+    poll_interval: Duration,
+    mut cursors: crate::sources::bigcommerce::Cursors,
+    options: RunOptions,
+    tx: std::sync::mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut first = true;
     loop {
         let full = first && options.full_refresh;
@@ -166,7 +223,11 @@ pub async fn run(
         let forward_tx = tx.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
-                if forward_tx.send(Msg::Batch(b)).is_err() {
+                let msg = Msg::Read {
+                    dead_letters: json_lines::<DeadLetter>(&b.dead_letters),
+                    upserts: b.upserts,
+                };
+                if forward_tx.send(msg).is_err() {
                     break;
                 }
             }
@@ -181,12 +242,16 @@ pub async fn run(
             None => break,
             Some(Ok(report)) => {
                 cursors.advance(&report.entities);
-                if tx.send(Msg::PullDone { report, full }).is_err() {
+                let msg = Msg::PullDone {
+                    update: CursorUpdate::BigCommerce(report),
+                    full: full.then(|| reconcile::BIGCOMMERCE_TABLES.to_vec()),
+                };
+                if tx.send(msg).is_err() {
                     break;
                 }
             }
             Some(Err(e)) if options.once || !e.is_retryable() => {
-                let _ = tx.send(Msg::SourceFailed(e));
+                let _ = tx.send(Msg::SourceFailed(e.into()));
                 break;
             }
             Some(Err(e)) => {
@@ -197,14 +262,10 @@ pub async fn run(
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(bc.poll_interval) => {}
+            _ = tokio::time::sleep(poll_interval) => {}
             _ = stop.changed() => break,
         }
     }
-    drop(tx);
-    epoch_loop
-        .await
-        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
 }
 
 /// The thread that turns source messages into committed epochs.
@@ -216,7 +277,6 @@ struct EpochLoop {
     flush_interval: Duration,
     progress: ProgressHandle,
     dead_letters: PathBuf,
-    full_refresh: bool,
 }
 
 impl EpochLoop {
@@ -267,39 +327,49 @@ impl EpochLoop {
             flush_interval: options.flush_interval,
             progress,
             dead_letters,
-            full_refresh: options.full_refresh,
         })
     }
 
-    fn run(mut self, rx: Receiver<Msg>) -> Result<(), RunError> {
-        // Keys the full read (the run's first pull) brings, when it is one.
-        let mut seen: Option<Seen> = self.full_refresh.then(Seen::default);
+    /// Commits an epoch per flush interval until every source is done.
+    /// `full_reads`: how many sources start with a full read (full refresh).
+    fn run(mut self, rx: Receiver<Msg>, full_reads: usize) -> Result<(), RunError> {
+        // Keys the full reads bring, until all of them are committed.
+        let mut seen: Option<Seen> = (full_reads > 0).then(Seen::default);
+        let mut covered: BTreeSet<Table> = BTreeSet::new();
+        let mut full_done = 0;
         loop {
             let deadline = Instant::now() + self.flush_interval;
             let mut upserts: Vec<Upsert> = Vec::new();
-            let mut done: Vec<(PullReport, bool)> = Vec::new();
+            let mut done: Vec<CursorUpdate> = Vec::new();
             let mut finished = false;
             loop {
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
-                    Ok(Msg::Batch(b)) => {
-                        self.keep_dead_letters(&b.dead_letters);
+                    Ok(Msg::Read {
+                        upserts: read,
+                        dead_letters,
+                    }) => {
+                        self.keep_dead_letters(&dead_letters);
                         if let Some(s) = seen.as_mut() {
-                            s.note(&b.upserts);
+                            s.note(&read);
                         }
-                        upserts.extend(b.upserts);
+                        upserts.extend(read);
                     }
-                    Ok(Msg::PullDone { report, full }) => {
-                        done.push((report, full));
-                        if full {
-                            // Commit now, so the deletes below see everything the read brought.
-                            break;
+                    Ok(Msg::PullDone { update, full }) => {
+                        done.push(update);
+                        if let Some(tables) = full {
+                            covered.extend(tables);
+                            full_done += 1;
+                            if full_done == full_reads {
+                                // Commit now, so the deletes below see everything the reads brought.
+                                break;
+                            }
                         }
                     }
                     Ok(Msg::SourceFailed(e)) => {
                         // Commit what arrived before the failure, then report it.
                         self.commit(upserts, &[])?;
-                        return Err(e.into());
+                        return Err(e);
                     }
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {
@@ -309,13 +379,13 @@ impl EpochLoop {
                 }
             }
             self.commit(upserts, &done)?;
-            if done.iter().any(|(_, full)| *full) {
-                // Everything the full read delivered is committed: delete what it did not see.
-                if let Some(s) = seen.take() {
-                    let deletes = s.deletes(&self.warehouse)?;
-                    tracing::info!(deletes = deletes.len(), "full refresh: keys gone upstream");
-                    self.commit(deletes, &[])?;
-                }
+            if full_done == full_reads
+                && let Some(s) = seen.take()
+            {
+                // Everything the full reads delivered is committed: delete what they did not see.
+                let deletes = s.deletes(&self.warehouse, &covered)?;
+                tracing::info!(deletes = deletes.len(), "full refresh: keys gone upstream");
+                self.commit(deletes, &[])?;
             }
             if finished {
                 return Ok(());
@@ -325,11 +395,7 @@ impl EpochLoop {
 
     /// Steps the dataflow over `upserts`, publishes the changes, then
     /// checkpoints the cursors of the pulls in `done`.
-    fn commit(
-        &mut self,
-        upserts: Vec<Upsert>,
-        done: &[(PullReport, bool)],
-    ) -> Result<(), RunError> {
+    fn commit(&mut self, upserts: Vec<Upsert>, done: &[CursorUpdate]) -> Result<(), RunError> {
         if upserts.is_empty() && done.is_empty() {
             return Ok(());
         }
@@ -347,8 +413,12 @@ impl EpochLoop {
             self.warehouse.commit(epoch, &batches)?;
             self.checkpoint.epoch = Some(epoch);
         }
-        for (report, _) in done {
-            self.checkpoint.bigcommerce.advance(&report.entities);
+        for update in done {
+            match update {
+                CursorUpdate::BigCommerce(report) => {
+                    self.checkpoint.bigcommerce.advance(&report.entities)
+                }
+            }
         }
         self.checkpoint.store(&self.state_dir)?;
         let elapsed = started.elapsed();
@@ -369,7 +439,7 @@ impl EpochLoop {
         Ok(())
     }
 
-    fn keep_dead_letters(&self, dead: &[DeadLetter]) {
+    fn keep_dead_letters(&self, dead: &[String]) {
         if dead.is_empty() {
             return;
         }
@@ -377,11 +447,9 @@ impl EpochLoop {
             p.dead_letters += dead.len() as u64;
         }
         let mut text = String::new();
-        for d in dead {
-            if let Ok(line) = serde_json::to_string(d) {
-                text.push_str(&line);
-                text.push('\n');
-            }
+        for line in dead {
+            text.push_str(line);
+            text.push('\n');
         }
         use std::io::Write;
         let written = std::fs::OpenOptions::new()

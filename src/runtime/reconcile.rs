@@ -1,7 +1,7 @@
 //! Full refresh: which raw keys a complete read of the store saw, and the
 //! deletes for those it did not.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -45,6 +45,17 @@ fn key_column(table: Table) -> &'static str {
     }
 }
 
+/// The raw tables a full read of the store covers.
+pub const BIGCOMMERCE_TABLES: [Table; 7] = [
+    Table::RawBcCustomer,
+    Table::RawBcCustomerMetafield,
+    Table::RawBcProduct,
+    Table::RawBcVariant,
+    Table::RawBcInventory,
+    Table::RawBcOrder,
+    Table::RawBcOrderItem,
+];
+
 /// Keys seen during a full read, per raw table.
 #[derive(Debug, Default)]
 pub struct Seen(BTreeMap<Table, HashSet<i64>>);
@@ -57,11 +68,16 @@ impl Seen {
         }
     }
 
-    /// Deletes of every committed raw key the full read did not see.
-    pub fn deletes(&self, warehouse: &LocalWarehouse) -> Result<Vec<Upsert>, SinkError> {
+    /// Deletes of every committed key of the `covered` raw tables that the
+    /// full reads did not see. Tables no full read covered are left alone.
+    pub fn deletes(
+        &self,
+        warehouse: &LocalWarehouse,
+        covered: &BTreeSet<Table>,
+    ) -> Result<Vec<Upsert>, SinkError> {
         let empty = HashSet::new();
         let mut out = Vec::new();
-        for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
+        for table in covered.iter().copied().filter(|t| t.is_raw()) {
             let Some(batch) = warehouse.read_table(table.name())? else {
                 continue;
             };
