@@ -58,6 +58,9 @@ pub struct Config {
     pub state: StateConfig,
     /// PostgreSQL databases by name (`[postgres.wise]`, `[postgres.commerce]`).
     pub postgres: BTreeMap<String, PostgresConfig>,
+    /// Data-quality checks: the built-in ones (unless `check_defaults = false`)
+    /// and the `[[checks]]` entries.
+    pub checks: Vec<dataflows::checks::CheckSpec>,
 }
 
 /// `[bigcommerce]`: the store and how to read it.
@@ -135,6 +138,9 @@ struct RawConfig {
     state: Option<RawState>,
     #[serde(default)]
     postgres: BTreeMap<String, RawPostgres>,
+    #[serde(default)]
+    checks: Vec<crate::checks::RawCheck>,
+    check_defaults: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -321,11 +327,17 @@ impl RawConfig {
                 },
             );
         }
+        let checks = crate::checks::specs_from_config(
+            self.checks,
+            self.check_defaults.unwrap_or(true),
+            file,
+        )?;
         Ok(Config {
             bigcommerce,
             warehouse,
             state: StateConfig { dir: state_dir },
             postgres,
+            checks,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! (publish committed epochs), and [`sim`], the BigCommerce simulator the demo
 //! and the tests run against.
 
+pub mod checks;
 pub mod config;
 pub mod fsutil;
 pub mod runtime;

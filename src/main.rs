@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use govflow::checks::{self, ChecksFile};
 use govflow::config::{Config, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
@@ -39,6 +40,12 @@ enum Command {
     Demo(DemoArgs),
     /// Serve the BigCommerce simulator (see docs/simulator.md).
     Sim(SimArgs),
+    /// Print the data-quality checks' latest results (exit 1 if an error-severity check fails).
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "govflow.toml")]
+        config: PathBuf,
+    },
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
@@ -149,6 +156,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { config } => Ok(validate(&config)),
+        Command::Check { config } => {
+            let config = Config::load(&config).map_err(anyhow::Error::new)?;
+            let file = ChecksFile::load(&config.state.dir)?;
+            let results = file.results_at(chrono::Utc::now());
+            print!("{}", checks::render_report(&file, &results));
+            Ok(if checks::any_error(&results) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
             let options = RunOptions {
@@ -195,6 +213,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
                 }
             }
             println!("  state: {}", config.state.dir.display());
+            println!("  checks: {}", config.checks.len());
             for (name, db) in &config.postgres {
                 let tables: Vec<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
                 println!("  postgres.{name}: tables {}", tables.join(", "));

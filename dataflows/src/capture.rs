@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use timely::dataflow::ProbeHandle;
 
+use crate::checks::CheckRow;
 use crate::ops::{Diff, Epoch};
 use crate::table::{Table, TableRow};
 
@@ -13,20 +14,37 @@ use crate::table::{Table, TableRow};
 ///
 /// Take the changes of finished epochs with [`ChangeBuffer::take_before`] once
 /// the [`Captured::probe`] has passed them.
-#[derive(Clone, Debug, Default)]
-pub struct ChangeBuffer {
-    updates: Rc<RefCell<Vec<(TableRow, Epoch, Diff)>>>,
+#[derive(Clone, Debug)]
+pub struct ChangeBuffer<D = TableRow> {
+    updates: Rc<RefCell<Vec<(D, Epoch, Diff)>>>,
+}
+
+impl<D> Default for ChangeBuffer<D> {
+    fn default() -> Self {
+        ChangeBuffer {
+            updates: Rc::new(RefCell::new(Vec::new())),
+        }
+    }
 }
 
 /// The consolidated changes of one epoch: rows to insert (`+1`) and to retract
 /// (`-1`), sorted by table, then row. An update of a row is a retraction of the
 /// old row and an insertion of the new one, with the same key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EpochChanges {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochChanges<D = TableRow> {
     /// The epoch.
     pub epoch: Epoch,
-    /// Non-zero changes, sorted by `(table, row)`.
-    pub changes: Vec<(TableRow, Diff)>,
+    /// Non-zero changes, sorted (for table rows: by table, then row).
+    pub changes: Vec<(D, Diff)>,
+}
+
+impl<D> Default for EpochChanges<D> {
+    fn default() -> Self {
+        EpochChanges {
+            epoch: 0,
+            changes: Vec::new(),
+        }
+    }
 }
 
 impl EpochChanges {
@@ -47,7 +65,7 @@ impl EpochChanges {
     }
 }
 
-impl ChangeBuffer {
+impl<D: Ord> ChangeBuffer<D> {
     /// An empty buffer.
     pub fn new() -> Self {
         Self::default()
@@ -55,12 +73,15 @@ impl ChangeBuffer {
 
     /// Appends updates (tests).
     #[cfg(test)]
-    pub(crate) fn extend(&self, updates: &[(TableRow, Epoch, Diff)]) {
+    pub(crate) fn extend(&self, updates: &[(D, Epoch, Diff)])
+    where
+        D: Clone,
+    {
         self.updates.borrow_mut().extend_from_slice(updates);
     }
 
     /// Moves updates in; used by the capture operator.
-    pub(crate) fn append(&self, updates: &mut Vec<(TableRow, Epoch, Diff)>) {
+    pub(crate) fn append(&self, updates: &mut Vec<(D, Epoch, Diff)>) {
         self.updates.borrow_mut().append(updates);
     }
 
@@ -79,7 +100,7 @@ impl ChangeBuffer {
     ///
     /// Call it when the probe no longer is `less_than(&upper)`: the changes of
     /// those epochs are then complete on this worker.
-    pub fn take_before(&self, upper: Epoch) -> Vec<EpochChanges> {
+    pub fn take_before(&self, upper: Epoch) -> Vec<EpochChanges<D>> {
         let mut ready = {
             let mut updates = self.updates.borrow_mut();
             if updates.iter().all(|(_, time, _)| *time < upper) {
@@ -93,7 +114,7 @@ impl ChangeBuffer {
             }
         };
         ready.sort_unstable_by(|(r1, t1, _), (r2, t2, _)| (t1, r1).cmp(&(t2, r2)));
-        let mut epochs: Vec<EpochChanges> = Vec::new();
+        let mut epochs: Vec<EpochChanges<D>> = Vec::new();
         let mut iter = ready.into_iter().peekable();
         while let Some((row, time, mut diff)) = iter.next() {
             while let Some((_, _, more)) = iter.next_if(|(r, t, _)| *t == time && *r == row) {
@@ -114,12 +135,15 @@ impl ChangeBuffer {
     }
 }
 
-/// What [`crate::Outputs::capture`] returns: the buffer the changes land in,
-/// and a probe that passes an epoch once all its changes are in the buffer.
+/// What [`crate::Outputs::capture`] returns: the buffers the changes land in,
+/// and a probe that passes an epoch once all its changes are in the buffers.
 #[derive(Clone)]
 pub struct Captured {
     /// This worker's share of the changes of every table.
     pub changes: ChangeBuffer,
+    /// This worker's share of the check rows' changes (see [`crate::checks`]);
+    /// a check's rows may be spread over workers: consolidate across them.
+    pub checks: ChangeBuffer<CheckRow>,
     /// Passes epoch `e` when the changes of every epoch before `e` are buffered.
     pub probe: ProbeHandle<Epoch>,
 }
@@ -188,6 +212,6 @@ mod tests {
         let groups: Vec<(Table, usize)> =
             changes.tables().map(|(t, rows)| (t, rows.len())).collect();
         assert_eq!(groups, vec![(Table::RawBcInventory, 2), (Table::Errors, 1)]);
-        assert_eq!(EpochChanges::default().tables().count(), 0);
+        assert_eq!(EpochChanges::<TableRow>::default().tables().count(), 0);
     }
 }

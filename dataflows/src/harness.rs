@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::capture::EpochChanges;
+use crate::checks::{CheckRow, CheckSpec};
 use crate::input::UpsertInput;
 use crate::ops::{Diff, Epoch};
 use crate::records::Upsert;
@@ -20,32 +21,48 @@ pub fn route(upsert: &Upsert, peers: usize) -> usize {
 /// and returns the changes every worker captured: one entry per worker and
 /// epoch with a change, sorted by epoch (and worker).
 pub fn run(workers: usize, epochs: Vec<Vec<Upsert>>) -> Result<Vec<EpochChanges>, String> {
+    Ok(run_with_checks(workers, epochs, Vec::new())?.0)
+}
+
+/// As [`run`], also maintaining `checks`: returns the tables' changes and the
+/// check rows' changes (each sorted by epoch).
+#[allow(clippy::type_complexity)]
+pub fn run_with_checks(
+    workers: usize,
+    epochs: Vec<Vec<Upsert>>,
+    checks: Vec<CheckSpec>,
+) -> Result<(Vec<EpochChanges>, Vec<EpochChanges<CheckRow>>), String> {
     let epochs = Arc::new(epochs);
-    let results: Arc<Mutex<Vec<EpochChanges>>> = Arc::default();
+    let results: Arc<Mutex<(Vec<EpochChanges>, Vec<EpochChanges<CheckRow>>)>> = Arc::default();
     let shared = Arc::clone(&results);
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let mut input = UpsertInput::new();
-        let captured = worker.dataflow(|scope| crate::build(scope, &mut input).capture());
-        let mut mine = Vec::new();
+        let captured =
+            worker.dataflow(|scope| crate::build(scope, &mut input).capture_with_checks(&checks));
+        let (mut tables, mut check_rows) = (Vec::new(), Vec::new());
         for (epoch, upserts) in epochs.iter().enumerate() {
             for upsert in upserts.iter().filter(|u| route(u, peers) == index) {
                 input.send(upsert.clone());
             }
             input.advance_to(epoch as Epoch + 1);
             worker.step_while(|| captured.probe.less_than(&input.epoch()));
-            mine.extend(captured.changes.take_before(input.epoch()));
+            tables.extend(captured.changes.take_before(input.epoch()));
+            check_rows.extend(captured.checks.take_before(input.epoch()));
         }
         if let Ok(mut all) = shared.lock() {
-            all.extend(mine);
+            all.0.extend(tables);
+            all.1.extend(check_rows);
         }
     })?;
     for result in guards.join() {
         result?;
     }
-    let mut all = std::mem::take(&mut *results.lock().map_err(|e| e.to_string())?);
-    all.sort_by_key(|c| c.epoch);
-    Ok(all)
+    let (mut tables, mut check_rows) =
+        std::mem::take(&mut *results.lock().map_err(|e| e.to_string())?);
+    tables.sort_by_key(|c| c.epoch);
+    check_rows.sort_by_key(|c| c.epoch);
+    Ok((tables, check_rows))
 }
 
 /// The `(row, epoch, diff)` updates of [`run`], flattened and consolidated

@@ -96,6 +96,7 @@
 
 pub mod arrangements;
 mod capture;
+pub mod checks;
 pub mod harness;
 mod input;
 pub mod models;
@@ -231,13 +232,33 @@ impl<'s> Outputs<'s> {
     /// retraction of the old version and the insertion of the new one), so
     /// workers' shares can be written independently or merged in any order.
     pub fn capture(&self) -> Captured {
+        self.capture_with_checks(&[])
+    }
+
+    /// As [`Outputs::capture`], and maintains the rows of `checks` (see
+    /// [`checks::render`]) into [`Captured::checks`].
+    pub fn capture_with_checks(&self, checks: &[checks::CheckSpec]) -> Captured {
         let changes = ChangeBuffer::new();
+        let check_changes = ChangeBuffer::new();
         let probe = ProbeHandle::new();
         let buffer = changes.clone();
+        let all = self.all();
+        if !checks.is_empty() {
+            let buffer = check_changes.clone();
+            checks::render(&all, checks)
+                .inner
+                .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                    Pipeline,
+                    "CaptureChecks",
+                    move |_, _| {
+                        move |input, _output| input.for_each(|_, updates| buffer.append(updates))
+                    },
+                )
+                .probe_with(&probe);
+        }
         // The capture operator takes the updates by move; its (empty) output
         // passes an epoch only once it has consumed everything before it.
-        self.all()
-            .inner
+        all.inner
             .exchange(|(row, _, _): &(TableRow, Epoch, Diff)| (row.table_id(), row.key()).hashed())
             .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
                 Pipeline,
@@ -247,6 +268,10 @@ impl<'s> Outputs<'s> {
                 },
             )
             .probe_with(&probe);
-        Captured { changes, probe }
+        Captured {
+            changes,
+            checks: check_changes,
+            probe,
+        }
     }
 }

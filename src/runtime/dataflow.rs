@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
+use dataflows::checks::{CheckRow, CheckSpec};
 use dataflows::records::Upsert;
 use dataflows::{Diff, Epoch, EpochChanges, Table, TableRow, UpsertInput};
 use timely::WorkerConfig;
@@ -41,6 +42,10 @@ pub enum DataflowError {
 /// message from another worker wakes it sooner.
 const PARK: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// What a worker hands back after an epoch: its index, its share of the
+/// tables' changes and of the check rows' changes.
+type WorkerShare = (usize, Vec<EpochChanges>, Vec<EpochChanges<CheckRow>>);
+
 enum Command {
     /// Send these upserts at `epoch`, then close it.
     Epoch(Epoch, Vec<Upsert>),
@@ -50,7 +55,8 @@ enum Command {
 /// Handle on the running workers.
 pub struct Dataflow {
     commands: Vec<Sender<Command>>,
-    results: Receiver<(usize, Vec<EpochChanges>)>,
+    results: Receiver<WorkerShare>,
+    check_changes: Vec<(CheckRow, Diff)>,
     guards: Option<timely::communication::WorkerGuards<()>>,
     next_epoch: Epoch,
 }
@@ -58,6 +64,15 @@ pub struct Dataflow {
 impl Dataflow {
     /// Starts `workers` threads running govflow's models.
     pub fn start(workers: usize) -> Result<Dataflow, DataflowError> {
+        Self::start_with_checks(workers, Vec::new())
+    }
+
+    /// As [`Dataflow::start`], also maintaining `checks`; each step's check
+    /// changes are taken with [`Dataflow::take_check_changes`].
+    pub fn start_with_checks(
+        workers: usize,
+        checks: Vec<CheckSpec>,
+    ) -> Result<Dataflow, DataflowError> {
         let workers = workers.max(1);
         let mut commands = Vec::with_capacity(workers);
         let mut inboxes = Vec::with_capacity(workers);
@@ -86,7 +101,8 @@ impl Dataflow {
                 Err(_) => return,
             };
             let mut input = UpsertInput::new();
-            let captured = worker.dataflow(|scope| dataflows::build(scope, &mut input).capture());
+            let captured = worker
+                .dataflow(|scope| dataflows::build(scope, &mut input).capture_with_checks(&checks));
             while let Ok(Command::Epoch(epoch, upserts)) = inbox.recv() {
                 input.advance_to(epoch);
                 input.send_all(upserts);
@@ -96,10 +112,13 @@ impl Dataflow {
                 while captured.probe.less_than(&input.epoch()) {
                     worker.step_or_park(Some(PARK));
                 }
-                if results
-                    .send((index, captured.changes.take_before(input.epoch())))
-                    .is_err()
-                {
+                let epoch = input.epoch();
+                let share = (
+                    index,
+                    captured.changes.take_before(epoch),
+                    captured.checks.take_before(epoch),
+                );
+                if results.send(share).is_err() {
                     break;
                 }
             }
@@ -110,6 +129,7 @@ impl Dataflow {
             results,
             guards: Some(guards),
             next_epoch: 0,
+            check_changes: Vec::new(),
         })
     }
 
@@ -133,10 +153,12 @@ impl Dataflow {
         }
         let mut changes = TableChangeSet::new();
         for _ in 0..peers {
-            let (_, epochs) = self
+            let (_, epochs, checks) = self
                 .results
                 .recv()
                 .map_err(|_| DataflowError::WorkerGone { epoch })?;
+            self.check_changes
+                .extend(checks.into_iter().flat_map(|c| c.changes));
             for e in epochs {
                 // Rows come sorted by table: move each table's run at once.
                 let mut rows = e.changes.into_iter().peekable();
@@ -151,6 +173,14 @@ impl Dataflow {
             }
         }
         Ok(changes)
+    }
+}
+
+impl Dataflow {
+    /// The check rows' changes of the steps since the last call (unconsolidated
+    /// across workers: apply them to a `CheckState`).
+    pub fn take_check_changes(&mut self) -> Vec<(CheckRow, Diff)> {
+        std::mem::take(&mut self.check_changes)
     }
 }
 

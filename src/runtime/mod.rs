@@ -20,12 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflows::Table;
+use dataflows::checks::{CheckSpec, CheckState};
 use dataflows::records::Upsert;
 use tokio::sync::watch;
 
 use self::checkpoint::{Checkpoint, CheckpointError};
 use self::dataflow::{Dataflow, DataflowError, TableChangeSet};
 use self::reconcile::Seen;
+use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
@@ -179,11 +181,19 @@ pub async fn run(
     } else {
         0
     };
+    let checks = config.checks.clone();
     let loop_options = options.clone();
     let loop_dir = warehouse_dir.clone();
     let epoch_loop = tokio::task::spawn_blocking(move || {
-        EpochLoop::start(loop_dir, state_dir, checkpoint, &loop_options, progress)?
-            .run(rx, full_reads)
+        EpochLoop::start(
+            loop_dir,
+            state_dir,
+            checkpoint,
+            &loop_options,
+            progress,
+            checks,
+        )?
+        .run(rx, full_reads)
     });
     for source in sources {
         let _ = source.await;
@@ -277,6 +287,7 @@ struct EpochLoop {
     flush_interval: Duration,
     progress: ProgressHandle,
     dead_letters: PathBuf,
+    checks: CheckState,
 }
 
 impl EpochLoop {
@@ -286,13 +297,14 @@ impl EpochLoop {
         checkpoint: Checkpoint,
         options: &RunOptions,
         progress: ProgressHandle,
+        checks: Vec<CheckSpec>,
     ) -> Result<EpochLoop, RunError> {
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
             &arrow::table_specs(),
             WarehouseOptions::default(),
         )?;
-        let mut dataflow = Dataflow::start(options.workers)?;
+        let mut dataflow = Dataflow::start_with_checks(options.workers, checks.clone())?;
         // Rebuild the input state from what is committed; its output is already published.
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
@@ -311,6 +323,9 @@ impl EpochLoop {
                 "restored the committed state"
             );
         }
+        // The replay's check rows are the committed state's: keep them.
+        let mut check_state = CheckState::new(checks);
+        check_state.apply(dataflow.take_check_changes());
         let mut checkpoint = checkpoint;
         // A crash between a warehouse commit and its checkpoint leaves older
         // cursors: harmless, the next pull reads a little more again.
@@ -319,7 +334,7 @@ impl EpochLoop {
             p.epoch = checkpoint.epoch;
         }
         let dead_letters = state_dir.join("dead_letters.jsonl");
-        Ok(EpochLoop {
+        let mut epoch_loop = EpochLoop {
             dataflow,
             warehouse,
             state_dir,
@@ -327,7 +342,10 @@ impl EpochLoop {
             flush_interval: options.flush_interval,
             progress,
             dead_letters,
-        })
+            checks: check_state,
+        };
+        epoch_loop.update_checks();
+        Ok(epoch_loop)
     }
 
     /// Commits an epoch per flush interval until every source is done.
@@ -421,6 +439,7 @@ impl EpochLoop {
             }
         }
         self.checkpoint.store(&self.state_dir)?;
+        self.update_checks();
         let elapsed = started.elapsed();
         if let Ok(mut p) = self.progress.lock() {
             p.epoch = self.checkpoint.epoch;
@@ -437,6 +456,20 @@ impl EpochLoop {
         }
         tracing::debug!(epoch = ?self.checkpoint.epoch, upserts = n_upserts, changes = changed, elapsed_ms = elapsed.as_millis() as u64, "epoch committed");
         Ok(())
+    }
+
+    /// Applies the last step's check changes and rewrites `checks.json`.
+    fn update_checks(&mut self) {
+        self.checks.apply(self.dataflow.take_check_changes());
+        let now = chrono::Utc::now();
+        let file = ChecksFile {
+            epoch: self.checkpoint.epoch,
+            updated_at: now,
+            results: self.checks.results(now.timestamp_micros()),
+        };
+        if let Err(e) = file.store(&self.state_dir) {
+            tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot write check results");
+        }
     }
 
     fn keep_dead_letters(&self, dead: &[String]) {
