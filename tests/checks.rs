@@ -138,7 +138,7 @@ async fn check_results_follow_the_data_and_govflow_check_reports_them() {
         "{text}"
     );
     assert!(
-        text.contains("pass  dim_sku.product_id.relationships"),
+        text.contains("pass  raw_bc_order.modified_at.freshness"),
         "{text}"
     );
 
