@@ -216,6 +216,24 @@ impl ConnectSpec {
         let setting: &str = row
             .try_get(0)
             .map_err(|e| PgError::from_driver(&self.database, "checking the session", e))?;
+        // A SQL_ASCII database can hold any bytes; PostgreSQL would refuse to
+        // send invalid UTF-8 to a UTF8 client and fail the whole page. Take the
+        // bytes as stored instead: text is validated per value, so a bad row
+        // becomes a dead letter. (Other encodings are converted to UTF-8 by the
+        // server as usual.)
+        let encoding = client
+            .query_one("SHOW server_encoding", &[])
+            .await
+            .map_err(|e| PgError::from_driver(&self.database, "checking the session", e))?;
+        let encoding: &str = encoding
+            .try_get(0)
+            .map_err(|e| PgError::from_driver(&self.database, "checking the session", e))?;
+        if encoding == "SQL_ASCII" {
+            client
+                .batch_execute("SET client_encoding = 'SQL_ASCII'")
+                .await
+                .map_err(|e| PgError::from_driver(&self.database, "checking the session", e))?;
+        }
         if setting != "on" {
             return Err(PgError::Config {
                 database: self.database.clone(),

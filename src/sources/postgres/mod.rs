@@ -70,6 +70,7 @@ pub mod value;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::try_join_all;
@@ -195,6 +196,7 @@ pub struct PgSource {
     config: PostgresConfig,
     spec: ConnectSpec,
     session: Mutex<Option<Arc<Session>>>,
+    connections: AtomicU64,
 }
 
 impl std::fmt::Debug for PgSource {
@@ -222,6 +224,7 @@ impl PgSource {
             config,
             spec,
             session: Mutex::new(None),
+            connections: AtomicU64::new(0),
         })
     }
 
@@ -233,6 +236,11 @@ impl PgSource {
     /// The configuration.
     pub fn config(&self) -> &PostgresConfig {
         &self.config
+    }
+
+    /// Connections opened so far (more than one means it reconnected).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Polls every table concurrently (on one connection), each from its
@@ -454,7 +462,12 @@ impl PgSource {
         }
         *slot = None;
         let client = self.spec.connect().await?;
-        tracing::debug!(database = %self.name, "connected");
+        let n = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > 1 {
+            tracing::info!(database = %self.name, connections = n, "reconnected");
+        } else {
+            tracing::debug!(database = %self.name, "connected");
+        }
         let session = Arc::new(Session {
             client,
             plans: Mutex::new(HashMap::new()),
