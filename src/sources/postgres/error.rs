@@ -107,7 +107,9 @@ impl PgError {
             };
         }
         let detail = error_chain(&e);
-        let permanent = is_tls_verification_failure(&e) || detail.starts_with("authentication");
+        let permanent = is_tls_verification_failure(&e)
+            || detail.starts_with("authentication")
+            || detail.starts_with("invalid configuration");
         if permanent {
             PgError::Config {
                 database: database.to_string(),
