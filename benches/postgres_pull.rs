@@ -87,11 +87,14 @@ fn main() {
                  SELECT i, i % 50000, (i % 1000) - 500,
                         now() - interval '30 days' + i * interval '1 second' / 10
                  FROM generate_series(1, {rows}) i;
-                 CREATE INDEX ON point_transaction (updated_at, id);
-                 VACUUM ANALYZE point_transaction;"
+                 CREATE INDEX ON point_transaction (updated_at, id);"
             ))
             .await
             .expect("load");
+        admin
+            .batch_execute("VACUUM ANALYZE point_transaction")
+            .await
+            .expect("vacuum");
         println!(
             "narrow table: {rows} rows (id bigint, customer_id bigint, points integer, updated_at timestamptz), pages of {PAGE}, loopback"
         );
