@@ -47,9 +47,38 @@ need_python() {
   export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 }
 
+# PostgreSQL server binaries (initdb, pg_ctl): the tests start throwaway clusters.
+# Idempotent: installs Debian's postgresql package only when initdb is missing.
+pg_bin_dir() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v pg_ctl)"
+    return
+  fi
+  # Debian keeps them off PATH, under /usr/lib/postgresql/<version>/bin.
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+need_postgres() {
+  local bin
+  bin="$(pg_bin_dir)"
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "== installing PostgreSQL (initdb not found)"
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+      echo "initdb not found: install the PostgreSQL server (Debian: apt-get install postgresql), or set DATABASE_URL" >&2
+      exit 1
+    fi
+    bin="$(pg_bin_dir)"
+  fi
+  export PATH="$bin:$PATH"
+}
+
 cmd_test() {
   need_rust
   need_python
+  need_postgres
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
   echo "== cargo clippy (warnings are errors)"

@@ -113,10 +113,40 @@ pub struct StateConfig {
 /// `[postgres.NAME]`: one PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
-    /// Connection URL (`postgres://…`); a secret, as it usually carries a password.
+    /// Connection URL (`postgres://…` or `key=value`); a secret, as it usually
+    /// carries a password. `sslmode` and `sslrootcert` are honoured as in libpq.
     pub url: Secret,
     /// Tables read from this database.
     pub tables: Vec<PostgresTable>,
+    /// How far behind its cursor each poll starts reading (default 1 h).
+    pub lookback: Duration,
+    /// How often the tables are polled (default 30 s).
+    pub poll_interval: Duration,
+    /// Rows per keyset page (default 5000, at most 100000).
+    pub page_size: u32,
+    /// PEM file of the root certificate(s) that verify the server (TLS); the
+    /// URL's `sslrootcert` takes precedence.
+    pub ca_file: Option<PathBuf>,
+    /// Consecutive failed attempts (connect or query) before a read fails (default 10).
+    pub max_attempts: u32,
+    /// Timeout of establishing one connection (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// A configuration with defaults for `url` and `tables`.
+    pub fn new(url: Secret, tables: Vec<PostgresTable>) -> PostgresConfig {
+        PostgresConfig {
+            url,
+            tables,
+            lookback: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(30),
+            page_size: 5000,
+            ca_file: None,
+            max_attempts: 10,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[[postgres.NAME.tables]]`: one table and its cursor.
@@ -181,6 +211,15 @@ struct RawPostgres {
     url: Secret,
     #[serde(default)]
     tables: Vec<RawPostgresTable>,
+    #[serde(default, with = "humantime_serde")]
+    lookback: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    poll_interval: Option<Duration>,
+    page_size: Option<u32>,
+    ca_file: Option<PathBuf>,
+    max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    connect_timeout: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -295,6 +334,33 @@ impl RawConfig {
                     "must be a postgres:// or postgresql:// URL or a key=value connection string",
                 ));
             }
+            let page_size = db.page_size.unwrap_or(5000);
+            if !(1..=100_000).contains(&page_size) {
+                return Err(err(
+                    &format!("{key}.page_size"),
+                    &format!("must be between 1 and 100000, got {page_size}"),
+                ));
+            }
+            let max_attempts = db.max_attempts.unwrap_or(10);
+            if max_attempts == 0 {
+                return Err(err(&format!("{key}.max_attempts"), "must be at least 1"));
+            }
+            let positive = |d: Option<Duration>, default: u64, field: &str| match d {
+                Some(d) if d.is_zero() => {
+                    Err(err(&format!("{key}.{field}"), "must be longer than zero"))
+                }
+                Some(d) => Ok(d),
+                None => Ok(Duration::from_secs(default)),
+            };
+            let poll_interval = positive(db.poll_interval, 30, "poll_interval")?;
+            let connect_timeout = positive(db.connect_timeout, 10, "connect_timeout")?;
+            if db
+                .ca_file
+                .as_ref()
+                .is_some_and(|f| f.as_os_str().is_empty())
+            {
+                return Err(err(&format!("{key}.ca_file"), "must not be empty"));
+            }
             let mut tables = Vec::new();
             for (i, t) in db.tables.into_iter().enumerate() {
                 let tkey = format!("{key}.tables[{i}]");
@@ -306,6 +372,12 @@ impl RawConfig {
                 }
                 if t.key.is_empty() {
                     return Err(err(&format!("{tkey}.key"), "must name at least one column"));
+                }
+                if tables.iter().any(|p: &PostgresTable| p.name == t.name) {
+                    return Err(err(
+                        &format!("{tkey}.name"),
+                        &format!("table {:?} is listed twice", t.name),
+                    ));
                 }
                 let cursor = t.cursor.unwrap_or_else(|| "updated_at".to_string());
                 for column in t.key.iter().chain(std::iter::once(&cursor)) {
@@ -324,6 +396,12 @@ impl RawConfig {
                 PostgresConfig {
                     url: db.url,
                     tables,
+                    lookback: db.lookback.unwrap_or(Duration::from_secs(3600)),
+                    poll_interval,
+                    page_size,
+                    ca_file: db.ca_file,
+                    max_attempts,
+                    connect_timeout,
                 },
             );
         }
@@ -560,6 +638,9 @@ cursor = "updated_at"
         );
         let wise = &cfg.postgres["wise"];
         assert_eq!(wise.tables[0].cursor, "updated_at");
+        assert_eq!(wise.lookback, Duration::from_secs(3600));
+        assert_eq!(wise.page_size, 5000);
+        assert_eq!(wise.ca_file, None);
     }
 
     #[test]
@@ -622,6 +703,18 @@ cursor = "updated_at"
             (
                 "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t'\nkey=[]",
                 "postgres.wise.tables[0].key",
+            ),
+            (
+                "[postgres.wise]\nurl='postgres://x'\npage_size=0",
+                "postgres.wise.page_size",
+            ),
+            (
+                "[postgres.wise]\nurl='postgres://x'\npoll_interval='0s'",
+                "postgres.wise.poll_interval",
+            ),
+            (
+                "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t'\nkey=['id']\n[[postgres.wise.tables]]\nname='t'\nkey=['id']",
+                "postgres.wise.tables[1].name",
             ),
         ];
         for (text, key) in cases {

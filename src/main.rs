@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, short, default_value = "govflow.toml")]
         config: PathBuf,
     },
+    /// Run one read-only SQL statement against a configured PostgreSQL database.
+    ///
+    /// Only a single SELECT, VALUES, WITH … SELECT, EXPLAIN (without ANALYZE)
+    /// or SHOW is accepted; it runs in a read-only transaction.
+    Query(QueryArgs),
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
@@ -71,6 +76,32 @@ struct RunArgs {
     /// How often inputs advance to a new epoch (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     flush_interval: std::time::Duration,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// The database: the NAME of a `[postgres.NAME]` section of the configuration.
+    #[arg(long)]
+    db: String,
+    /// The configuration file.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    format: QueryFormat,
+    /// Write the result to this file instead of standard output (required for parquet).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// The SQL statement.
+    sql: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
 }
 
 #[derive(Args)]
@@ -167,6 +198,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Query(args) => query(args),
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
             let options = RunOptions {
@@ -216,7 +248,13 @@ fn validate(path: &std::path::Path) -> ExitCode {
             println!("  checks: {}", config.checks.len());
             for (name, db) in &config.postgres {
                 let tables: Vec<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
-                println!("  postgres.{name}: tables {}", tables.join(", "));
+                println!(
+                    "  postgres.{name}: tables {} (lookback {}, poll every {}, pages of {})",
+                    tables.join(", "),
+                    humantime::format_duration(db.lookback),
+                    humantime::format_duration(db.poll_interval),
+                    db.page_size
+                );
             }
             ExitCode::SUCCESS
         }
@@ -225,6 +263,72 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `govflow query`: exit 2 for a rejected statement or a bad configuration,
+/// 1 when the database fails.
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    use govflow::sources::postgres::{output, query};
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(db) = config.postgres.get(&args.db) else {
+        let known: Vec<&str> = config.postgres.keys().map(String::as_str).collect();
+        eprintln!(
+            "error: {}: no [postgres.{}] section (configured: {})",
+            args.config.display(),
+            args.db,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let format = match args.format {
+        QueryFormat::Table => output::Format::Table,
+        QueryFormat::Csv => output::Format::Csv,
+        QueryFormat::Json => output::Format::Json,
+        QueryFormat::Parquet => output::Format::Parquet,
+    };
+    if matches!(format, output::Format::Parquet) && args.output.is_none() {
+        eprintln!("error: --format parquet needs --output FILE");
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = match runtime.block_on(query::run(&args.db, db, &args.sql)) {
+        Ok(r) => r,
+        Err(query::QueryError::Rejected(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match &args.output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            output::write(&result, format, &mut file)?;
+            std::io::Write::flush(&mut file)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            output::write(&result, format, &mut lock)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the pipeline until Ctrl-C (or `run_for`), printing a status line.

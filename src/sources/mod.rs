@@ -1,3 +1,4 @@
 //! Sources: each turns upstream state into upserts of typed records.
 
 pub mod bigcommerce;
+pub mod postgres;
