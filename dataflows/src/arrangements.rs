@@ -1,9 +1,11 @@
 //! The arrangements the models share: each is built once and read by several
 //! models (`.clone()` of an arrangement shares its trace, not its data).
 
+use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::input::SourceStreams;
+use crate::models::fct_quotation::email_key;
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -11,7 +13,9 @@ use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
-use crate::ops::{Arr, left_join};
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
+use crate::ops::{Arr, ArrByStr, Diff, Epoch, StrSpine, left_join};
 use crate::records::Money;
 use crate::upsert::arrange_upserts;
 
@@ -58,6 +62,16 @@ impl SkuBase {
     }
 }
 
+/// A point transaction as arranged by customer id (see
+/// [`Arrangements::point_transactions_by_customer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CustomerPoints {
+    /// The transaction's id (its upsert key).
+    pub point_transaction_id: i64,
+    /// Its signed points.
+    pub points: i64,
+}
+
 /// Arrangements of the current state of every source table (keyed by the
 /// upsert key), plus the derived ones several models join against.
 ///
@@ -79,9 +93,21 @@ pub struct Arrangements<'s> {
     pub orders: Arr<'s, RawBcOrder>,
     /// All lines of an order, by order id.
     pub order_items: Arr<'s, Vec<RawBcOrderItem>>,
-    /// Variants (with their effective inventory) by product id: the one
-    /// derived arrangement, read by `dim_sku`, `dim_product` and `_errors`.
+    /// Point transactions (PostgreSQL) by id.
+    pub point_transactions: Arr<'s, RawPgPointTransaction>,
+    /// Quotations (PostgreSQL) by id.
+    pub quotations: Arr<'s, RawPgQuotation>,
+    /// Variants (with their effective inventory) by product id, read by
+    /// `dim_sku`, `dim_product` and `_errors`.
     pub skus_by_product: Arr<'s, SkuBase>,
+    /// Point transactions by the `customer_id` they name, read by
+    /// `dim_customer` (`point_balance`) and `_errors` (`unknown_customer`).
+    pub point_transactions_by_customer: Arr<'s, CustomerPoints>,
+    /// The customer of each email, by [`email_key`] (trimmed, lower-cased;
+    /// customers with an empty email are left out). BigCommerce emails are
+    /// unique, but if several customers share a key the least customer id
+    /// holds it. Read by `fct_quotation`.
+    pub customer_by_email: ArrByStr<'s, i64>,
 }
 
 impl<'s> Arrangements<'s> {
@@ -94,6 +120,9 @@ impl<'s> Arrangements<'s> {
         let inventory = arrange_upserts(sources.inventory, "raw_bc_inventory");
         let orders = arrange_upserts(sources.orders, "raw_bc_order");
         let order_items = arrange_upserts(sources.order_items, "raw_bc_order_item");
+        let point_transactions =
+            arrange_upserts(sources.point_transactions, "raw_pg_point_transaction");
+        let quotations = arrange_upserts(sources.quotations, "raw_pg_quotation");
         let skus_by_product = left_join(
             variants.clone(),
             inventory.clone(),
@@ -105,6 +134,39 @@ impl<'s> Arrangements<'s> {
             },
         )
         .arrange_by_key_named("skus_by_product");
+        let point_transactions_by_customer = point_transactions
+            .clone()
+            .flat_map_ref(|id, t| {
+                Some((
+                    t.customer_id,
+                    CustomerPoints {
+                        point_transaction_id: *id,
+                        points: t.points,
+                    },
+                ))
+            })
+            .arrange_by_key_named("point_transactions_by_customer");
+        let customer_by_email = customers
+            .clone()
+            .flat_map_ref(|id, c| email_key(&c.email).map(|email| (email, *id)))
+            .arrange_by_key_named("customers_by_email")
+            .reduce_abelian::<_, ValBuilder<String, i64, Epoch, Diff>, StrSpine<i64>, _, _>(
+                "customer_by_email",
+                |_, ids, output| {
+                    // Values come sorted: the first present one is the least id.
+                    if let Some((id, _)) = ids.iter().find(|(_, count)| *count > 0) {
+                        output.push((**id, 1));
+                    }
+                },
+                |buffer, email, updates| {
+                    buffer.clear();
+                    buffer.extend(
+                        updates
+                            .drain(..)
+                            .map(|(id, time, diff)| ((email.clone(), id), time, diff)),
+                    );
+                },
+            );
         Arrangements {
             customers,
             customer_metafields,
@@ -113,7 +175,11 @@ impl<'s> Arrangements<'s> {
             inventory,
             orders,
             order_items,
+            point_transactions,
+            quotations,
             skus_by_product,
+            point_transactions_by_customer,
+            customer_by_email,
         }
     }
 }

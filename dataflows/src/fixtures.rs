@@ -2,7 +2,10 @@
 
 use crate::harness;
 use crate::ops::{Diff, Epoch};
-use crate::records::{Customer, Inventory, Money, Order, OrderItem, Product, Upsert, Variant};
+use crate::records::{
+    Customer, Inventory, Money, Order, OrderItem, PointTransaction, Product, Quotation, Upsert,
+    Variant,
+};
 use crate::table::{Table, TableRow};
 
 pub fn customer(id: i64, email: &str) -> Customer {
@@ -90,6 +93,29 @@ pub fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
         price_inc_tax: Money(11_000),
         total_ex_tax: Money(10_000 * quantity),
         total_inc_tax: Money(11_000 * quantity),
+    }
+}
+
+pub fn point_transaction(id: i64, customer_id: i64, points: i64) -> PointTransaction {
+    PointTransaction {
+        id,
+        customer_id,
+        points,
+        reason: "order".into(),
+        created_at: 40,
+        updated_at: 41,
+    }
+}
+
+pub fn quotation(id: i64, email: &str, status: &str) -> Quotation {
+    Quotation {
+        id,
+        customer_email: email.into(),
+        status: status.into(),
+        total: Money(1_234_500),
+        currency_code: "KRW".into(),
+        created_at: 50,
+        updated_at: 60,
     }
 }
 

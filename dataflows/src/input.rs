@@ -14,6 +14,8 @@ use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Epoch, UpsertStream};
 use crate::records::Upsert;
 
@@ -94,6 +96,8 @@ pub(crate) struct SourceStreams<'s> {
     pub inventory: UpsertStream<'s, RawBcInventory>,
     pub orders: UpsertStream<'s, RawBcOrder>,
     pub order_items: UpsertStream<'s, Vec<RawBcOrderItem>>,
+    pub point_transactions: UpsertStream<'s, RawPgPointTransaction>,
+    pub quotations: UpsertStream<'s, RawPgQuotation>,
 }
 
 type Out<V> = OutputBuilder<Epoch, CapacityContainerBuilder<Vec<(i64, Option<V>, Epoch)>>>;
@@ -112,6 +116,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
     let (inventory, inventory_stream) = builder.new_output();
     let (orders, orders_stream) = builder.new_output();
     let (items, items_stream) = builder.new_output();
+    let (points, points_stream) = builder.new_output();
+    let (quotations, quotations_stream) = builder.new_output();
     let mut customers: Out<RawBcCustomer> = OutputBuilder::from(customers);
     let mut metafields: Out<RawBcCustomerMetafield> = OutputBuilder::from(metafields);
     let mut products: Out<RawBcProduct> = OutputBuilder::from(products);
@@ -119,6 +125,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
     let mut inventory: Out<RawBcInventory> = OutputBuilder::from(inventory);
     let mut orders: Out<RawBcOrder> = OutputBuilder::from(orders);
     let mut items: Out<Vec<RawBcOrderItem>> = OutputBuilder::from(items);
+    let mut points: Out<RawPgPointTransaction> = OutputBuilder::from(points);
+    let mut quotations: Out<RawPgQuotation> = OutputBuilder::from(quotations);
 
     builder.build(move |_| {
         move |_frontiers| {
@@ -129,6 +137,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
             let mut inventory = inventory.activate();
             let mut orders = orders.activate();
             let mut items = items.activate();
+            let mut points = points.activate();
+            let mut quotations = quotations.activate();
             input.for_each_stamp(|cap, data| {
                 // Input-handle messages always carry their epoch; a message with an
                 // empty stamp carries no data.
@@ -140,6 +150,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
                 let mut inventory = inventory.session(&cap);
                 let mut orders = orders.session(&cap);
                 let mut items = items.session(&cap);
+                let mut points = points.session(&cap);
+                let mut quotations = quotations.session(&cap);
                 for upsert in data.flat_map(|d| d.drain(..)) {
                     match upsert {
                         Upsert::Customer(k, v) => customers.give((k, v.map(Into::into), time)),
@@ -161,6 +173,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
                             });
                             items.give((k, lines, time))
                         }
+                        Upsert::PointTransaction(k, v) => points.give((k, v.map(Into::into), time)),
+                        Upsert::Quotation(k, v) => quotations.give((k, v.map(Into::into), time)),
                     }
                 }
             });
@@ -175,6 +189,8 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
         inventory: inventory_stream,
         orders: orders_stream,
         order_items: items_stream,
+        point_transactions: points_stream,
+        quotations: quotations_stream,
     }
 }
 

@@ -8,23 +8,29 @@
 //! # Tables
 //!
 //! One module per table under [`models`], each documenting grain, key, columns
-//! and rules, with its row type: the `raw_bc_*` tables (current source state,
-//! built with upsert semantics), [`models::dim_customer`],
-//! [`models::dim_product`], [`models::dim_sku`], [`models::fct_order`],
-//! [`models::fct_order_item`], [`models::fct_onsale_product_inventory`] and
-//! [`models::errors`] (`_errors`). [`Table`] names them; [`TableRow`] holds a
+//! and rules, with its row type: the `raw_bc_*` (BigCommerce) and `raw_pg_*`
+//! (PostgreSQL: [`models::raw_pg_point_transaction`],
+//! [`models::raw_pg_quotation`]) tables (current source state, built with
+//! upsert semantics), [`models::dim_customer`], [`models::dim_product`],
+//! [`models::dim_sku`], [`models::fct_order`], [`models::fct_order_item`],
+//! [`models::fct_point_transaction`], [`models::fct_quotation`],
+//! [`models::fct_onsale_product_inventory`] and [`models::errors`]
+//! (`_errors`). [`Table`] names them; [`TableRow`] holds a
 //! row of any of them. [`oracle`] recomputes every table from scratch.
 //!
 //! # State
 //!
 //! Arranged once and shared ([`Arrangements`]): one arrangement per `raw_*`
-//! table (full rows by upsert key; an order's lines as one value), and
-//! variants-with-inventory by product. Besides those, `dim_customer` keeps
-//! `(created_at, total)` per revenue order by customer plus one stats value
-//! per customer, `dim_product` one stats value per product, and each left
-//! join the ids of left rows currently without a match. Everything else
-//! (`dim_sku`, the facts, `_errors`' row checks) is joins and maps over
-//! those, without state of its own.
+//! table (full rows by upsert key; an order's lines as one value),
+//! variants-with-inventory by product, `(id, points)` of point transactions
+//! by customer, and one customer id per normalized email. Besides those,
+//! `dim_customer` keeps `(created_at, total)` per revenue order and each
+//! distinct points value by customer plus one stats value per customer,
+//! `dim_product` one stats value per product, `fct_quotation` the quotations'
+//! normalized emails and their matched customer ids, and each left join the
+//! ids of left rows currently without a match. Everything else (`dim_sku`,
+//! the other facts, `_errors`' row checks) is joins and maps over those,
+//! without state of its own.
 //!
 //! # Driving the dataflow
 //!
@@ -130,6 +136,8 @@ use models::errors::ErrorRow;
 use models::fct_onsale_product_inventory::FctOnsaleProductInventory;
 use models::fct_order::FctOrder;
 use models::fct_order_item::FctOrderItem;
+use models::fct_point_transaction::FctPointTransaction;
+use models::fct_quotation::FctQuotation;
 use models::raw_bc_customer::RawBcCustomer;
 use models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use models::raw_bc_inventory::RawBcInventory;
@@ -137,6 +145,8 @@ use models::raw_bc_order::RawBcOrder;
 use models::raw_bc_order_item::RawBcOrderItem;
 use models::raw_bc_product::RawBcProduct;
 use models::raw_bc_variant::RawBcVariant;
+use models::raw_pg_point_transaction::RawPgPointTransaction;
+use models::raw_pg_quotation::RawPgQuotation;
 
 /// Every output table as a collection of changes, and the shared arrangements.
 #[derive(Clone)]
@@ -155,6 +165,10 @@ pub struct Outputs<'s> {
     pub raw_bc_order: Coll<'s, RawBcOrder>,
     /// `raw_bc_order_item`
     pub raw_bc_order_item: Coll<'s, RawBcOrderItem>,
+    /// `raw_pg_point_transaction`
+    pub raw_pg_point_transaction: Coll<'s, RawPgPointTransaction>,
+    /// `raw_pg_quotation`
+    pub raw_pg_quotation: Coll<'s, RawPgQuotation>,
     /// `dim_customer`
     pub dim_customer: Coll<'s, DimCustomer>,
     /// `dim_product`
@@ -165,6 +179,10 @@ pub struct Outputs<'s> {
     pub fct_order: Coll<'s, FctOrder>,
     /// `fct_order_item`
     pub fct_order_item: Coll<'s, FctOrderItem>,
+    /// `fct_point_transaction`
+    pub fct_point_transaction: Coll<'s, FctPointTransaction>,
+    /// `fct_quotation`
+    pub fct_quotation: Coll<'s, FctQuotation>,
     /// `fct_onsale_product_inventory`
     pub fct_onsale_product_inventory: Coll<'s, FctOnsaleProductInventory>,
     /// `_errors`
@@ -190,12 +208,18 @@ pub fn build<'s>(scope: Scope<'s, Epoch>, input: &mut UpsertInput) -> Outputs<'s
         raw_bc_inventory: models::raw_bc_inventory::render(&arrangements.inventory),
         raw_bc_order: models::raw_bc_order::render(&arrangements.orders),
         raw_bc_order_item: models::raw_bc_order_item::render(&arrangements.order_items),
+        raw_pg_point_transaction: models::raw_pg_point_transaction::render(
+            &arrangements.point_transactions,
+        ),
+        raw_pg_quotation: models::raw_pg_quotation::render(&arrangements.quotations),
         dim_customer: models::dim_customer::render(&arrangements),
         dim_product: models::dim_product::render(&arrangements),
         fct_onsale_product_inventory: models::fct_onsale_product_inventory::render(&dim_sku),
         dim_sku,
         fct_order: models::fct_order::render(&arrangements),
         fct_order_item: models::fct_order_item::render(&arrangements),
+        fct_point_transaction: models::fct_point_transaction::render(&arrangements),
+        fct_quotation: models::fct_quotation::render(&arrangements),
         errors: models::errors::render(&arrangements),
         arrangements,
     }
@@ -213,11 +237,16 @@ impl<'s> Outputs<'s> {
             o.raw_bc_inventory.map(TableRow::RawBcInventory),
             o.raw_bc_order.map(TableRow::RawBcOrder),
             o.raw_bc_order_item.map(TableRow::RawBcOrderItem),
+            o.raw_pg_point_transaction
+                .map(TableRow::RawPgPointTransaction),
+            o.raw_pg_quotation.map(TableRow::RawPgQuotation),
             o.dim_customer.map(TableRow::DimCustomer),
             o.dim_product.map(TableRow::DimProduct),
             o.dim_sku.map(TableRow::DimSku),
             o.fct_order.map(TableRow::FctOrder),
             o.fct_order_item.map(TableRow::FctOrderItem),
+            o.fct_point_transaction.map(TableRow::FctPointTransaction),
+            o.fct_quotation.map(TableRow::FctQuotation),
             o.fct_onsale_product_inventory
                 .map(TableRow::FctOnsaleProductInventory),
             o.errors.map(TableRow::Errors),

@@ -21,6 +21,12 @@ pub type Spine<V> = ValSpine<i64, V, Epoch, Diff>;
 /// An arrangement keyed by an `i64` id, shareable between models (`.clone()` it).
 pub type Arr<'s, V> = Arranged<'s, TraceAgent<Spine<V>>>;
 
+/// The trace type of arrangements keyed by text (e.g. a normalized email).
+pub type StrSpine<V> = ValSpine<String, V, Epoch, Diff>;
+
+/// An arrangement keyed by a `String`, shareable between models.
+pub type ArrByStr<'s, V> = Arranged<'s, TraceAgent<StrSpine<V>>>;
+
 /// A collection of rows changing over epochs.
 pub type Coll<'s, D> = VecCollection<'s, Epoch, D, Diff>;
 

@@ -9,13 +9,17 @@
 use std::collections::BTreeMap;
 
 use crate::arrangements::SkuBase;
-use crate::models::dim_customer::{CustomerOrderStats, DimCustomer, is_revenue_order};
+use crate::models::dim_customer::{
+    CustomerOrderStats, CustomerStats, DimCustomer, is_revenue_order,
+};
 use crate::models::dim_product::{DimProduct, ProductVariantStats};
 use crate::models::dim_sku::DimSku;
 use crate::models::errors;
 use crate::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
 use crate::models::fct_order::FctOrder;
 use crate::models::fct_order_item::FctOrderItem;
+use crate::models::fct_point_transaction::FctPointTransaction;
+use crate::models::fct_quotation::{FctQuotation, email_key};
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -23,8 +27,11 @@ use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::records::{
-    Customer, CustomerMetafield, Inventory, Order, OrderItem, Product, Upsert, Variant,
+    Customer, CustomerMetafield, Inventory, Order, OrderItem, PointTransaction, Product, Quotation,
+    Upsert, Variant,
 };
 use crate::table::TableRow;
 
@@ -45,6 +52,10 @@ pub struct RawState {
     pub orders: BTreeMap<i64, Order>,
     /// Lines by order id.
     pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+    /// Point transactions by id.
+    pub point_transactions: BTreeMap<i64, PointTransaction>,
+    /// Quotations by id.
+    pub quotations: BTreeMap<i64, Quotation>,
 }
 
 fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
@@ -65,6 +76,8 @@ impl RawState {
             Upsert::Inventory(k, v) => put(&mut self.inventory, k, v),
             Upsert::Order(k, v) => put(&mut self.orders, k, v),
             Upsert::OrderItems(k, v) => put(&mut self.order_items, k, v),
+            Upsert::PointTransaction(k, v) => put(&mut self.point_transactions, k, v),
+            Upsert::Quotation(k, v) => put(&mut self.quotations, k, v),
         }
     }
 
@@ -105,6 +118,16 @@ impl RawState {
             self.order_items
                 .iter()
                 .map(|(k, v)| Upsert::OrderItems(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.point_transactions
+                .iter()
+                .map(|(k, v)| Upsert::PointTransaction(*k, Some(v.clone()))),
+        );
+        out.extend(
+            self.quotations
+                .iter()
+                .map(|(k, v)| Upsert::Quotation(*k, Some(v.clone()))),
         );
         out
     }
@@ -148,6 +171,16 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
         .iter()
         .map(|(k, v)| (*k, v.iter().cloned().map(Into::into).collect()))
         .collect();
+    let points: BTreeMap<i64, RawPgPointTransaction> = state
+        .point_transactions
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
+    let quotations: BTreeMap<i64, RawPgQuotation> = state
+        .quotations
+        .iter()
+        .map(|(k, v)| (*k, v.clone().into()))
+        .collect();
 
     let mut rows = Vec::new();
 
@@ -187,6 +220,14 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
         );
         rows.extend(lines.iter().cloned().map(TableRow::RawBcOrderItem));
     }
+    for (k, r) in &points {
+        rows.extend(errors::point_transaction_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawPgPointTransaction(r.clone()));
+    }
+    for (k, r) in &quotations {
+        rows.extend(errors::quotation_errors(*k, r).map(TableRow::Errors));
+        rows.push(TableRow::RawPgQuotation(r.clone()));
+    }
 
     // dim_customer
     let mut stats: BTreeMap<i64, CustomerOrderStats> = BTreeMap::new();
@@ -207,8 +248,52 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
         s.first_order_at = s.first_order_at.min(order.created_at);
         s.last_order_at = s.last_order_at.max(order.created_at);
     }
+    // Exact sums, clamped at the end.
+    let mut balances: BTreeMap<i64, i128> = BTreeMap::new();
+    for t in points.values() {
+        *balances.entry(t.customer_id).or_insert(0) += i128::from(t.points);
+    }
     for (k, c) in &customers {
-        rows.push(TableRow::DimCustomer(DimCustomer::new(*k, c, stats.get(k))));
+        let orders = stats.get(k).copied();
+        let balance = balances.get(k).copied();
+        let customer_stats = (orders.is_some() || balance.is_some()).then(|| CustomerStats {
+            orders,
+            point_balance: balance.map_or(0, |sum| {
+                sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+            }),
+        });
+        rows.push(TableRow::DimCustomer(DimCustomer::new(
+            *k,
+            c,
+            customer_stats.as_ref(),
+        )));
+    }
+
+    // fct_point_transaction, unknown customers
+    for (k, t) in &points {
+        rows.push(TableRow::FctPointTransaction(FctPointTransaction::new(
+            *k, t,
+        )));
+        if !customers.contains_key(&t.customer_id) {
+            rows.push(TableRow::Errors(errors::unknown_customer_error(*k)));
+        }
+    }
+
+    // fct_quotation: the least customer id of each email key
+    let mut by_email: BTreeMap<String, i64> = BTreeMap::new();
+    for (id, c) in &customers {
+        if let Some(email) = email_key(&c.email) {
+            let least = by_email.entry(email).or_insert(*id);
+            *least = (*least).min(*id);
+        }
+    }
+    for (k, q) in &quotations {
+        let customer_id = email_key(&q.customer_email).and_then(|e| by_email.get(&e).copied());
+        rows.push(TableRow::FctQuotation(FctQuotation::new(
+            *k,
+            q,
+            customer_id,
+        )));
     }
 
     // dim_sku, fct_onsale_product_inventory, unknown products

@@ -1,7 +1,9 @@
-//! Typed records of the `raw_bc_*` tables, and the upserts sources emit.
+//! Typed records of the `raw_bc_*` and `raw_pg_*` tables, and the upserts
+//! sources emit.
 //!
 //! Timestamps are microseconds since the Unix epoch, UTC ([`Micros`]); money is
-//! a fixed-point [`Money`] with four decimals, the precision BigCommerce uses.
+//! a fixed-point [`Money`] with four decimals, the precision BigCommerce uses
+//! (PostgreSQL `numeric(18,4)` columns map to it exactly).
 
 use serde::{Deserialize, Serialize};
 
@@ -175,6 +177,45 @@ pub struct OrderItem {
     pub total_inc_tax: Money,
 }
 
+/// A row of the wise database's `point_transaction` table
+/// (`raw_pg_point_transaction`, key `id`); see `docs/postgres-tables.md`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PointTransaction {
+    /// `id bigint primary key`.
+    pub id: i64,
+    /// `customer_id bigint not null`: the BigCommerce customer id.
+    pub customer_id: i64,
+    /// `points bigint not null`: signed, earned > 0, spent < 0.
+    pub points: i64,
+    /// `reason text not null`, e.g. `order`, `review`, `redeem`.
+    pub reason: String,
+    /// `created_at timestamptz not null`.
+    pub created_at: Micros,
+    /// `updated_at timestamptz not null`: the source's cursor column.
+    pub updated_at: Micros,
+}
+
+/// A row of the commerce database's `quotation` table (`raw_pg_quotation`,
+/// key `id`); see `docs/postgres-tables.md`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Quotation {
+    /// `id bigint primary key`.
+    pub id: i64,
+    /// `customer_email text not null`, as entered (matched to BigCommerce
+    /// customers case-insensitively, trimmed).
+    pub customer_email: String,
+    /// `status text not null`, e.g. `draft`, `sent`, `accepted`, `rejected`, `expired`.
+    pub status: String,
+    /// `total numeric(18,4) not null`.
+    pub total: Money,
+    /// `currency_code text not null`, ISO 4217.
+    pub currency_code: String,
+    /// `created_at timestamptz not null`.
+    pub created_at: Micros,
+    /// `updated_at timestamptz not null`: the source's cursor column.
+    pub updated_at: Micros,
+}
+
 /// The current state of one source key: `Some` upserts it, `None` deletes it.
 ///
 /// Order lines are keyed by their order: an order's read brings its complete
@@ -190,6 +231,10 @@ pub enum Upsert {
     Order(i64, Option<Order>),
     /// Key: the order id; value: all lines of that order.
     OrderItems(i64, Option<Vec<OrderItem>>),
+    /// Key: the point transaction id (PostgreSQL, wise database).
+    PointTransaction(i64, Option<PointTransaction>),
+    /// Key: the quotation id (PostgreSQL, commerce database).
+    Quotation(i64, Option<Quotation>),
 }
 
 impl Upsert {
@@ -203,6 +248,8 @@ impl Upsert {
             Upsert::Inventory(..) => "raw_bc_inventory",
             Upsert::Order(..) => "raw_bc_order",
             Upsert::OrderItems(..) => "raw_bc_order_item",
+            Upsert::PointTransaction(..) => "raw_pg_point_transaction",
+            Upsert::Quotation(..) => "raw_pg_quotation",
         }
     }
 
@@ -215,7 +262,9 @@ impl Upsert {
             | Upsert::Variant(k, _)
             | Upsert::Inventory(k, _)
             | Upsert::Order(k, _)
-            | Upsert::OrderItems(k, _) => *k,
+            | Upsert::OrderItems(k, _)
+            | Upsert::PointTransaction(k, _)
+            | Upsert::Quotation(k, _) => *k,
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::models::errors::ErrorRow;
 use crate::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
 use crate::models::fct_order::FctOrder;
 use crate::models::fct_order_item::FctOrderItem;
+use crate::models::fct_point_transaction::FctPointTransaction;
+use crate::models::fct_quotation::FctQuotation;
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -18,6 +20,8 @@ use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::records::{OrderItem, Upsert};
 
 /// An output table of the dataflow. Serialized as its name.
@@ -38,6 +42,10 @@ pub enum Table {
     RawBcOrder,
     /// `raw_bc_order_item`
     RawBcOrderItem,
+    /// `raw_pg_point_transaction`
+    RawPgPointTransaction,
+    /// `raw_pg_quotation`
+    RawPgQuotation,
     /// `dim_customer`
     DimCustomer,
     /// `dim_product`
@@ -48,6 +56,10 @@ pub enum Table {
     FctOrder,
     /// `fct_order_item`
     FctOrderItem,
+    /// `fct_point_transaction`
+    FctPointTransaction,
+    /// `fct_quotation`
+    FctQuotation,
     /// `fct_onsale_product_inventory`
     FctOnsaleProductInventory,
     /// `_errors`
@@ -57,7 +69,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order [`TableRow`]s sort.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 18] = [
         Table::RawBcCustomer,
         Table::RawBcCustomerMetafield,
         Table::RawBcProduct,
@@ -65,11 +77,15 @@ impl Table {
         Table::RawBcInventory,
         Table::RawBcOrder,
         Table::RawBcOrderItem,
+        Table::RawPgPointTransaction,
+        Table::RawPgQuotation,
         Table::DimCustomer,
         Table::DimProduct,
         Table::DimSku,
         Table::FctOrder,
         Table::FctOrderItem,
+        Table::FctPointTransaction,
+        Table::FctQuotation,
         Table::FctOnsaleProductInventory,
         Table::Errors,
     ];
@@ -84,11 +100,15 @@ impl Table {
             Table::RawBcInventory => "raw_bc_inventory",
             Table::RawBcOrder => "raw_bc_order",
             Table::RawBcOrderItem => "raw_bc_order_item",
+            Table::RawPgPointTransaction => "raw_pg_point_transaction",
+            Table::RawPgQuotation => "raw_pg_quotation",
             Table::DimCustomer => "dim_customer",
             Table::DimProduct => "dim_product",
             Table::DimSku => "dim_sku",
             Table::FctOrder => "fct_order",
             Table::FctOrderItem => "fct_order_item",
+            Table::FctPointTransaction => "fct_point_transaction",
+            Table::FctQuotation => "fct_quotation",
             Table::FctOnsaleProductInventory => "fct_onsale_product_inventory",
             Table::Errors => "_errors",
         }
@@ -107,20 +127,24 @@ impl Table {
             | Table::RawBcProduct
             | Table::RawBcVariant
             | Table::RawBcOrder
-            | Table::RawBcOrderItem => &["id"],
+            | Table::RawBcOrderItem
+            | Table::RawPgPointTransaction
+            | Table::RawPgQuotation => &["id"],
             Table::RawBcInventory => &["variant_id"],
             Table::DimCustomer => &["customer_id"],
             Table::DimProduct => &["product_id"],
             Table::DimSku | Table::FctOnsaleProductInventory => &["sku_id"],
             Table::FctOrder => &["order_id"],
             Table::FctOrderItem => &["order_item_id"],
+            Table::FctPointTransaction => &["point_transaction_id"],
+            Table::FctQuotation => &["quotation_id"],
             Table::Errors => &["table", "key", "reason"],
         }
     }
 
     /// Whether this is a `raw_*` table (the dataflow's input state).
     pub fn is_raw(self) -> bool {
-        self <= Table::RawBcOrderItem
+        self <= Table::RawPgQuotation
     }
 }
 
@@ -149,6 +173,10 @@ pub enum TableRow {
     RawBcOrder(RawBcOrder),
     /// A `raw_bc_order_item` row.
     RawBcOrderItem(RawBcOrderItem),
+    /// A `raw_pg_point_transaction` row.
+    RawPgPointTransaction(RawPgPointTransaction),
+    /// A `raw_pg_quotation` row.
+    RawPgQuotation(RawPgQuotation),
     /// A `dim_customer` row.
     DimCustomer(DimCustomer),
     /// A `dim_product` row.
@@ -159,6 +187,10 @@ pub enum TableRow {
     FctOrder(FctOrder),
     /// A `fct_order_item` row.
     FctOrderItem(FctOrderItem),
+    /// A `fct_point_transaction` row.
+    FctPointTransaction(FctPointTransaction),
+    /// A `fct_quotation` row.
+    FctQuotation(FctQuotation),
     /// A `fct_onsale_product_inventory` row.
     FctOnsaleProductInventory(FctOnsaleProductInventory),
     /// An `_errors` row.
@@ -185,11 +217,15 @@ impl TableRow {
             TableRow::RawBcInventory(_) => Table::RawBcInventory,
             TableRow::RawBcOrder(_) => Table::RawBcOrder,
             TableRow::RawBcOrderItem(_) => Table::RawBcOrderItem,
+            TableRow::RawPgPointTransaction(_) => Table::RawPgPointTransaction,
+            TableRow::RawPgQuotation(_) => Table::RawPgQuotation,
             TableRow::DimCustomer(_) => Table::DimCustomer,
             TableRow::DimProduct(_) => Table::DimProduct,
             TableRow::DimSku(_) => Table::DimSku,
             TableRow::FctOrder(_) => Table::FctOrder,
             TableRow::FctOrderItem(_) => Table::FctOrderItem,
+            TableRow::FctPointTransaction(_) => Table::FctPointTransaction,
+            TableRow::FctQuotation(_) => Table::FctQuotation,
             TableRow::FctOnsaleProductInventory(_) => Table::FctOnsaleProductInventory,
             TableRow::Errors(_) => Table::Errors,
         }
@@ -210,11 +246,15 @@ impl TableRow {
             TableRow::RawBcInventory(r) => RowKey::Id(r.variant_id),
             TableRow::RawBcOrder(r) => RowKey::Id(r.id),
             TableRow::RawBcOrderItem(r) => RowKey::Id(r.id),
+            TableRow::RawPgPointTransaction(r) => RowKey::Id(r.id),
+            TableRow::RawPgQuotation(r) => RowKey::Id(r.id),
             TableRow::DimCustomer(r) => RowKey::Id(r.customer_id),
             TableRow::DimProduct(r) => RowKey::Id(r.product_id),
             TableRow::DimSku(r) => RowKey::Id(r.sku_id),
             TableRow::FctOrder(r) => RowKey::Id(r.order_id),
             TableRow::FctOrderItem(r) => RowKey::Id(r.order_item_id),
+            TableRow::FctPointTransaction(r) => RowKey::Id(r.point_transaction_id),
+            TableRow::FctQuotation(r) => RowKey::Id(r.quotation_id),
             TableRow::FctOnsaleProductInventory(r) => RowKey::Id(r.sku_id),
             TableRow::Errors(r) => RowKey::Error(*r),
         }
@@ -244,6 +284,10 @@ pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert>
             }
             TableRow::RawBcOrder(r) => upserts.push(Upsert::Order(r.id, Some(r.into()))),
             TableRow::RawBcOrderItem(r) => lines.entry(r.order_id).or_default().push(r.into()),
+            TableRow::RawPgPointTransaction(r) => {
+                upserts.push(Upsert::PointTransaction(r.id, Some(r.into())))
+            }
+            TableRow::RawPgQuotation(r) => upserts.push(Upsert::Quotation(r.id, Some(r.into()))),
             _ => {}
         }
     }
@@ -257,7 +301,7 @@ pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{customer, line};
+    use crate::fixtures::{customer, line, point_transaction, quotation};
 
     #[test]
     fn names_round_trip() {
@@ -269,7 +313,10 @@ mod tests {
             );
             assert!(!table.key_columns().is_empty());
         }
-        assert_eq!(Table::ALL.iter().filter(|t| t.is_raw()).count(), 7);
+        assert_eq!(Table::ALL.iter().filter(|t| t.is_raw()).count(), 9);
+        assert!(Table::RawPgQuotation.is_raw() && !Table::FctQuotation.is_raw());
+        // `Table::ALL` is in declaration (sort) order.
+        assert!(Table::ALL.is_sorted());
         assert_eq!(Table::from_name("nope"), None);
     }
 
@@ -278,7 +325,9 @@ mod tests {
         let rows = vec![
             TableRow::RawBcCustomer(customer(1, "a").into()),
             TableRow::RawBcOrderItem(line(52, 5, 1).into()),
+            TableRow::RawPgQuotation(quotation(3, "a@x", "sent").into()),
             TableRow::RawBcOrderItem(line(51, 5, 2).into()),
+            TableRow::RawPgPointTransaction(point_transaction(4, 1, -5).into()),
             TableRow::Errors(ErrorRow {
                 table: Table::RawBcCustomer,
                 key: 1,
@@ -289,6 +338,8 @@ mod tests {
             upserts_from_raw(rows),
             vec![
                 Upsert::Customer(1, Some(customer(1, "a"))),
+                Upsert::Quotation(3, Some(quotation(3, "a@x", "sent"))),
+                Upsert::PointTransaction(4, Some(point_transaction(4, 1, -5))),
                 Upsert::OrderItems(5, Some(vec![line(51, 5, 2), line(52, 5, 1)])),
             ]
         );

@@ -1,7 +1,8 @@
 //! The dataflow against the from-scratch oracle: random upsert and delete
 //! streams over small id spaces (so keys collide, rows change, orders lose
-//! lines, customers vanish, orders get archived), over several epochs, on one
-//! and two workers. After every epoch each table's accumulated state must equal
+//! lines, customers vanish or change email, orders get archived, point
+//! transactions name unknown customers, quotation emails collide modulo case
+//! and spaces), over several epochs, on one and two workers. After every epoch each table's accumulated state must equal
 //! the oracle's; re-sending the whole state changes nothing; and each worker's
 //! captured share holds every change of the keys it owns.
 
@@ -11,7 +12,8 @@ use dataflows::checks::{CheckKind, CheckSpec, CheckState, Severity, evaluate, fi
 use dataflows::harness;
 use dataflows::oracle::{self, RawState};
 use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Money, Order, OrderItem, Product, Upsert, Variant,
+    Customer, CustomerMetafield, Inventory, Money, Order, OrderItem, PointTransaction, Product,
+    Quotation, Upsert, Variant,
 };
 use dataflows::{EpochChanges, RowKey, Table, TableRow};
 use proptest::prelude::*;
@@ -33,12 +35,30 @@ fn maybe<T: std::fmt::Debug + Clone>(
     prop_oneof![3 => row.prop_map(Some), 1 => Just(None)]
 }
 
+/// Emails that collide once trimmed and lower-cased, and empty ones.
+const EMAILS: [&str; 7] = [
+    "c0@example.com",
+    "C0@Example.COM",
+    " c1@example.com ",
+    "c1@EXAMPLE.com",
+    "c2@example.com",
+    "",
+    "  ",
+];
+
+fn email() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0usize..5).prop_map(|i| EMAILS[i].to_string()),
+        1 => (5usize..7).prop_map(|i| EMAILS[i].to_string()),
+    ]
+}
+
 fn customer() -> impl Strategy<Value = Upsert> {
     (1i64..=4).prop_flat_map(|key| {
-        let row = (own_id(key), 0u8..3, 0u8..2, 0i64..2, 0i64..3).prop_map(
+        let row = (own_id(key), email(), 0u8..2, 0i64..2, 0i64..3).prop_map(
             |(id, email, last, group, created)| Customer {
                 id,
-                email: format!("c{email}@example.com"),
+                email,
                 first_name: "Ada".into(),
                 last_name: ["", "Lovelace"][last as usize].into(),
                 company: String::new(),
@@ -207,6 +227,42 @@ fn order_items() -> impl Strategy<Value = Upsert> {
     })
 }
 
+fn point_transaction() -> impl Strategy<Value = Upsert> {
+    (1i64..=5).prop_flat_map(|key| {
+        // Customers 1..=4 may exist; 5 and 6 never do.
+        let row = (own_id(key), 1i64..=6, -3i64..=5, 0u8..2, 0i64..3).prop_map(
+            |(id, customer_id, points, reason, created)| PointTransaction {
+                id,
+                customer_id,
+                points,
+                reason: ["order", "redeem"][reason as usize].into(),
+                created_at: created,
+                updated_at: created + 1,
+            },
+        );
+        maybe(row).prop_map(move |row| Upsert::PointTransaction(key, row))
+    })
+}
+
+fn quotation() -> impl Strategy<Value = Upsert> {
+    (1i64..=4).prop_flat_map(|key| {
+        let email = prop_oneof![4 => email(), 1 => Just("prospect@example.com".to_string())];
+        let status = prop::sample::select(vec!["draft", "sent", "accepted", "Accepted", "expired"]);
+        let row = (own_id(key), email, status, money(), 0i64..3).prop_map(
+            |(id, customer_email, status, total, created)| Quotation {
+                id,
+                customer_email,
+                status: status.into(),
+                total,
+                currency_code: "KRW".into(),
+                created_at: created,
+                updated_at: created + 1,
+            },
+        );
+        maybe(row).prop_map(move |row| Upsert::Quotation(key, row))
+    })
+}
+
 fn upsert() -> impl Strategy<Value = Upsert> {
     prop_oneof![
         customer(),
@@ -215,7 +271,9 @@ fn upsert() -> impl Strategy<Value = Upsert> {
         variant(),
         inventory(),
         order(),
-        order_items()
+        order_items(),
+        point_transaction(),
+        quotation(),
     ]
 }
 
@@ -414,6 +472,43 @@ fn oracle_covers_every_table() {
         seen.extend(oracle::compute(&state).iter().map(TableRow::table_id));
     }
     assert_eq!(seen, Table::ALL.into_iter().collect());
+}
+
+/// The generated states reach the PostgreSQL models' interesting cases:
+/// quotations with and without a customer (including one matched through a
+/// case or space difference), both new error reasons, and point balances.
+#[test]
+fn oracle_covers_postgres_cases() {
+    use dataflows::models::errors::ErrorReason;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut matched, mut unmatched, mut folded, mut balance) = (false, false, false, false);
+    let mut reasons = BTreeSet::new();
+    for _ in 0..40 {
+        let mut state = RawState::default();
+        for upsert in epochs_value(&mut runner).into_iter().flatten() {
+            state.apply(upsert);
+        }
+        for row in oracle::compute(&state) {
+            match row {
+                TableRow::FctQuotation(q) => match q.customer_id {
+                    Some(c) => {
+                        matched = true;
+                        let raw = &state.quotations[&q.quotation_id].customer_email;
+                        folded |= state.customers[&c].email != *raw;
+                    }
+                    None => unmatched = true,
+                },
+                TableRow::DimCustomer(d) => balance |= d.point_balance != 0,
+                TableRow::Errors(e) => {
+                    reasons.insert(e.reason);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(matched && unmatched && folded && balance);
+    assert!(reasons.contains(&ErrorReason::UnknownCustomer));
+    assert!(reasons.contains(&ErrorReason::EmptyEmail));
 }
 
 fn epochs_value(runner: &mut proptest::test_runner::TestRunner) -> Vec<Vec<Upsert>> {

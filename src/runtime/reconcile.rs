@@ -20,6 +20,8 @@ pub fn raw_table(upsert: &Upsert) -> Table {
         Upsert::Inventory(..) => Table::RawBcInventory,
         Upsert::Order(..) => Table::RawBcOrder,
         Upsert::OrderItems(..) => Table::RawBcOrderItem,
+        Upsert::PointTransaction(..) => Table::RawPgPointTransaction,
+        Upsert::Quotation(..) => Table::RawPgQuotation,
     }
 }
 
@@ -33,6 +35,8 @@ fn delete(table: Table, key: i64) -> Option<Upsert> {
         Table::RawBcInventory => Upsert::Inventory(key, None),
         Table::RawBcOrder => Upsert::Order(key, None),
         Table::RawBcOrderItem => Upsert::OrderItems(key, None),
+        Table::RawPgPointTransaction => Upsert::PointTransaction(key, None),
+        Table::RawPgQuotation => Upsert::Quotation(key, None),
         _ => return None,
     })
 }

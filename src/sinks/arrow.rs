@@ -43,6 +43,8 @@ use dataflows::models::errors::{ErrorReason, ErrorRow};
 use dataflows::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
 use dataflows::models::fct_order::FctOrder;
 use dataflows::models::fct_order_item::FctOrderItem;
+use dataflows::models::fct_point_transaction::FctPointTransaction;
+use dataflows::models::fct_quotation::FctQuotation;
 use dataflows::models::raw_bc_customer::RawBcCustomer;
 use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use dataflows::models::raw_bc_inventory::RawBcInventory;
@@ -50,6 +52,8 @@ use dataflows::models::raw_bc_order::RawBcOrder;
 use dataflows::models::raw_bc_order_item::RawBcOrderItem;
 use dataflows::models::raw_bc_product::RawBcProduct;
 use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::models::raw_pg_quotation::RawPgQuotation;
 use dataflows::records;
 use dataflows::{RowKey, Table, TableRow};
 
@@ -269,11 +273,15 @@ macro_rules! with_row_type {
             Table::RawBcInventory => { type $R = RawBcInventory; $body }
             Table::RawBcOrder => { type $R = RawBcOrder; $body }
             Table::RawBcOrderItem => { type $R = RawBcOrderItem; $body }
+            Table::RawPgPointTransaction => { type $R = RawPgPointTransaction; $body }
+            Table::RawPgQuotation => { type $R = RawPgQuotation; $body }
             Table::DimCustomer => { type $R = DimCustomer; $body }
             Table::DimProduct => { type $R = DimProduct; $body }
             Table::DimSku => { type $R = DimSku; $body }
             Table::FctOrder => { type $R = FctOrder; $body }
             Table::FctOrderItem => { type $R = FctOrderItem; $body }
+            Table::FctPointTransaction => { type $R = FctPointTransaction; $body }
+            Table::FctQuotation => { type $R = FctQuotation; $body }
             Table::FctOnsaleProductInventory => { type $R = FctOnsaleProductInventory; $body }
             Table::Errors => { type $R = ErrorRow; $body }
         }
@@ -480,6 +488,23 @@ arrow_rows! {
         total_ex_tax: Money,
         total_inc_tax: Money,
     }
+    RawPgPointTransaction(RawPgPointTransaction) {
+        id: I64,
+        customer_id: I64,
+        points: I64,
+        reason: Str,
+        created_at: Ts,
+        updated_at: Ts,
+    }
+    RawPgQuotation(RawPgQuotation) {
+        id: I64,
+        customer_email: Str,
+        status: Str,
+        total: Money,
+        currency_code: Str,
+        created_at: Ts,
+        updated_at: Ts,
+    }
     DimCustomer(DimCustomer) {
         customer_id: I64,
         email: Str,
@@ -490,6 +515,7 @@ arrow_rows! {
         lifetime_revenue: Money,
         first_order_at: Option<Ts>,
         last_order_at: Option<Ts>,
+        point_balance: I64,
     }
     DimProduct(DimProduct) {
         product_id: I64,
@@ -542,6 +568,26 @@ arrow_rows! {
         status_id: I64,
         status: Str,
         ordered_at: Ts,
+    }
+    FctPointTransaction(FctPointTransaction) {
+        point_transaction_id: I64,
+        customer_id: I64,
+        points: I64,
+        is_earned: Bool,
+        reason: Str,
+        created_at: Ts,
+        updated_at: Ts,
+    }
+    FctQuotation(FctQuotation) {
+        quotation_id: I64,
+        customer_id: Option<I64>,
+        customer_email: Str,
+        status: Str,
+        is_accepted: Bool,
+        total: Money,
+        currency_code: Str,
+        created_at: Ts,
+        updated_at: Ts,
     }
     FctOnsaleProductInventory(FctOnsaleProductInventory) {
         sku_id: I64,
@@ -994,6 +1040,25 @@ mod tests {
                 total_ex_tax: money(3),
                 total_inc_tax: money(4),
             }),
+            Table::RawPgPointTransaction => {
+                TableRow::RawPgPointTransaction(RawPgPointTransaction {
+                    id: key,
+                    customer_id: 10 + i,
+                    points: if i % 2 == 0 { -i * 100 } else { i64::MAX - i },
+                    reason: text("redeem"),
+                    created_at: at,
+                    updated_at: i64::MIN + i,
+                })
+            }
+            Table::RawPgQuotation => TableRow::RawPgQuotation(RawPgQuotation {
+                id: key,
+                customer_email: text(" Ada@Example.com"),
+                status: text("accepted"),
+                total: money(999_999_999_999_999 / 7),
+                currency_code: "KRW".into(),
+                created_at: at,
+                updated_at: at + 3,
+            }),
             Table::DimCustomer => TableRow::DimCustomer(DimCustomer {
                 customer_id: key,
                 email: text("b@example.com"),
@@ -1004,6 +1069,7 @@ mod tests {
                 lifetime_revenue: money(123_456_789),
                 first_order_at: opt(at - 5),
                 last_order_at: opt(at + 5),
+                point_balance: if i % 2 == 0 { -i * 1_000 } else { i },
             }),
             Table::DimProduct => TableRow::DimProduct(DimProduct {
                 product_id: key,
@@ -1056,6 +1122,26 @@ mod tests {
                 status_id: 2,
                 status: text("Shipped"),
                 ordered_at: at,
+            }),
+            Table::FctPointTransaction => TableRow::FctPointTransaction(FctPointTransaction {
+                point_transaction_id: key,
+                customer_id: -i,
+                points: -i,
+                is_earned: i % 2 == 1,
+                reason: text("order"),
+                created_at: at,
+                updated_at: at + 1,
+            }),
+            Table::FctQuotation => TableRow::FctQuotation(FctQuotation {
+                quotation_id: key,
+                customer_id: opt(9),
+                customer_email: text("ada@example.com"),
+                status: text("sent"),
+                is_accepted: i % 2 == 0,
+                total: money(-1),
+                currency_code: "USD".into(),
+                created_at: at,
+                updated_at: at + 2,
             }),
             Table::FctOnsaleProductInventory => {
                 TableRow::FctOnsaleProductInventory(FctOnsaleProductInventory {
@@ -1145,6 +1231,13 @@ mod tests {
         assert_eq!(table_spec(Table::DimCustomer).key, "customer_id");
         assert_eq!(table_spec(Table::RawBcInventory).key, "variant_id");
         assert_eq!(table_spec(Table::RawBcOrder).key, "id");
+        assert_eq!(table_spec(Table::RawPgPointTransaction).key, "id");
+        assert_eq!(table_spec(Table::RawPgQuotation).key, "id");
+        assert_eq!(
+            table_spec(Table::FctPointTransaction).key,
+            "point_transaction_id"
+        );
+        assert_eq!(table_spec(Table::FctQuotation).key, "quotation_id");
     }
 
     #[test]
@@ -1167,6 +1260,22 @@ mod tests {
             (brand.data_type(), brand.is_nullable()),
             (&DataType::Int64, true)
         );
+        let balance = field(Table::DimCustomer, "point_balance");
+        assert_eq!(
+            (balance.data_type(), balance.is_nullable()),
+            (&DataType::Int64, false)
+        );
+        let total = field(Table::RawPgQuotation, "total");
+        assert_eq!((total.data_type(), total.is_nullable()), (&money, false));
+        let updated = field(Table::RawPgPointTransaction, "updated_at");
+        assert_eq!((updated.data_type(), updated.is_nullable()), (&ts, false));
+        let quoted_for = field(Table::FctQuotation, "customer_id");
+        assert_eq!(
+            (quoted_for.data_type(), quoted_for.is_nullable()),
+            (&DataType::Int64, true)
+        );
+        let earned = field(Table::FctPointTransaction, "is_earned");
+        assert_eq!(earned.data_type(), &DataType::Boolean);
         let visible = field(Table::RawBcProduct, "is_visible");
         assert_eq!(visible.data_type(), &DataType::Boolean);
         assert_eq!(
@@ -1522,6 +1631,130 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// PostgreSQL upserts through the dataflow, committed to a warehouse:
+    /// the committed `raw_pg_*` tables alone (with the customers) rebuild
+    /// every table exactly, as the runtime's restore does.
+    #[test]
+    fn postgres_tables_restore_from_the_warehouse() {
+        use dataflows::records::{Customer, PointTransaction, Quotation, Upsert};
+        let customer = |id: i64, email: &str| {
+            Upsert::Customer(
+                id,
+                Some(Customer {
+                    id,
+                    email: email.into(),
+                    first_name: "Ada".into(),
+                    last_name: String::new(),
+                    company: String::new(),
+                    phone: String::new(),
+                    customer_group_id: 0,
+                    date_created: 1,
+                    date_modified: 2,
+                }),
+            )
+        };
+        let points = |id: i64, customer_id: i64, points: i64| {
+            Upsert::PointTransaction(
+                id,
+                Some(PointTransaction {
+                    id,
+                    customer_id,
+                    points,
+                    reason: "order".into(),
+                    created_at: 1_700_000_000_000_000 + id,
+                    updated_at: 1_700_000_000_000_000 + id,
+                }),
+            )
+        };
+        let quotation = |id: i64, email: &str| {
+            Upsert::Quotation(
+                id,
+                Some(Quotation {
+                    id,
+                    customer_email: email.into(),
+                    status: "accepted".into(),
+                    total: M(1_234_567),
+                    currency_code: "KRW".into(),
+                    created_at: 5,
+                    updated_at: 6,
+                }),
+            )
+        };
+        let epochs = vec![
+            vec![
+                customer(1, "ada@example.com"),
+                customer(2, "bob@example.com"),
+                points(10, 1, 500),
+                points(11, 1, -120),
+                points(12, 9, 40),
+                quotation(20, " ADA@example.com"),
+                quotation(21, ""),
+                quotation(22, "nobody@example.com"),
+            ],
+            vec![points(11, 2, -120), Upsert::Quotation(22, None)],
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut wh =
+            LocalWarehouse::open(dir.path(), &table_specs(), WarehouseOptions::default()).unwrap();
+        let updates = dataflows::harness::run_updates(2, epochs).unwrap();
+        for epoch in 0..2u64 {
+            let commit: Vec<TableChanges> = Table::ALL
+                .into_iter()
+                .map(|table| {
+                    let changes: Vec<(TableRow, isize)> = updates
+                        .iter()
+                        .filter(|(row, e, _)| *e == epoch && row.table_id() == table)
+                        .map(|(row, _, diff)| (row.clone(), *diff))
+                        .collect();
+                    table_changes(table, epoch + 1, &changes).unwrap()
+                })
+                .collect();
+            assert!(wh.commit(epoch + 1, &commit).unwrap().published);
+        }
+        let committed = |table: Table| {
+            let batch = wh.read_table(table.name()).unwrap().unwrap();
+            let mut rows = rows_from_batch(table, &batch).unwrap();
+            rows.sort();
+            rows
+        };
+        let balances: Vec<i64> = committed(Table::DimCustomer)
+            .into_iter()
+            .map(|r| match r {
+                TableRow::DimCustomer(d) => d.point_balance,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(balances, vec![500, -120]);
+        let quoted: Vec<Option<i64>> = committed(Table::FctQuotation)
+            .into_iter()
+            .map(|r| match r {
+                TableRow::FctQuotation(q) => q.customer_id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(quoted, vec![Some(1), None]);
+        assert_eq!(committed(Table::RawPgPointTransaction).len(), 3);
+        assert_eq!(committed(Table::Errors).len(), 2); // unknown_customer, empty_email
+
+        // Restore: the raw tables, replayed in one epoch, give every table back.
+        let raw: Vec<TableRow> = Table::ALL
+            .into_iter()
+            .filter(|t| t.is_raw())
+            .flat_map(committed)
+            .collect();
+        let replayed =
+            dataflows::harness::run_updates(1, vec![dataflows::upserts_from_raw(raw)]).unwrap();
+        for table in Table::ALL {
+            let mut rows: Vec<TableRow> = replayed
+                .iter()
+                .filter(|(row, _, diff)| row.table_id() == table && *diff == 1)
+                .map(|(row, _, _)| row.clone())
+                .collect();
+            rows.sort();
+            assert_eq!(rows, committed(table), "{table}");
+        }
+    }
+
     proptest! {
         #[test]
         fn arbitrary_rows_round_trip(
@@ -1549,6 +1782,7 @@ mod tests {
                         lifetime_revenue: M(money),
                         first_order_at: opt,
                         last_order_at: opt.map(|v| v.wrapping_neg()),
+                        point_balance: money.wrapping_neg(),
                     })
                 })
                 .collect();

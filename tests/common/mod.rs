@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Product, Upsert,
-    Variant,
+    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, PointTransaction,
+    Product, Quotation, Upsert, Variant,
 };
 use dataflows::{Table, TableRow};
 use govflow::config::{BigCommerceConfig, Secret};
@@ -61,6 +61,10 @@ pub struct Tables {
     pub orders: BTreeMap<i64, Order>,
     /// By order id.
     pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+    /// PostgreSQL point transactions (none from the simulator).
+    pub point_transactions: BTreeMap<i64, PointTransaction>,
+    /// PostgreSQL quotations (none from the simulator).
+    pub quotations: BTreeMap<i64, Quotation>,
 }
 
 fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
@@ -82,12 +86,14 @@ impl Tables {
                 Upsert::Inventory(k, v) => put(&mut self.inventory, k, v),
                 Upsert::Order(k, v) => put(&mut self.orders, k, v),
                 Upsert::OrderItems(k, v) => put(&mut self.order_items, k, v),
+                Upsert::PointTransaction(k, v) => put(&mut self.point_transactions, k, v),
+                Upsert::Quotation(k, v) => put(&mut self.quotations, k, v),
             }
         }
     }
 
     /// Row counts per table, for messages.
-    pub fn counts(&self) -> [usize; 7] {
+    pub fn counts(&self) -> [usize; 9] {
         [
             self.customers.len(),
             self.metafields.len(),
@@ -96,6 +102,8 @@ impl Tables {
             self.inventory.len(),
             self.orders.len(),
             self.order_items.values().map(Vec::len).sum(),
+            self.point_transactions.len(),
+            self.quotations.len(),
         ]
     }
 }
@@ -319,6 +327,13 @@ pub fn assert_tables(got: &Tables, want: &Tables, allow_extra: bool) {
         &want.order_items,
         allow_extra,
     );
+    compare(
+        "point transactions",
+        &got.point_transactions,
+        &want.point_transactions,
+        allow_extra,
+    );
+    compare("quotations", &got.quotations, &want.quotations, allow_extra);
 }
 
 /// POSTs a JSON body to a control endpoint and returns the JSON answer.

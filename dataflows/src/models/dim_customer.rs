@@ -1,13 +1,15 @@
-//! `dim_customer`: customers with their lifetime order aggregates.
+//! `dim_customer`: customers with their lifetime order aggregates and point
+//! balance.
 //!
 //! - **Grain**: one row per customer in `raw_bc_customer`.
 //! - **Key**: `customer_id`.
 //! - **Columns**: `customer_id`, `email`, `full_name` (first and last name joined
 //!   by a space, empty parts skipped), `customer_group_id`, `created_at`,
-//!   `order_count`, `lifetime_revenue`, `first_order_at`, `last_order_at`.
+//!   `order_count`, `lifetime_revenue`, `first_order_at`, `last_order_at`,
+//!   `point_balance`.
 //!
-//! **Aggregate rule.** The aggregates are over the customer's *revenue orders*:
-//! orders in `raw_bc_order` with this `customer_id` that are live (not
+//! **Aggregate rule.** The order aggregates are over the customer's *revenue
+//! orders*: orders in `raw_bc_order` with this `customer_id` that are live (not
 //! `is_deleted`) and whose status is not Incomplete (0), Cancelled (5) or
 //! Declined (6) — see [`is_revenue_order`]. `order_count` counts them,
 //! `lifetime_revenue` sums their `total_inc_tax` (saturating), `first_order_at`
@@ -16,10 +18,17 @@
 //! `raw_bc_customer` (guests, customers not read yet) are not an error; they
 //! show up as soon as the customer does.
 //!
-//! **Dataflow.** Revenue orders are arranged by customer and reduced to one
-//! [`CustomerOrderStats`] per customer (small state: a timestamp and an amount
-//! per order), then left-joined with the customer arrangement (state: ids of
-//! customers without revenue orders).
+//! **Point balance.** `point_balance` is the sum of `points` of the point
+//! transactions in `raw_pg_point_transaction` whose `customer_id` is this
+//! customer (spent points are negative, so it may be negative); `0` when there
+//! are none, e.g. without a PostgreSQL source. The sum saturates at the `i64`
+//! bounds (see [`point_balance`]).
+//!
+//! **Dataflow.** Revenue orders (`(created_at, total)`) and point transactions
+//! (`points`) are arranged together by customer as [`CustomerActivity`] and
+//! reduced to one [`CustomerStats`] per customer (small state: a timestamp and
+//! an amount per order, a number per distinct points value), then left-joined
+//! with the customer arrangement (state: ids of customers without activity).
 
 use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
@@ -51,6 +60,8 @@ pub struct DimCustomer {
     pub first_order_at: Option<Micros>,
     /// `created_at` of the last revenue order.
     pub last_order_at: Option<Micros>,
+    /// Sum of the customer's point transactions' `points`.
+    pub point_balance: i64,
 }
 
 /// Whether an order counts toward its customer's aggregates: live, and not
@@ -75,11 +86,9 @@ pub struct CustomerOrderStats {
 impl CustomerOrderStats {
     /// Aggregates `(created_at, total_inc_tax)` pairs with multiplicities;
     /// `None` when there are none.
-    pub fn from_orders<'a>(
-        orders: impl IntoIterator<Item = (&'a (Micros, Money), Diff)>,
-    ) -> Option<Self> {
+    pub fn from_orders(orders: impl IntoIterator<Item = ((Micros, Money), Diff)>) -> Option<Self> {
         let mut stats: Option<CustomerOrderStats> = None;
-        for (&(at, total), count) in orders {
+        for ((at, total), count) in orders {
             if count <= 0 {
                 continue;
             }
@@ -104,6 +113,58 @@ impl CustomerOrderStats {
     }
 }
 
+/// What a customer's aggregates are computed from, arranged by customer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CustomerActivity {
+    /// A revenue order: its `created_at` and `total_inc_tax`.
+    Order(Micros, Money),
+    /// A point transaction's `points`.
+    Points(i64),
+}
+
+/// A customer's aggregates: over revenue orders, and the point balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CustomerStats {
+    /// Aggregates over revenue orders; `None` without any.
+    pub orders: Option<CustomerOrderStats>,
+    /// Sum of the point transactions' points.
+    pub point_balance: i64,
+}
+
+impl CustomerStats {
+    /// Aggregates a customer's activities with multiplicities (non-positive
+    /// ones skipped); `None` when there are none.
+    pub fn from_activity(activity: &[(&CustomerActivity, Diff)]) -> Option<Self> {
+        if activity.iter().all(|(_, count)| *count <= 0) {
+            return None;
+        }
+        let orders = activity.iter().filter_map(|(a, count)| match a {
+            CustomerActivity::Order(at, total) => Some(((*at, *total), *count)),
+            CustomerActivity::Points(_) => None,
+        });
+        let points = activity.iter().filter_map(|(a, count)| match a {
+            CustomerActivity::Points(points) => Some((*points, *count)),
+            CustomerActivity::Order(..) => None,
+        });
+        Some(CustomerStats {
+            orders: CustomerOrderStats::from_orders(orders),
+            point_balance: point_balance(points),
+        })
+    }
+}
+
+/// The sum of `points` with multiplicities (non-positive ones skipped),
+/// computed exactly and then clamped to the `i64` range: the result does not
+/// depend on the order of the terms.
+pub fn point_balance(points: impl IntoIterator<Item = (i64, Diff)>) -> i64 {
+    let sum: i128 = points
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(p, count)| i128::from(p) * count as i128)
+        .sum();
+    sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 /// `first_name` and `last_name` joined by a space, empty parts skipped.
 pub fn full_name(first_name: &str, last_name: &str) -> String {
     let (first, last) = (first_name.trim(), last_name.trim());
@@ -116,11 +177,9 @@ pub fn full_name(first_name: &str, last_name: &str) -> String {
 
 impl DimCustomer {
     /// The row of customer `customer_id` with its aggregates, if any.
-    pub fn new(
-        customer_id: i64,
-        customer: &RawBcCustomer,
-        stats: Option<&CustomerOrderStats>,
-    ) -> Self {
+    pub fn new(customer_id: i64, customer: &RawBcCustomer, stats: Option<&CustomerStats>) -> Self {
+        let point_balance = stats.map_or(0, |s| s.point_balance);
+        let stats = stats.and_then(|s| s.orders.as_ref());
         DimCustomer {
             customer_id,
             email: customer.email.clone(),
@@ -131,24 +190,30 @@ impl DimCustomer {
             lifetime_revenue: stats.map_or(Money(0), |s| s.lifetime_revenue),
             first_order_at: stats.map(|s| s.first_order_at),
             last_order_at: stats.map(|s| s.last_order_at),
+            point_balance,
         }
     }
 }
 
 /// The table's changes.
 pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimCustomer> {
-    let stats = arr
-        .orders
+    let orders = arr.orders.clone().flat_map_ref(|_, order| {
+        (is_revenue_order(order) && order.customer_id != 0).then_some((
+            order.customer_id,
+            CustomerActivity::Order(order.created_at, order.total_inc_tax),
+        ))
+    });
+    let points = arr
+        .point_transactions_by_customer
         .clone()
-        .flat_map_ref(|_, order| {
-            (is_revenue_order(order) && order.customer_id != 0)
-                .then_some((order.customer_id, (order.created_at, order.total_inc_tax)))
-        })
-        .arrange_by_key_named("dim_customer_revenue_orders")
-        .reduce_abelian::<_, ValBuilder<i64, CustomerOrderStats, Epoch, Diff>, Spine<CustomerOrderStats>, _, _>(
-            "dim_customer_order_stats",
-            |_, orders, output| {
-                if let Some(stats) = CustomerOrderStats::from_orders(orders.iter().map(|(v, r)| (*v, *r))) {
+        .flat_map_ref(|customer_id, t| Some((*customer_id, CustomerActivity::Points(t.points))));
+    let stats = orders
+        .concat(points)
+        .arrange_by_key_named("dim_customer_activity")
+        .reduce_abelian::<_, ValBuilder<i64, CustomerStats, Epoch, Diff>, Spine<CustomerStats>, _, _>(
+            "dim_customer_stats",
+            |_, activity, output| {
+                if let Some(stats) = CustomerStats::from_activity(activity) {
                     output.push((stats, 1));
                 }
             },
@@ -165,7 +230,7 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimCustomer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{customer, order, updates};
+    use crate::fixtures::{customer, order, point_transaction, updates};
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
@@ -180,7 +245,79 @@ mod tests {
             lifetime_revenue: Money(revenue),
             first_order_at: first,
             last_order_at: last,
+            point_balance: 0,
         })
+    }
+
+    fn with_points(count: i64, revenue: i64, at: Option<i64>, points: i64) -> TableRow {
+        match dim(count, revenue, at, at) {
+            TableRow::DimCustomer(mut d) => {
+                d.point_balance = points;
+                TableRow::DimCustomer(d)
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn point_balance_sums_point_transactions() {
+        let t = |id, customer_id, points| {
+            Upsert::PointTransaction(id, Some(point_transaction(id, customer_id, points)))
+        };
+        let got = updates(
+            Table::DimCustomer,
+            vec![
+                // Points before their customer: no row yet.
+                vec![t(1, 1, 100), t(2, 1, -30)],
+                vec![Upsert::Customer(1, Some(customer(1, "a@x")))],
+                // Two transactions with the same points count twice; another
+                // customer's points are not counted.
+                vec![t(3, 1, -30), t(4, 2, 999)],
+                vec![Upsert::Order(10, Some(order(10, 1, 11, 500, 20)))],
+                // A transaction moved to another customer, then all removed.
+                vec![t(1, 2, 100)],
+                vec![
+                    Upsert::PointTransaction(2, None),
+                    Upsert::PointTransaction(3, None),
+                ],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (with_points(0, 0, None, 70), 1, 1),
+                (with_points(0, 0, None, 40), 2, 1),
+                (with_points(0, 0, None, 70), 2, -1),
+                (with_points(0, 0, None, 40), 3, -1),
+                (with_points(1, 500, Some(20), 40), 3, 1),
+                (with_points(1, 500, Some(20), -60), 4, 1),
+                (with_points(1, 500, Some(20), 40), 4, -1),
+                (with_points(1, 500, Some(20), -60), 5, -1),
+                (with_points(1, 500, Some(20), 0), 5, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn point_balance_is_exact_then_clamped() {
+        assert_eq!(point_balance([]), 0);
+        assert_eq!(point_balance([(5, 2), (-3, 1), (100, -1)]), 7);
+        // The order of the terms does not matter, even past the bounds.
+        assert_eq!(
+            point_balance([(i64::MAX, 1), (1, 1), (-5, 1)]),
+            i64::MAX - 4
+        );
+        assert_eq!(point_balance([(i64::MAX, 2)]), i64::MAX);
+        assert_eq!(point_balance([(i64::MIN, 3)]), i64::MIN);
+        let only_points = [(&CustomerActivity::Points(0), 1)];
+        assert_eq!(
+            CustomerStats::from_activity(&only_points),
+            Some(CustomerStats {
+                orders: None,
+                point_balance: 0
+            })
+        );
+        assert_eq!(CustomerStats::from_activity(&[]), None);
     }
 
     #[test]
@@ -226,7 +363,7 @@ mod tests {
     #[test]
     fn identical_orders_count_twice() {
         let pairs = [(20, Money(500)), (20, Money(500)), (10, Money(1))];
-        let stats = CustomerOrderStats::from_orders([(&pairs[0], 2), (&pairs[2], 1)]);
+        let stats = CustomerOrderStats::from_orders([(pairs[0], 2), (pairs[2], 1)]);
         assert_eq!(
             stats,
             Some(CustomerOrderStats {

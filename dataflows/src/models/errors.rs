@@ -18,15 +18,21 @@
 //! | `negative_inventory` | `raw_bc_variant`, `raw_bc_inventory` | `inventory_level` / `available_to_sell` `< 0` | kept as read; a SKU with a negative level is not in stock |
 //! | `unknown_product` | `raw_bc_variant` | no `raw_bc_product` row for the variant's product | variant excluded from `dim_sku`, `dim_product` counts and `fct_onsale_product_inventory` |
 //! | `unknown_variant` | `raw_bc_inventory` | no `raw_bc_variant` row for the inventory's variant | inventory row unused |
+//! | `unknown_customer` | `raw_pg_point_transaction` | no `raw_bc_customer` row for the transaction's `customer_id` | kept in `fct_point_transaction`; counts in no `dim_customer.point_balance` |
+//! | `empty_email` | `raw_pg_quotation` | `customer_email` empty once trimmed | kept in `fct_quotation` with a null `customer_id` |
 //!
 //! Deliberately **not** errors: an order or metafield whose `customer_id` is
 //! not (yet) in `raw_bc_customer` (guest checkouts and customers read later are
-//! normal), and an order without lines. Errors caused by read order (a line read
-//! before its order) appear and then vanish as the state catches up.
+//! normal), an order without lines, and a quotation whose email matches no
+//! customer (quotations go to prospects too). A point transaction, which has no
+//! guest case, does report an unknown customer. Errors caused by read order (a
+//! line read before its order, points read before their customer) appear and
+//! then vanish as the state catches up.
 
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
+use crate::models::fct_quotation::email_key;
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -34,6 +40,8 @@ use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Coll, left_join, left_join_stateless};
 use crate::table::Table;
 
@@ -53,17 +61,23 @@ pub enum ErrorReason {
     UnknownProduct,
     /// An inventory row whose variant is not in `raw_bc_variant`.
     UnknownVariant,
+    /// A point transaction whose customer is not in `raw_bc_customer`.
+    UnknownCustomer,
+    /// A quotation whose `customer_email` is empty (once trimmed).
+    EmptyEmail,
 }
 
 impl ErrorReason {
     /// Every reason, in code order.
-    pub const ALL: [ErrorReason; 6] = [
+    pub const ALL: [ErrorReason; 8] = [
         ErrorReason::KeyMismatch,
         ErrorReason::NonPositiveQuantity,
         ErrorReason::UnknownOrder,
         ErrorReason::NegativeInventory,
         ErrorReason::UnknownProduct,
         ErrorReason::UnknownVariant,
+        ErrorReason::UnknownCustomer,
+        ErrorReason::EmptyEmail,
     ];
 
     /// The stable `snake_case` code written to the `reason` column.
@@ -75,6 +89,8 @@ impl ErrorReason {
             ErrorReason::NegativeInventory => "negative_inventory",
             ErrorReason::UnknownProduct => "unknown_product",
             ErrorReason::UnknownVariant => "unknown_variant",
+            ErrorReason::UnknownCustomer => "unknown_customer",
+            ErrorReason::EmptyEmail => "empty_email",
         }
     }
 
@@ -89,6 +105,12 @@ impl ErrorReason {
             ErrorReason::NegativeInventory => "negative inventory level, treated as out of stock",
             ErrorReason::UnknownProduct => "variant whose product is not in raw_bc_product",
             ErrorReason::UnknownVariant => "inventory row whose variant is not in raw_bc_variant",
+            ErrorReason::UnknownCustomer => {
+                "point transaction whose customer is not in raw_bc_customer, left out of point balances"
+            }
+            ErrorReason::EmptyEmail => {
+                "quotation with an empty customer email, matched to no customer"
+            }
         }
     }
 }
@@ -195,6 +217,32 @@ pub(crate) fn order_item_errors(order_id: i64, lines: &[RawBcOrderItem]) -> Vec<
     errors
 }
 
+/// Row-level checks of a point transaction upserted under `key`.
+pub(crate) fn point_transaction_errors(key: i64, row: &RawPgPointTransaction) -> Option<ErrorRow> {
+    mismatch(Table::RawPgPointTransaction, key, row.id)
+}
+
+/// Row-level checks of a quotation upserted under `key`.
+pub(crate) fn quotation_errors(
+    key: i64,
+    row: &RawPgQuotation,
+) -> impl Iterator<Item = ErrorRow> + use<> {
+    let table = Table::RawPgQuotation;
+    let empty = email_key(&row.customer_email)
+        .is_none()
+        .then(|| ErrorRow::new(table, key, ErrorReason::EmptyEmail));
+    [mismatch(table, key, row.id), empty].into_iter().flatten()
+}
+
+/// `unknown_customer` error of a point transaction.
+pub(crate) fn unknown_customer_error(point_transaction_id: i64) -> ErrorRow {
+    ErrorRow::new(
+        Table::RawPgPointTransaction,
+        point_transaction_id,
+        ErrorReason::UnknownCustomer,
+    )
+}
+
 /// `unknown_order` errors for the lines of an order, when the order is missing.
 pub(crate) fn unknown_order_errors(lines: &[RawBcOrderItem]) -> Vec<ErrorRow> {
     let table = Table::RawBcOrderItem;
@@ -251,6 +299,15 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, ErrorRow> {
         .clone()
         .flat_map_ref(|k, lines| order_item_errors(*k, lines));
 
+    let point_transactions = arr
+        .point_transactions
+        .clone()
+        .flat_map_ref(|k, row| point_transaction_errors(*k, row));
+    let quotations = arr
+        .quotations
+        .clone()
+        .flat_map_ref(|k, row| quotation_errors(*k, row));
+
     let unknown_order = left_join(
         arr.order_items.clone(),
         arr.orders.clone(),
@@ -271,6 +328,17 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, ErrorRow> {
         |k, _, variant| variant.is_none().then(|| unknown_variant_error(*k)),
     );
 
+    // Several transactions per customer: the stateless form again.
+    let unknown_customer = left_join_stateless(
+        arr.point_transactions_by_customer.clone(),
+        arr.customers.clone(),
+        |_, t, customer| {
+            customer
+                .is_none()
+                .then(|| unknown_customer_error(t.point_transaction_id))
+        },
+    );
+
     customers.concatenate([
         metafields,
         products,
@@ -278,16 +346,21 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, ErrorRow> {
         inventory,
         orders,
         lines,
+        point_transactions,
+        quotations,
         unknown_order,
         unknown_product,
         unknown_variant,
+        unknown_customer,
     ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{customer, inventory, line, order, product, updates, variant};
+    use crate::fixtures::{
+        customer, inventory, line, order, point_transaction, product, quotation, updates, variant,
+    };
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
@@ -347,6 +420,47 @@ mod tests {
     }
 
     #[test]
+    fn postgres_rows_errors() {
+        use ErrorReason::*;
+        let t = |key, id, customer_id| {
+            Upsert::PointTransaction(key, Some(point_transaction(id, customer_id, 5)))
+        };
+        let got = updates(
+            Table::Errors,
+            vec![
+                vec![
+                    t(1, 1, 7),
+                    t(2, 3, 7),
+                    Upsert::Quotation(1, Some(quotation(1, "  ", "sent"))),
+                    Upsert::Quotation(2, Some(quotation(4, "x@y", "sent"))),
+                ],
+                // The customer arrives; the quotation gets an email.
+                vec![
+                    Upsert::Customer(7, Some(customer(7, "a@x"))),
+                    Upsert::Quotation(1, Some(quotation(1, "nobody@x", "sent"))),
+                ],
+                // The customer goes: its transactions are unknown again.
+                vec![Upsert::Customer(7, None), Upsert::PointTransaction(2, None)],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (err(Table::RawPgPointTransaction, 1, UnknownCustomer), 0, 1),
+                (err(Table::RawPgPointTransaction, 2, KeyMismatch), 0, 1),
+                (err(Table::RawPgPointTransaction, 2, UnknownCustomer), 0, 1),
+                (err(Table::RawPgQuotation, 1, EmptyEmail), 0, 1),
+                (err(Table::RawPgQuotation, 2, KeyMismatch), 0, 1),
+                (err(Table::RawPgPointTransaction, 1, UnknownCustomer), 1, -1),
+                (err(Table::RawPgPointTransaction, 2, UnknownCustomer), 1, -1),
+                (err(Table::RawPgQuotation, 1, EmptyEmail), 1, -1),
+                (err(Table::RawPgPointTransaction, 1, UnknownCustomer), 2, 1),
+                (err(Table::RawPgPointTransaction, 2, KeyMismatch), 2, -1),
+            ]
+        );
+    }
+
+    #[test]
     fn reasons_have_stable_codes() {
         let codes: Vec<&str> = ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
@@ -357,7 +471,9 @@ mod tests {
                 "unknown_order",
                 "negative_inventory",
                 "unknown_product",
-                "unknown_variant"
+                "unknown_variant",
+                "unknown_customer",
+                "empty_email"
             ]
         );
         for reason in ErrorReason::ALL {

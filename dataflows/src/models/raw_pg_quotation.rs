@@ -1,0 +1,122 @@
+//! `raw_pg_quotation`: the current state of the commerce database's
+//! `quotation` table (PostgreSQL), as read.
+//!
+//! - **Grain**: one row per quotation currently known upstream.
+//! - **Key**: `id` (the upsert key).
+//! - **Columns**: `id`, `customer_email` (as entered), `status`, `total`
+//!   (decimal, 4 places), `currency_code`, `created_at`, `updated_at` (µs UTC),
+//!   named and typed as in the source table:
+//!
+//! ```sql
+//! CREATE TABLE quotation (
+//!     id             bigint        PRIMARY KEY,
+//!     customer_email text          NOT NULL,
+//!     status         text          NOT NULL,
+//!     total          numeric(18,4) NOT NULL,
+//!     currency_code  text          NOT NULL,
+//!     created_at     timestamptz   NOT NULL,
+//!     updated_at     timestamptz   NOT NULL
+//! );
+//! ```
+//!
+//! Built with upsert semantics: re-reading an unchanged row changes nothing;
+//! `Upsert::Quotation(id, None)` removes it. A quotation with an empty email
+//! is kept (and reported in `_errors` as `empty_email`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{Arr, Coll};
+use crate::records::{Micros, Money, Quotation};
+
+/// A row of `raw_pg_quotation`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RawPgQuotation {
+    /// Quotation id.
+    pub id: i64,
+    /// The customer's email, as entered.
+    pub customer_email: String,
+    /// Status, e.g. `draft`, `sent`, `accepted`, `rejected`, `expired`.
+    pub status: String,
+    /// Quoted total.
+    pub total: Money,
+    /// ISO currency code.
+    pub currency_code: String,
+    /// When the quotation was created.
+    pub created_at: Micros,
+    /// When the row was last updated upstream.
+    pub updated_at: Micros,
+}
+
+impl From<Quotation> for RawPgQuotation {
+    fn from(q: Quotation) -> Self {
+        RawPgQuotation {
+            id: q.id,
+            customer_email: q.customer_email,
+            status: q.status,
+            total: q.total,
+            currency_code: q.currency_code,
+            created_at: q.created_at,
+            updated_at: q.updated_at,
+        }
+    }
+}
+
+impl From<RawPgQuotation> for Quotation {
+    fn from(r: RawPgQuotation) -> Self {
+        Quotation {
+            id: r.id,
+            customer_email: r.customer_email,
+            status: r.status,
+            total: r.total,
+            currency_code: r.currency_code,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The table's changes: the upsert arrangement's contents.
+pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPgQuotation> {
+    quotations.clone().as_collection(|_, row| row.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{quotation, updates};
+    use crate::records::Upsert;
+    use crate::table::{Table, TableRow};
+
+    fn row(email: &str) -> TableRow {
+        TableRow::RawPgQuotation(quotation(1, email, "sent").into())
+    }
+
+    #[test]
+    fn upsert_semantics() {
+        let put = |email: &str| Upsert::Quotation(1, Some(quotation(1, email, "sent")));
+        let got = updates(
+            Table::RawPgQuotation,
+            vec![
+                vec![put("a@x")],
+                vec![put("a@x")],                 // unchanged: nothing
+                vec![put("A@x")],                 // stored as read, case included
+                vec![Upsert::Quotation(1, None)], // delete
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (row("a@x"), 0, 1),
+                (row("A@x"), 2, 1),
+                (row("a@x"), 2, -1),
+                (row("A@x"), 3, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        let q = quotation(3, " Ada@Example.com ", "draft");
+        assert_eq!(Quotation::from(RawPgQuotation::from(q.clone())), q);
+    }
+}
