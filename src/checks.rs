@@ -315,7 +315,10 @@ mod tests {
             }
         );
         assert_eq!(specs[1].name, "orders_fresh");
-        assert!(specs_from_config(Vec::new(), true, "f").unwrap().len() >= 4);
+        assert_eq!(
+            specs_from_config(Vec::new(), true, "f").unwrap(),
+            dataflows::checks::default_checks()
+        );
     }
 
     #[test]

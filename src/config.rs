@@ -230,6 +230,24 @@ struct RawPostgresTable {
     cursor: Option<String>,
 }
 
+impl Default for Config {
+    /// No source, the embedded warehouse and state under `govflow-data/`, the
+    /// built-in checks: what an empty configuration file gives.
+    fn default() -> Self {
+        Config {
+            bigcommerce: None,
+            warehouse: WarehouseConfig::Local {
+                dir: PathBuf::from(DEFAULT_WAREHOUSE_DIR),
+            },
+            state: StateConfig {
+                dir: PathBuf::from(DEFAULT_STATE_DIR),
+            },
+            postgres: BTreeMap::new(),
+            checks: dataflows::checks::default_checks(),
+        }
+    }
+}
+
 /// Default warehouse directory of the embedded warehouse.
 pub const DEFAULT_WAREHOUSE_DIR: &str = "govflow-data/warehouse";
 /// Default state directory.

@@ -1,12 +1,14 @@
 //! The checkpoint: the last epoch every sink committed, and the source cursors
 //! whose data that epoch contains. Written atomically, only after the commit.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
 use crate::sources::bigcommerce::Cursors;
+use crate::sources::postgres::PgCursors;
 
 /// What a restart resumes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +17,9 @@ pub struct Checkpoint {
     pub epoch: Option<u64>,
     /// BigCommerce cursors covered by that epoch.
     pub bigcommerce: Cursors,
+    /// PostgreSQL cursors covered by that epoch, by database config name.
+    #[serde(default)]
+    pub postgres: BTreeMap<String, PgCursors>,
 }
 
 /// Errors reading or writing the checkpoint.

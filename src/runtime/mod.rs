@@ -34,6 +34,8 @@ use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, PullMode, PullReport, SourceError,
 };
+use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
+use crate::sources::postgres::{PgBatch, PgCursors, PgError, PgSource, TablePull};
 
 /// How a run behaves.
 #[derive(Clone, Debug)]
@@ -68,6 +70,9 @@ pub enum RunError {
     /// A source failed (after its retries).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A PostgreSQL source failed (after its retries).
+    #[error(transparent)]
+    Postgres(#[from] PgError),
     /// The warehouse failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -111,6 +116,13 @@ pub type ProgressHandle = Arc<Mutex<Progress>>;
 enum CursorUpdate {
     /// BigCommerce entity cursors.
     BigCommerce(PullReport),
+    /// The table cursors of one PostgreSQL database.
+    Postgres {
+        /// The database's config name.
+        database: String,
+        /// What each table's read saw.
+        pulls: Vec<TablePull>,
+    },
 }
 
 enum Msg {
@@ -169,9 +181,32 @@ pub async fn run(
             stop.clone(),
         )));
     }
+    for (name, db) in &config.postgres {
+        let mut models = Vec::new();
+        for (i, table) in db.tables.iter().enumerate() {
+            let model = PgModel::for_table(&table.name).ok_or_else(|| {
+                let known: Vec<&str> = PgModel::ALL.iter().map(|(t, _)| *t).collect();
+                RunError::Config(format!(
+                    "postgres.{name}.tables[{i}].name: no model reads table {:?} (known: {})",
+                    table.name,
+                    known.join(", ")
+                ))
+            })?;
+            models.push((table.name.clone(), model));
+        }
+        let source = PgSource::new(name, db.clone())?;
+        sources.push(tokio::spawn(postgres_loop(
+            source,
+            models,
+            checkpoint.postgres.get(name).cloned().unwrap_or_default(),
+            options.clone(),
+            tx.clone(),
+            stop.clone(),
+        )));
+    }
     if sources.is_empty() {
         return Err(RunError::Config(
-            "no source configured: add a [bigcommerce] section".into(),
+            "no source configured: add a [bigcommerce] or [postgres.NAME] section".into(),
         ));
     }
     drop(tx);
@@ -266,6 +301,93 @@ async fn bigcommerce_loop(
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "bigcommerce pull failed; retrying at the next poll")
+            }
+        }
+        if options.once || *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll_interval) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Polls one PostgreSQL database's tables until `stop` (or once), sending
+/// their upserts to the epoch loop. `models`: each configured table and the
+/// model it feeds. A full refresh reads every table whole.
+async fn postgres_loop(
+    source: PgSource,
+    models: Vec<(String, PgModel)>,
+    mut cursors: PgCursors,
+    options: RunOptions,
+    tx: std::sync::mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let database = source.name().to_string();
+    let poll_interval = source.config().poll_interval;
+    let mut first = true;
+    loop {
+        let full = first && options.full_refresh;
+        first = false;
+        let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
+        let forward_tx = tx.clone();
+        let forward_models = models.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(batch) = brx.recv().await {
+                let Some((_, model)) = forward_models.iter().find(|(t, _)| *t == batch.table)
+                else {
+                    continue;
+                };
+                let (upserts, mut dead) = pg_upserts(*model, &batch);
+                dead.extend(batch.dead_letters);
+                let msg = Msg::Read {
+                    upserts,
+                    dead_letters: json_lines(&dead),
+                };
+                if forward_tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        let read = async {
+            if full {
+                let mut pulls = Vec::new();
+                for (table, _) in &models {
+                    pulls.push(source.full_snapshot(table, &btx).await?);
+                }
+                Ok(pulls)
+            } else {
+                source.poll(&cursors, &btx).await.map(|r| r.tables)
+            }
+        };
+        let pulled = tokio::select! {
+            r = read => Some(r),
+            _ = stop.changed() => None,
+        };
+        drop(btx);
+        let _ = forwarder.await;
+        match pulled {
+            None => break,
+            Some(Ok(pulls)) => {
+                cursors.advance(&pulls);
+                let msg = Msg::PullDone {
+                    update: CursorUpdate::Postgres {
+                        database: database.clone(),
+                        pulls,
+                    },
+                    full: full.then(|| models.iter().map(|(_, m)| m.raw_table()).collect()),
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) if options.once || !e.is_retryable() => {
+                let _ = tx.send(Msg::SourceFailed(e.into()));
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(database = %database, error = %e, "postgres read failed; retrying at the next poll")
             }
         }
         if options.once || *stop.borrow() {
@@ -436,6 +558,12 @@ impl EpochLoop {
                 CursorUpdate::BigCommerce(report) => {
                     self.checkpoint.bigcommerce.advance(&report.entities)
                 }
+                CursorUpdate::Postgres { database, pulls } => self
+                    .checkpoint
+                    .postgres
+                    .entry(database.clone())
+                    .or_default()
+                    .advance(pulls),
             }
         }
         self.checkpoint.store(&self.state_dir)?;

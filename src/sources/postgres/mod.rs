@@ -66,6 +66,7 @@ pub mod error;
 pub mod output;
 pub mod query;
 pub mod read;
+pub mod upserts;
 pub mod value;
 
 use std::collections::{BTreeMap, HashMap};
