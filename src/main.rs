@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use govflow::config::{Config, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow::transform::{DbtCommand, DbtRunner};
 use tracing_subscriber::EnvFilter;
 
 /// govflow keeps an e-commerce data warehouse fresh from BigCommerce and PostgreSQL.
@@ -39,6 +40,8 @@ enum Command {
     Demo(DemoArgs),
     /// Serve the BigCommerce simulator (see docs/simulator.md).
     Sim(SimArgs),
+    /// Build the marts with dbt (transformer/), pinned to the warehouse's latest snapshot.
+    Dbt(DbtArgs),
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
@@ -64,6 +67,20 @@ struct RunArgs {
     /// How often inputs advance to a new epoch (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     flush_interval: std::time::Duration,
+}
+
+#[derive(Args)]
+struct DbtArgs {
+    /// The dbt command.
+    #[arg(value_enum, default_value_t = DbtCommand::Build)]
+    command: DbtCommand,
+    /// Rebuild incremental marts from scratch.
+    #[arg(long)]
+    full_refresh: bool,
+    /// The configuration file (its `[warehouse]` and `[dbt]`); defaults apply
+    /// when the default file is absent.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
 }
 
 #[derive(Args)]
@@ -149,6 +166,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { config } => Ok(validate(&config)),
+        Command::Dbt(args) => dbt(args),
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
             let options = RunOptions {
@@ -174,6 +192,38 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `govflow dbt`: exit 0 when every node passed, 1 when a model or test
+/// failed (the summary says which), 2 when dbt itself failed.
+fn dbt(args: DbtArgs) -> anyhow::Result<ExitCode> {
+    let config = if args.config.exists() || args.config != std::path::Path::new("govflow.toml") {
+        Config::load(&args.config).map_err(anyhow::Error::new)?
+    } else {
+        Config::from_toml_str("", "<defaults>", &|_| None).map_err(anyhow::Error::new)?
+    };
+    let runner = DbtRunner::from_config(&config.dbt);
+    let pin = match (&config.warehouse, config.dbt.target.as_str()) {
+        (WarehouseConfig::Local { dir }, "duckdb") => Some(
+            govflow::sinks::local::pin_latest(dir)
+                .with_context(|| format!("pinning the warehouse {}", dir.display()))?,
+        ),
+        _ => None,
+    };
+    match runner.run(args.command, args.full_refresh, pin.as_ref()) {
+        Ok(report) => {
+            print!("{}", report.summary());
+            Ok(if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 fn validate(path: &std::path::Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
@@ -195,6 +245,12 @@ fn validate(path: &std::path::Path) -> ExitCode {
                 }
             }
             println!("  state: {}", config.state.dir.display());
+            println!(
+                "  dbt: project {}, target {}, marts {}",
+                config.dbt.project_dir.display(),
+                config.dbt.target,
+                config.dbt.marts_db.display()
+            );
             for (name, db) in &config.postgres {
                 let tables: Vec<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
                 println!("  postgres.{name}: tables {}", tables.join(", "));

@@ -24,6 +24,7 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
             dir: dir.join("state"),
         },
         postgres: Default::default(),
+        dbt: Default::default(),
     }
 }
 

@@ -59,6 +59,7 @@ async fn duckdb_readers_never_error_and_never_see_a_torn_snapshot() {
             dir: dir.path().join("state"),
         },
         postgres: Default::default(),
+        dbt: Default::default(),
     };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
