@@ -716,6 +716,9 @@ cursor = "updated_at"
                 "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t'\nkey=[]",
                 "postgres.wise.tables[0].key",
             ),
+            ("[dbt]\ntimeout='0s'", "dbt.timeout"),
+            ("[dbt]\nproject_dir=''", "dbt.project_dir"),
+            ("[dbt]\nthreads=4", "dbt.threads"),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
@@ -752,5 +755,21 @@ cursor = "updated_at"
                 .contains("B is not set")
         );
         assert!(expand_str("${a-b}", &env).is_err());
+    }
+
+    #[test]
+    fn dbt_defaults_follow_the_warehouse_and_state_dirs() {
+        let text = "[warehouse]\ndir = 'data/wh'\n[state]\ndir = 'data/st'\n";
+        let c = Config::from_toml_str(text, "t", &|_| None).unwrap();
+        assert_eq!(c.dbt.project_dir, PathBuf::from("transformer"));
+        assert_eq!(c.dbt.profiles_dir, PathBuf::from("transformer"));
+        assert_eq!(c.dbt.target, "duckdb");
+        assert_eq!(c.dbt.marts_db, PathBuf::from("data/marts.duckdb"));
+        assert_eq!(c.dbt.work_dir, PathBuf::from("data/st/dbt"));
+        let text = "[dbt]\nproject_dir = 'p'\ntarget = 'bigquery'\ntimeout = '5m'\n";
+        let c = Config::from_toml_str(text, "t", &|_| None).unwrap();
+        assert_eq!(c.dbt.profiles_dir, PathBuf::from("p"));
+        assert_eq!(c.dbt.target, "bigquery");
+        assert_eq!(c.dbt.timeout, Duration::from_secs(300));
     }
 }

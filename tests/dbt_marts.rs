@@ -266,6 +266,7 @@ fn a_failing_dbt_test_is_reported_with_its_failure_count() {
     let scratch = tempfile::tempdir().unwrap();
     let project = copy_project(&scratch.path().join("transformer"));
     // Orders have several lines: this singular test fails once per such order.
+    std::fs::create_dir_all(project.join("tests")).unwrap();
     std::fs::write(
         project.join("tests/order_has_one_line.sql"),
         "select order_id, count(*) as lines\n\
