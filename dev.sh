@@ -2,6 +2,7 @@
 # The project's own entry points; the README's commands call this.
 #   ./dev.sh demo   build and run the demo (a simulated store into ./govflow-data)
 #   ./dev.sh test   set up what the tests need (idempotently), then run every check and test
+#   ./dev.sh dbt    build the marts over ./govflow-data (govflow dbt [build|run|test] [--full-refresh])
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -93,11 +94,19 @@ cmd_demo() {
   exec "$CARGO_TARGET_DIR/release/govflow" demo "$@"
 }
 
+cmd_dbt() {
+  need_rust
+  need_python
+  cargo build -j "$JOBS" --release --bin govflow
+  exec "$CARGO_TARGET_DIR/release/govflow" dbt "$@"
+}
+
 case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   demo) shift; cmd_demo "$@" ;;
+  dbt) shift; cmd_dbt "$@" ;;
   *)
-    echo "usage: ./dev.sh demo [--for 60s] | ./dev.sh test" >&2
+    echo "usage: ./dev.sh demo [--for 60s] | ./dev.sh test | ./dev.sh dbt [build|run|test] [--full-refresh]" >&2
     exit 2
     ;;
 esac

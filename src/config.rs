@@ -61,6 +61,56 @@ pub struct Config {
     /// Data-quality checks: the built-in ones (unless `check_defaults = false`)
     /// and the `[[checks]]` entries.
     pub checks: Vec<dataflows::checks::CheckSpec>,
+    /// The dbt project of the marts and how it is run.
+    pub dbt: DbtConfig,
+}
+
+/// `[dbt]`: the marts' dbt project (see docs/transformer.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbtConfig {
+    /// The dbt project (default `transformer`).
+    pub project_dir: PathBuf,
+    /// Where `profiles.yml` is (default: the project directory).
+    pub profiles_dir: PathBuf,
+    /// The profile target: `duckdb` (default, marts over the local warehouse) or `bigquery`.
+    pub target: String,
+    /// The DuckDB database the `duckdb` target writes the marts into
+    /// (default `marts.duckdb` next to the warehouse directory).
+    pub marts_db: PathBuf,
+    /// dbt's `target/` and `logs/` (default `dbt` in the state directory).
+    pub work_dir: PathBuf,
+    /// The `dbt` executable; default: found (see `transform::find_dbt`).
+    pub executable: Option<PathBuf>,
+    /// Longest a dbt invocation may run before it is stopped (default 30 min).
+    pub timeout: Duration,
+}
+
+impl Default for DbtConfig {
+    fn default() -> Self {
+        DbtConfig::with_dirs(
+            Path::new(DEFAULT_WAREHOUSE_DIR),
+            Path::new(DEFAULT_STATE_DIR),
+        )
+    }
+}
+
+impl DbtConfig {
+    /// The defaults for a warehouse and a state directory.
+    pub fn with_dirs(warehouse_dir: &Path, state_dir: &Path) -> Self {
+        let project_dir = PathBuf::from(DEFAULT_DBT_PROJECT_DIR);
+        DbtConfig {
+            profiles_dir: project_dir.clone(),
+            project_dir,
+            target: "duckdb".to_string(),
+            marts_db: warehouse_dir
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("marts.duckdb"),
+            work_dir: state_dir.join("dbt"),
+            executable: None,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
 }
 
 /// `[bigcommerce]`: the store and how to read it.
@@ -171,6 +221,20 @@ struct RawConfig {
     #[serde(default)]
     checks: Vec<crate::checks::RawCheck>,
     check_defaults: Option<bool>,
+    dbt: Option<RawDbt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDbt {
+    project_dir: Option<PathBuf>,
+    profiles_dir: Option<PathBuf>,
+    target: Option<String>,
+    marts_db: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
+    executable: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +308,7 @@ impl Default for Config {
             },
             postgres: BTreeMap::new(),
             checks: dataflows::checks::default_checks(),
+            dbt: DbtConfig::default(),
         }
     }
 }
@@ -252,6 +317,8 @@ impl Default for Config {
 pub const DEFAULT_WAREHOUSE_DIR: &str = "govflow-data/warehouse";
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "govflow-data/state";
+/// Default dbt project directory.
+pub const DEFAULT_DBT_PROJECT_DIR: &str = "transformer";
 
 impl Config {
     /// Reads, expands and validates a configuration file.
@@ -428,12 +495,51 @@ impl RawConfig {
             self.check_defaults.unwrap_or(true),
             file,
         )?;
+        let warehouse_dir = match &warehouse {
+            WarehouseConfig::Local { dir } => dir.clone(),
+            WarehouseConfig::BigQuery { .. } => PathBuf::from(DEFAULT_WAREHOUSE_DIR),
+        };
+        let mut dbt = DbtConfig::with_dirs(&warehouse_dir, &state_dir);
+        if let Some(raw) = self.dbt {
+            let nonempty = |p: Option<PathBuf>, key: &str| match p {
+                Some(p) if p.as_os_str().is_empty() => Err(err(key, "must not be empty")),
+                p => Ok(p),
+            };
+            if let Some(dir) = nonempty(raw.project_dir, "dbt.project_dir")? {
+                dbt.profiles_dir = dir.clone();
+                dbt.project_dir = dir;
+            }
+            if let Some(dir) = nonempty(raw.profiles_dir, "dbt.profiles_dir")? {
+                dbt.profiles_dir = dir;
+            }
+            if let Some(target) = raw.target {
+                if target.trim().is_empty() {
+                    return Err(err("dbt.target", "must not be empty"));
+                }
+                dbt.target = target;
+            }
+            if let Some(path) = nonempty(raw.marts_db, "dbt.marts_db")? {
+                dbt.marts_db = path;
+            }
+            if let Some(dir) = nonempty(raw.work_dir, "dbt.work_dir")? {
+                dbt.work_dir = dir;
+            }
+            dbt.executable = nonempty(raw.executable, "dbt.executable")?;
+            match raw.timeout {
+                Some(t) if t.is_zero() => {
+                    return Err(err("dbt.timeout", "must be longer than zero"));
+                }
+                Some(t) => dbt.timeout = t,
+                None => {}
+            }
+        }
         Ok(Config {
             bigcommerce,
             warehouse,
             state: StateConfig { dir: state_dir },
             postgres,
             checks,
+            dbt,
         })
     }
 }
@@ -734,6 +840,9 @@ cursor = "updated_at"
                 "[postgres.wise]\nurl='postgres://x'\n[[postgres.wise.tables]]\nname='t'\nkey=['id']\n[[postgres.wise.tables]]\nname='t'\nkey=['id']",
                 "postgres.wise.tables[1].name",
             ),
+            ("[dbt]\ntimeout='0s'", "dbt.timeout"),
+            ("[dbt]\nproject_dir=''", "dbt.project_dir"),
+            ("[dbt]\nthreads=4", "dbt.threads"),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
@@ -770,5 +879,21 @@ cursor = "updated_at"
                 .contains("B is not set")
         );
         assert!(expand_str("${a-b}", &env).is_err());
+    }
+
+    #[test]
+    fn dbt_defaults_follow_the_warehouse_and_state_dirs() {
+        let text = "[warehouse]\ndir = 'data/wh'\n[state]\ndir = 'data/st'\n";
+        let c = Config::from_toml_str(text, "t", &|_| None).unwrap();
+        assert_eq!(c.dbt.project_dir, PathBuf::from("transformer"));
+        assert_eq!(c.dbt.profiles_dir, PathBuf::from("transformer"));
+        assert_eq!(c.dbt.target, "duckdb");
+        assert_eq!(c.dbt.marts_db, PathBuf::from("data/marts.duckdb"));
+        assert_eq!(c.dbt.work_dir, PathBuf::from("data/st/dbt"));
+        let text = "[dbt]\nproject_dir = 'p'\ntarget = 'bigquery'\ntimeout = '5m'\n";
+        let c = Config::from_toml_str(text, "t", &|_| None).unwrap();
+        assert_eq!(c.dbt.profiles_dir, PathBuf::from("p"));
+        assert_eq!(c.dbt.target, "bigquery");
+        assert_eq!(c.dbt.timeout, Duration::from_secs(300));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layers, with dependencies pointing one way: [`config`] (pure parsing and
 //! validation), [`sources`] (turn outside data into upserts), [`sinks`]
-//! (publish committed epochs), and [`sim`], the BigCommerce simulator the demo
+//! (publish committed epochs), [`transform`] (the dbt runner of the marts),
+//! and [`sim`], the BigCommerce simulator the demo
 //! and the tests run against.
 
 pub mod checks;
@@ -13,3 +14,4 @@ pub mod runtime;
 pub mod sim;
 pub mod sinks;
 pub mod sources;
+pub mod transform;

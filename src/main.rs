@@ -10,6 +10,7 @@ use govflow::checks::{self, ChecksFile};
 use govflow::config::{Config, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow::transform::{DbtCommand, DbtRunner};
 use tracing_subscriber::EnvFilter;
 
 /// govflow keeps an e-commerce data warehouse fresh from BigCommerce and PostgreSQL.
@@ -51,6 +52,8 @@ enum Command {
     /// Only a single SELECT, VALUES, WITH … SELECT, EXPLAIN (without ANALYZE)
     /// or SHOW is accepted; it runs in a read-only transaction.
     Query(QueryArgs),
+    /// Build the marts with dbt (transformer/), pinned to the warehouse's latest snapshot.
+    Dbt(DbtArgs),
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
@@ -102,6 +105,20 @@ enum QueryFormat {
     Csv,
     Json,
     Parquet,
+}
+
+#[derive(Args)]
+struct DbtArgs {
+    /// The dbt command.
+    #[arg(value_enum, default_value_t = DbtCommand::Build)]
+    command: DbtCommand,
+    /// Rebuild incremental marts from scratch.
+    #[arg(long)]
+    full_refresh: bool,
+    /// The configuration file (its `[warehouse]` and `[dbt]`); defaults apply
+    /// when the default file is absent.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
 }
 
 #[derive(Args)]
@@ -199,6 +216,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Query(args) => query(args),
+        Command::Dbt(args) => dbt(args),
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
             let options = RunOptions {
@@ -220,6 +238,38 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(sim(args))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `govflow dbt`: exit 0 when every node passed, 1 when a model or test
+/// failed (the summary says which), 2 when dbt itself failed.
+fn dbt(args: DbtArgs) -> anyhow::Result<ExitCode> {
+    let config = if args.config.exists() || args.config != std::path::Path::new("govflow.toml") {
+        Config::load(&args.config).map_err(anyhow::Error::new)?
+    } else {
+        Config::from_toml_str("", "<defaults>", &|_| None).map_err(anyhow::Error::new)?
+    };
+    let runner = DbtRunner::from_config(&config.dbt);
+    let pin = match (&config.warehouse, config.dbt.target.as_str()) {
+        (WarehouseConfig::Local { dir }, "duckdb") => Some(
+            govflow::sinks::local::pin_latest(dir)
+                .with_context(|| format!("pinning the warehouse {}", dir.display()))?,
+        ),
+        _ => None,
+    };
+    match runner.run(args.command, args.full_refresh, pin.as_ref()) {
+        Ok(report) => {
+            print!("{}", report.summary());
+            Ok(if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
         }
     }
 }
@@ -246,6 +296,12 @@ fn validate(path: &std::path::Path) -> ExitCode {
             }
             println!("  state: {}", config.state.dir.display());
             println!("  checks: {}", config.checks.len());
+            println!(
+                "  dbt: project {}, target {}, marts {}",
+                config.dbt.project_dir.display(),
+                config.dbt.target,
+                config.dbt.marts_db.display()
+            );
             for (name, db) in &config.postgres {
                 let tables: Vec<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
                 println!(

@@ -23,8 +23,7 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
         state: StateConfig {
             dir: dir.join("state"),
         },
-        postgres: Default::default(),
-        checks: dataflows::checks::default_checks(),
+        ..Config::default()
     }
 }
 

@@ -69,6 +69,7 @@ fn config(sim: &SimServer, options: &SimOptions, urls: [&str; 2], dir: &Path) ->
         .into_iter()
         .collect(),
         checks: Vec::new(),
+        ..Config::default()
     }
 }
 

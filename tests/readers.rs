@@ -58,8 +58,7 @@ async fn duckdb_readers_never_error_and_never_see_a_torn_snapshot() {
         state: StateConfig {
             dir: dir.path().join("state"),
         },
-        postgres: Default::default(),
-        checks: dataflows::checks::default_checks(),
+        ..Config::default()
     };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();

@@ -12,7 +12,8 @@
 //! Files are deleted only once no retained snapshot names them: the newest
 //! snapshots and any published within the retention period stay readable,
 //! because DuckDB opens a file several times per query and a file that vanished
-//! mid-query gives wrong results or errors. Which snapshots are retained and
+//! mid-query gives wrong results or errors; a reader that needs a snapshot
+//! for longer (a dbt run) pins it (`pins/`, see [`pins`]). Which snapshots are retained and
 //! which files they name is kept in memory (reference counts), so a commit
 //! neither re-reads old manifests nor lists directories.
 
@@ -20,6 +21,7 @@ mod compactor;
 mod files;
 mod manifest;
 mod merge;
+mod pins;
 mod retention;
 mod views;
 
@@ -35,6 +37,8 @@ use arrow_select::concat::concat_batches;
 use files::Encoding;
 pub use files::{DELETED, EPOCH};
 pub use manifest::{FileEntry, Manifest, TableFiles};
+pub use pins::{PIN_DIR, SnapshotPin, pin_latest};
+pub use views::table_query;
 
 use crate::fsutil::write_atomic;
 use compactor::{Compactor, MergeDone, MergeJob};
@@ -225,6 +229,12 @@ impl LocalWarehouse {
     /// The latest snapshot.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Pins the latest snapshot: its files stay on disk until the pin is
+    /// dropped, whatever the retention (see [`pin_latest`] for other processes).
+    pub fn pin(&self) -> Result<SnapshotPin, SinkError> {
+        pins::write_pin(&self.dir, self.manifest.clone())
     }
 
     /// Path of `current.sql`.

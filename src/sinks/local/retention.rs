@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::manifest::Manifest;
-use super::{SinkError, WarehouseOptions};
+use super::{SinkError, WarehouseOptions, pins};
 
 struct Snapshot {
     epoch: Option<u64>,
@@ -77,7 +77,8 @@ impl Retention {
 
     /// Drops the snapshots no reader can still use (all but the newest
     /// `keep_snapshots`, those older than the retention period, never the
-    /// current one), then deletes the files no retained snapshot names.
+    /// current one nor a pinned one), then deletes the files no retained
+    /// snapshot names.
     pub fn collect<'a>(
         &mut self,
         dir: &Path,
@@ -89,14 +90,27 @@ impl Retention {
         let keep_from = self.snapshots.len().saturating_sub(options.keep_snapshots);
         let mut kept = VecDeque::with_capacity(self.snapshots.len());
         let mut unreferenced = Vec::new();
+        let mut dropped = Vec::new();
         for (i, snapshot) in std::mem::take(&mut self.snapshots).into_iter().enumerate() {
             let recent = snapshot.published_at.is_some_and(|t| t >= cutoff);
-            if i >= keep_from || recent || snapshot.epoch == current {
-                kept.push_back(snapshot);
-                continue;
+            let keep = i >= keep_from || recent || snapshot.epoch == current;
+            if !keep {
+                // The manifest goes before the pins are read (see `pins`).
+                remove(&snapshot.manifest_path)?;
             }
-            remove(&snapshot.manifest_path)?;
-            unreferenced.extend(self.release(&snapshot.files));
+            dropped.push((snapshot, !keep));
+        }
+        let pinned = if dropped.iter().any(|(_, drop)| *drop) {
+            pins::pinned_epochs(dir)
+        } else {
+            HashSet::new()
+        };
+        for (snapshot, drop) in dropped {
+            if drop && !pinned.contains(&snapshot.epoch) {
+                unreferenced.extend(self.release(&snapshot.files));
+            } else {
+                kept.push_back(snapshot);
+            }
         }
         self.snapshots = kept;
         let pending: HashSet<&String> = pending.collect();
@@ -106,13 +120,15 @@ impl Retention {
         Ok(())
     }
 
-    /// Deletes every file under `tables/` that no retained snapshot names: what
-    /// a crash left behind (run at start, before any merge is in flight).
+    /// Deletes every file under `tables/` that no retained snapshot nor live
+    /// pin names: what a crash left behind (run at start, before any merge is
+    /// in flight).
     pub fn remove_unreferenced_files(&self, dir: &Path) -> Result<(), SinkError> {
         let tables = dir.join("tables");
         let Ok(table_dirs) = std::fs::read_dir(&tables) else {
             return Ok(());
         };
+        let pinned = pins::pinned_files(dir);
         for table_dir in table_dirs.flatten() {
             let Ok(files) = std::fs::read_dir(table_dir.path()) else {
                 continue;
@@ -123,7 +139,7 @@ impl Retention {
                     .strip_prefix(dir)
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if !self.refs.contains_key(&rel) {
+                if !self.refs.contains_key(&rel) && !pinned.contains(&rel) {
                     remove(&path)?;
                 }
             }

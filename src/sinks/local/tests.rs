@@ -230,3 +230,95 @@ fn background_merges_are_swapped_in_by_a_later_commit() {
     let wh = LocalWarehouse::open(dir.path(), &[spec()], WarehouseOptions::default()).unwrap();
     assert_eq!(contents(&wh), rows);
 }
+
+/// Options under which every snapshot but the latest is dropped at once.
+fn no_retention() -> WarehouseOptions {
+    WarehouseOptions {
+        keep_snapshots: 1,
+        retention: Duration::ZERO,
+        max_files_per_table: 2,
+        background_merges: false,
+    }
+}
+
+#[test]
+fn a_pinned_snapshot_keeps_its_files_until_the_pin_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], no_retention()).unwrap();
+    wh.commit(1, &[changes(1, &[(1, "a".into()), (2, "b".into())], &[])])
+        .unwrap();
+    // Another process pins the latest snapshot.
+    let pin = pin_latest(dir.path()).unwrap();
+    assert_eq!(pin.epoch(), Some(1));
+    let pinned: Vec<PathBuf> = pin
+        .manifest()
+        .files()
+        .map(|f| dir.path().join(&f.path))
+        .collect();
+    let query = pin.table_query("dim_thing").unwrap();
+    assert!(query.contains("read_parquet(["), "{query}");
+    // Merges and retention would drop the snapshot of epoch 1 and its files.
+    for epoch in 2..6 {
+        wh.commit(
+            epoch,
+            &[changes(epoch, &[(epoch as i64, "c".into())], &[1])],
+        )
+        .unwrap();
+    }
+    assert!(pinned.iter().all(|p| p.exists()), "pinned files are kept");
+    // A writer restart keeps them too.
+    drop(wh);
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], no_retention()).unwrap();
+    assert!(pinned.iter().all(|p| p.exists()), "kept across a restart");
+    // Released: the next commits collect them (a reopen, for files only a pin named).
+    drop(pin);
+    wh.commit(6, &[changes(6, &[(6, "d".into())], &[])])
+        .unwrap();
+    drop(wh);
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], no_retention()).unwrap();
+    wh.commit(7, &[]).unwrap();
+    let live: BTreeSet<PathBuf> = wh
+        .manifest()
+        .files()
+        .map(|f| dir.path().join(&f.path))
+        .collect();
+    assert!(
+        pinned.iter().all(|p| !p.exists() || live.contains(p)),
+        "released files are collected"
+    );
+    assert_eq!(contents(&wh).len(), 5);
+}
+
+#[test]
+fn an_in_process_pin_holds_its_snapshot_and_a_stale_pin_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], no_retention()).unwrap();
+    wh.commit(1, &[changes(1, &[(1, "a".into())], &[])])
+        .unwrap();
+    let pin = wh.pin().unwrap();
+    let first: Vec<PathBuf> = pin
+        .manifest()
+        .files()
+        .map(|f| dir.path().join(&f.path))
+        .collect();
+    for epoch in 2..5 {
+        wh.commit(epoch, &[changes(epoch, &[(1, "b".into())], &[])])
+            .unwrap();
+    }
+    assert!(first.iter().all(|p| p.exists()));
+    // A pin left by a process that is gone (pid beyond any real one) is stale.
+    let stale = dir
+        .path()
+        .join(PIN_DIR)
+        .join("00000000000000000002-999999999-0.pin");
+    std::fs::write(&stale, b"{}").unwrap();
+    drop(pin);
+    wh.commit(5, &[changes(5, &[(1, "c".into())], &[])])
+        .unwrap();
+    assert!(!stale.exists(), "a stale pin is removed");
+    assert!(
+        first.iter().any(|p| !p.exists()),
+        "released files are collected"
+    );
+    assert_eq!(contents(&wh)[&1], ("c".to_string(), 5));
+}

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::files::{DELETED, EPOCH};
-use super::manifest::Manifest;
+use super::manifest::{Manifest, TableFiles};
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -13,6 +13,30 @@ fn quote_ident(name: &str) -> String {
 
 fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The query of one table's current rows in a snapshot, with absolute paths
+/// under `dir`: a key's newest row (highest `_epoch`) wins, tombstones are
+/// dropped, `_deleted` is left out. The body of the table's view in
+/// `current.sql`, and of the dbt sources of a pinned run.
+pub fn table_query(dir: &Path, table: &TableFiles) -> String {
+    let files: Vec<String> = table
+        .files
+        .iter()
+        .map(|f| quote_literal(&dir.join(&f.path).to_string_lossy()))
+        .collect();
+    let source = format!("read_parquet([{}], union_by_name = true)", files.join(", "));
+    if table.files.len() == 1 && table.files[0].base {
+        // A compacted base has one row per key and no tombstones.
+        format!("SELECT * EXCLUDE ({DELETED}) FROM {source}")
+    } else {
+        format!(
+            "SELECT * EXCLUDE ({DELETED}, _govflow_rank) FROM (SELECT *, row_number() OVER \
+             (PARTITION BY {key} ORDER BY {EPOCH} DESC) AS _govflow_rank FROM {source}) \
+             WHERE _govflow_rank = 1 AND NOT {DELETED}",
+            key = quote_ident(&table.key)
+        )
+    }
 }
 
 /// The SQL of `current.sql` for `manifest`, with absolute paths under `dir`.
@@ -26,27 +50,11 @@ pub fn render(dir: &Path, manifest: &Manifest) -> String {
         manifest.published_at
     );
     for (name, table) in &manifest.tables {
-        let files: Vec<String> = table
-            .files
-            .iter()
-            .map(|f| quote_literal(&dir.join(&f.path).to_string_lossy()))
-            .collect();
-        let source = format!("read_parquet([{}], union_by_name = true)", files.join(", "));
-        let body = if table.files.len() == 1 && table.files[0].base {
-            // A compacted base has one row per key and no tombstones.
-            format!("SELECT * EXCLUDE ({DELETED}) FROM {source}")
-        } else {
-            format!(
-                "SELECT * EXCLUDE ({DELETED}, _govflow_rank) FROM (SELECT *, row_number() OVER \
-                 (PARTITION BY {key} ORDER BY {EPOCH} DESC) AS _govflow_rank FROM {source}) \
-                 WHERE _govflow_rank = 1 AND NOT {DELETED}",
-                key = quote_ident(&table.key)
-            )
-        };
         let _ = writeln!(
             sql,
-            "CREATE OR REPLACE VIEW {} AS {body};",
-            quote_ident(name)
+            "CREATE OR REPLACE VIEW {} AS {};",
+            quote_ident(name),
+            table_query(dir, table)
         );
     }
     sql
@@ -55,7 +63,7 @@ pub fn render(dir: &Path, manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::local::manifest::{FileEntry, TableFiles};
+    use crate::sinks::local::manifest::FileEntry;
 
     #[test]
     fn one_view_per_table() {

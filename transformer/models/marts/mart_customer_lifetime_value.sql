@@ -1,0 +1,49 @@
+{#-
+  One row per customer: govflow's lifetime aggregates (revenue orders) with what
+  a sales team segments on: average order value, items and distinct products
+  bought, and a value segment. Rebuilt in full each run.
+-#}
+with customers as (
+    select * from {{ ref('stg_govflow__customers') }}
+),
+
+purchases as (
+    select
+        customer_id,
+        sum(quantity) as items_purchased,
+        count(distinct product_id) as distinct_products_purchased,
+        max(_epoch) as _epoch
+    from {{ ref('stg_govflow__order_items') }}
+    where is_revenue and customer_id is not null
+    group by customer_id
+),
+
+final as (
+    select
+        customers.customer_id,
+        customers.email,
+        customers.full_name,
+        customers.customer_group_id,
+        customers.created_at,
+        customers.first_order_at,
+        customers.last_order_at,
+        customers.order_count,
+        customers.lifetime_revenue,
+        case
+            when customers.order_count > 0
+            then cast(customers.lifetime_revenue / customers.order_count as decimal(18, 4))
+        end as average_order_value,
+        coalesce(purchases.items_purchased, 0) as items_purchased,
+        coalesce(purchases.distinct_products_purchased, 0) as distinct_products_purchased,
+        case
+            when customers.lifetime_revenue >= 1000 then 'high'
+            when customers.lifetime_revenue >= 250 then 'medium'
+            when customers.lifetime_revenue > 0 then 'low'
+            else 'none'
+        end as value_segment,
+        greatest(customers._epoch, coalesce(purchases._epoch, 0)) as _epoch
+    from customers
+    left join purchases on customers.customer_id = purchases.customer_id
+)
+
+select * from final
