@@ -6,9 +6,11 @@
 //! (publish committed epochs), and [`sim`], the BigCommerce simulator the demo
 //! and the tests run against.
 
+pub mod alerts;
 pub mod config;
 pub mod fsutil;
 pub mod runtime;
+pub mod schedule;
 pub mod sim;
 pub mod sinks;
 pub mod sources;

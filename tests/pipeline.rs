@@ -24,6 +24,8 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
             dir: dir.join("state"),
         },
         postgres: Default::default(),
+        schedule: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -59,6 +59,8 @@ async fn duckdb_readers_never_error_and_never_see_a_torn_snapshot() {
             dir: dir.path().join("state"),
         },
         postgres: Default::default(),
+        schedule: Default::default(),
+        alerts: Default::default(),
     };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
