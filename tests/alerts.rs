@@ -343,6 +343,24 @@ async fn the_rate_limit_drops_excess_and_says_so_later() {
     // A dropped failure is not recorded as sent: reported again later, it is sent.
     assert!(!a.is_failing(&check(3)));
     assert!(a.is_failing(&check(0)));
+    // A minute later (tokio's clock moved, not the wall clock) the bucket has
+    // refilled; the next message says what was dropped.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::resume();
+    assert_eq!(a.notify(check(3)).await.unwrap(), Delivery::Sent);
+    assert_eq!(
+        r.texts().last().map(String::as_str),
+        Some(
+            ":red_circle: govflow check `check_3` on `dim_sku` is failing: 1 failing row\n\
+             _(3 alerts dropped by the rate limit before this one)_"
+        )
+    );
+    assert_eq!(a.notify(check(4)).await.unwrap(), Delivery::Sent);
+    assert!(
+        !r.texts()[3].contains("dropped"),
+        "the count is reported once"
+    );
 }
 
 #[tokio::test]

@@ -155,3 +155,13 @@ async fn source_failures_count_against_the_threshold() {
         Delivery::Logged
     );
 }
+
+#[test]
+fn the_alerter_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+    let alerter = Alerter::new(&AlertsConfig::default(), []).unwrap();
+    assert_send_sync(&alerter);
+    assert_send(alerter.notify(Alert::FullRefreshRecovered));
+    assert_send(alerter.source_failed("s", "e"));
+}

@@ -128,3 +128,16 @@ fn catch_up_policy_parses() {
     assert_eq!("skip".parse::<CatchUp>(), Ok(CatchUp::Skip));
     assert!("always".parse::<CatchUp>().is_err());
 }
+
+#[test]
+fn the_scheduler_loop_can_run_on_a_spawned_task() {
+    fn assert_send<T: Send>(_: T) {}
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(utc(2025, 1, 1, 0, 0)));
+    let jobs = vec![(
+        Job::Marts,
+        Schedule::new("marts", DEFAULT_MARTS, DEFAULT_TIMEZONE).unwrap(),
+    )];
+    let (mut s, _) = Scheduler::start(jobs, CatchUp::Once, None, clock).unwrap();
+    let (_tx, rx) = watch::channel(false);
+    assert_send(s.run(|_job| async { Ok::<(), String>(()) }, |_run| {}, rx));
+}
