@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::schedule::{self, CatchUp, Job, Schedule};
+
 /// A configuration value that must never be printed: `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -63,6 +65,10 @@ pub struct Config {
     pub checks: Vec<dataflows::checks::CheckSpec>,
     /// The dbt project of the marts and how it is run.
     pub dbt: DbtConfig,
+    /// `[schedule]`: the periodic full refresh and mart builds.
+    pub schedule: ScheduleConfig,
+    /// `[alerts]`: where alerts go and when.
+    pub alerts: AlertsConfig,
 }
 
 /// `[dbt]`: the marts' dbt project (see docs/transformer.md).
@@ -111,6 +117,120 @@ impl DbtConfig {
             timeout: Duration::from_secs(30 * 60),
         }
     }
+}
+
+impl Config {
+    /// Every secret value of the configuration, for redaction of error texts.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets: Vec<&Secret> = Vec::new();
+        if let Some(bc) = &self.bigcommerce {
+            secrets.push(&bc.access_token);
+        }
+        secrets.extend(self.postgres.values().map(|db| &db.url));
+        if let Some(slack) = &self.alerts.slack {
+            secrets.extend(slack.secrets());
+        }
+        secrets
+    }
+}
+
+/// `[schedule]`: cron expressions evaluated in one time zone.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// IANA zone of the expressions (default `Asia/Seoul`).
+    pub timezone: chrono_tz::Tz,
+    /// Full refresh of every source, then `dbt build --full-refresh`
+    /// (default `0 2 * * *`); `None` when set to `"off"`.
+    pub full_refresh: Option<Schedule>,
+    /// `dbt build` of the marts (default every 5 minutes); `None` when `"off"`.
+    pub marts: Option<Schedule>,
+    /// What to do at start with ticks missed while the process was down (default once).
+    pub catch_up: CatchUp,
+}
+
+impl ScheduleConfig {
+    /// The enabled jobs with their schedules, for [`schedule::Scheduler::start`].
+    pub fn jobs(&self) -> Vec<(Job, Schedule)> {
+        [
+            (Job::FullRefresh, &self.full_refresh),
+            (Job::Marts, &self.marts),
+        ]
+        .into_iter()
+        .filter_map(|(job, s)| s.clone().map(|s| (job, s)))
+        .collect()
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        let tz = schedule::DEFAULT_TIMEZONE;
+        ScheduleConfig {
+            timezone: tz,
+            full_refresh: Schedule::new("full_refresh", schedule::DEFAULT_FULL_REFRESH, tz).ok(),
+            marts: Schedule::new("marts", schedule::DEFAULT_MARTS, tz).ok(),
+            catch_up: CatchUp::Once,
+        }
+    }
+}
+
+/// `[alerts]`: alert destinations and thresholds.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// `[alerts.slack]`; without it alerts are only logged.
+    pub slack: Option<SlackConfig>,
+    /// Consecutive failures of a source before it is alerted (default 3).
+    pub source_failure_threshold: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            slack: None,
+            source_failure_threshold: crate::alerts::DEFAULT_SOURCE_FAILURE_THRESHOLD,
+        }
+    }
+}
+
+/// `[alerts.slack]`: one Slack destination.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Bot token and channel, or incoming webhook.
+    pub target: SlackTarget,
+    /// Most messages per minute (default 10); more are dropped and counted.
+    pub max_per_minute: u32,
+    /// Timeout of one request (default 10 s).
+    pub timeout: Duration,
+    /// Attempts per message on 429/5xx/transport errors (default 5).
+    pub max_attempts: u32,
+}
+
+impl SlackConfig {
+    /// The secret values of this destination.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match &self.target {
+            SlackTarget::BotToken { token, .. } => vec![token],
+            SlackTarget::Webhook { url } => vec![url],
+        }
+    }
+}
+
+/// Where Slack messages go.
+#[derive(Debug, Clone)]
+pub enum SlackTarget {
+    /// `POST {base_url}/api/chat.postMessage` with `Authorization: Bearer {token}`.
+    BotToken {
+        /// API root, `https://slack.com` by default.
+        base_url: Url,
+        /// The bot token (`SLACK_BOT_TOKEN`, `xoxb-…`).
+        token: Secret,
+        /// Channel id or name, e.g. `#data-alerts` or `C0123456`.
+        channel: String,
+    },
+    /// `POST {url}` of an incoming webhook; the URL itself is the secret.
+    Webhook {
+        /// The webhook URL (`https://hooks.slack.com/services/…`).
+        url: Secret,
+    },
 }
 
 /// `[bigcommerce]`: the store and how to read it.
@@ -222,6 +342,8 @@ struct RawConfig {
     checks: Vec<crate::checks::RawCheck>,
     check_defaults: Option<bool>,
     dbt: Option<RawDbt>,
+    schedule: Option<RawSchedule>,
+    alerts: Option<RawAlerts>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +357,35 @@ struct RawDbt {
     executable: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     timeout: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    timezone: Option<String>,
+    full_refresh: Option<String>,
+    marts: Option<String>,
+    catch_up: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    source_failure_threshold: Option<u32>,
+    slack: Option<RawSlack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    bot_token: Option<Secret>,
+    channel: Option<String>,
+    webhook_url: Option<Secret>,
+    base_url: Option<String>,
+    max_per_minute: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    max_attempts: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +460,8 @@ impl Default for Config {
             postgres: BTreeMap::new(),
             checks: dataflows::checks::default_checks(),
             dbt: DbtConfig::default(),
+            schedule: ScheduleConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -533,6 +686,8 @@ impl RawConfig {
                 None => {}
             }
         }
+        let schedule = validate_schedule(self.schedule, &err)?;
+        let alerts = validate_alerts(self.alerts, &err)?;
         Ok(Config {
             bigcommerce,
             warehouse,
@@ -540,8 +695,170 @@ impl RawConfig {
             postgres,
             checks,
             dbt,
+            schedule,
+            alerts,
         })
     }
+}
+
+fn validate_schedule(
+    raw: Option<RawSchedule>,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<ScheduleConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(ScheduleConfig::default());
+    };
+    let timezone = match raw.timezone.as_deref().map(str::trim) {
+        None => schedule::DEFAULT_TIMEZONE,
+        Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+            err(
+                "schedule.timezone",
+                &format!("unknown time zone {name:?}: expected an IANA name such as \"Asia/Seoul\" or \"UTC\""),
+            )
+        })?,
+    };
+    let job = |value: Option<String>, default: &str, job: Job| {
+        let key = format!("schedule.{}", job.name());
+        let expr = value.unwrap_or_else(|| default.to_string());
+        if expr.trim() == "off" {
+            return Ok(None);
+        }
+        Schedule::new(job.name(), &expr, timezone)
+            .map(Some)
+            .map_err(|e| err(&key, &format!("{e} (or \"off\" to disable the job)")))
+    };
+    let full_refresh = job(
+        raw.full_refresh,
+        schedule::DEFAULT_FULL_REFRESH,
+        Job::FullRefresh,
+    )?;
+    let marts = job(raw.marts, schedule::DEFAULT_MARTS, Job::Marts)?;
+    let catch_up = match raw.catch_up {
+        None => CatchUp::Once,
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| err("schedule.catch_up", &e))?,
+    };
+    Ok(ScheduleConfig {
+        timezone,
+        full_refresh,
+        marts,
+        catch_up,
+    })
+}
+
+fn validate_alerts(
+    raw: Option<RawAlerts>,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<AlertsConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(AlertsConfig::default());
+    };
+    let source_failure_threshold = raw
+        .source_failure_threshold
+        .unwrap_or(crate::alerts::DEFAULT_SOURCE_FAILURE_THRESHOLD);
+    if source_failure_threshold == 0 {
+        return Err(err("alerts.source_failure_threshold", "must be at least 1"));
+    }
+    let slack = raw.slack.map(|s| validate_slack(s, err)).transpose()?;
+    Ok(AlertsConfig {
+        slack,
+        source_failure_threshold,
+    })
+}
+
+fn validate_slack(
+    raw: RawSlack,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<SlackConfig, ConfigError> {
+    let http_url = |text: &str| {
+        Url::parse(text.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    };
+    let target = match (raw.bot_token, raw.webhook_url) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "alerts.slack",
+                "set either bot_token (with channel) or webhook_url, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(err(
+                "alerts.slack",
+                "set bot_token = \"${SLACK_BOT_TOKEN}\" with channel, or webhook_url",
+            ));
+        }
+        (Some(token), None) => {
+            if token.expose().trim().is_empty() {
+                return Err(err("alerts.slack.bot_token", "must not be empty"));
+            }
+            let channel = match raw.channel {
+                Some(c) if !c.trim().is_empty() => c.trim().to_string(),
+                _ => {
+                    return Err(err(
+                        "alerts.slack.channel",
+                        "is required with bot_token (a channel id or #name)",
+                    ));
+                }
+            };
+            let base = raw
+                .base_url
+                .unwrap_or_else(|| "https://slack.com".to_string());
+            let base_url = http_url(&base).ok_or_else(|| {
+                err(
+                    "alerts.slack.base_url",
+                    "must be an http(s) URL with a host",
+                )
+            })?;
+            SlackTarget::BotToken {
+                base_url,
+                token: Secret::new(token.expose().trim()),
+                channel,
+            }
+        }
+        (None, Some(url)) => {
+            if raw.channel.is_some() || raw.base_url.is_some() {
+                return Err(err(
+                    "alerts.slack",
+                    "channel and base_url go with bot_token; a webhook_url has its channel built in",
+                ));
+            }
+            // The URL is the secret: the problem is stated without quoting it.
+            if http_url(url.expose()).is_none() {
+                return Err(err(
+                    "alerts.slack.webhook_url",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+            SlackTarget::Webhook {
+                url: Secret::new(url.expose().trim()),
+            }
+        }
+    };
+    let max_per_minute = raw
+        .max_per_minute
+        .unwrap_or(crate::alerts::DEFAULT_MAX_PER_MINUTE);
+    if !(1..=1000).contains(&max_per_minute) {
+        return Err(err(
+            "alerts.slack.max_per_minute",
+            "must be between 1 and 1000",
+        ));
+    }
+    let timeout = raw.timeout.unwrap_or(Duration::from_secs(10));
+    if timeout.is_zero() {
+        return Err(err("alerts.slack.timeout", "must be longer than zero"));
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(5);
+    if max_attempts == 0 {
+        return Err(err("alerts.slack.max_attempts", "must be at least 1"));
+    }
+    Ok(SlackConfig {
+        target,
+        max_per_minute,
+        timeout,
+        max_attempts,
+    })
 }
 
 impl RawBigCommerce {
@@ -848,6 +1165,118 @@ cursor = "updated_at"
             let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
             assert_eq!(e.key, key, "{text}: {e}");
             assert_eq!(e.file, "f.toml");
+        }
+    }
+
+    #[test]
+    fn schedule_defaults_and_overrides() {
+        let cfg = Config::from_toml_str("", "f.toml", &env).expect("valid");
+        assert_eq!(cfg.schedule.timezone, chrono_tz::Asia::Seoul);
+        assert_eq!(cfg.schedule.catch_up, CatchUp::Once);
+        let jobs = cfg.schedule.jobs();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].1.expr(), "0 2 * * *");
+        assert_eq!(jobs[1].1.expr(), "*/5 * * * *");
+        let cfg = Config::from_toml_str(
+            "[schedule]\ntimezone='America/New_York'\nfull_refresh='off'\nmarts='0 * * * *'\ncatch_up='skip'",
+            "f.toml",
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(cfg.schedule.timezone, chrono_tz::America::New_York);
+        assert_eq!(cfg.schedule.catch_up, CatchUp::Skip);
+        let jobs = cfg.schedule.jobs();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].0, Job::Marts);
+        assert_eq!(jobs[0].1.timezone(), chrono_tz::America::New_York);
+    }
+
+    #[test]
+    fn slack_bot_and_webhook_configs() {
+        let env = |name: &str| match name {
+            "SLACK_BOT_TOKEN" => Some("xoxb-SECRET-1".to_string()),
+            "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T/B/SECRET2".to_string()),
+            _ => None,
+        };
+        let cfg = Config::from_toml_str(
+            "[alerts]\nsource_failure_threshold=5\n[alerts.slack]\nbot_token='${SLACK_BOT_TOKEN}'\nchannel='#data-alerts'",
+            "f.toml",
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(cfg.alerts.source_failure_threshold, 5);
+        let slack = cfg.alerts.slack.as_ref().expect("slack");
+        assert_eq!(slack.max_per_minute, 10);
+        match &slack.target {
+            SlackTarget::BotToken {
+                base_url,
+                token,
+                channel,
+            } => {
+                assert_eq!(base_url.as_str(), "https://slack.com/");
+                assert_eq!(token.expose(), "xoxb-SECRET-1");
+                assert_eq!(channel, "#data-alerts");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{cfg:?}").contains("SECRET"));
+        assert_eq!(cfg.secrets().len(), 1);
+        let cfg = Config::from_toml_str(
+            "[alerts.slack]\nwebhook_url='${SLACK_WEBHOOK_URL}'\nmax_per_minute=30",
+            "f.toml",
+            &env,
+        )
+        .expect("valid");
+        assert!(matches!(
+            cfg.alerts.slack.as_ref().map(|s| &s.target),
+            Some(SlackTarget::Webhook { .. })
+        ));
+        assert!(!format!("{cfg:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn bad_schedule_and_alert_values_are_named() {
+        let cases = [
+            ("[schedule]\ntimezone='Asia/Sole'", "schedule.timezone"),
+            (
+                "[schedule]\nfull_refresh='0 2 * *'",
+                "schedule.full_refresh",
+            ),
+            ("[schedule]\nmarts='*/5 * * * * * *'", "schedule.marts"),
+            ("[schedule]\nmarts='0 0 31 2 *'", "schedule.marts"),
+            ("[schedule]\ncatch_up='all'", "schedule.catch_up"),
+            ("[schedule]\nevery='1h'", "schedule.every"),
+            (
+                "[alerts]\nsource_failure_threshold=0",
+                "alerts.source_failure_threshold",
+            ),
+            ("[alerts.slack]\nchannel='#x'", "alerts.slack"),
+            (
+                "[alerts.slack]\nbot_token='t'\nwebhook_url='https://h/x'",
+                "alerts.slack",
+            ),
+            ("[alerts.slack]\nbot_token='t'", "alerts.slack.channel"),
+            (
+                "[alerts.slack]\nbot_token='t'\nchannel='#x'\nbase_url='slack.com'",
+                "alerts.slack.base_url",
+            ),
+            (
+                "[alerts.slack]\nwebhook_url='hooks/SECRET'",
+                "alerts.slack.webhook_url",
+            ),
+            (
+                "[alerts.slack]\nbot_token='t'\nchannel='#x'\nmax_per_minute=0",
+                "alerts.slack.max_per_minute",
+            ),
+            (
+                "[alerts.slack]\nbot_token='t'\nchannel='#x'\nmax_attempts=0",
+                "alerts.slack.max_attempts",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(!e.to_string().contains("SECRET"), "{e}");
         }
     }
 

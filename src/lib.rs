@@ -7,10 +7,12 @@
 //! and [`sim`], the BigCommerce simulator the demo
 //! and the tests run against.
 
+pub mod alerts;
 pub mod checks;
 pub mod config;
 pub mod fsutil;
 pub mod runtime;
+pub mod schedule;
 pub mod sim;
 pub mod sinks;
 pub mod sources;

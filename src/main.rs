@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use govflow::checks::{self, ChecksFile};
-use govflow::config::{Config, WarehouseConfig};
+use govflow::config::{Config, SlackTarget, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
 use govflow::transform::{DbtCommand, DbtRunner};
@@ -311,6 +311,36 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     humantime::format_duration(db.poll_interval),
                     db.page_size
                 );
+            }
+            let schedule = &config.schedule;
+            let cron = |s: &Option<govflow::schedule::Schedule>| {
+                s.as_ref()
+                    .map_or("off".to_string(), |s| format!("{:?}", s.expr()))
+            };
+            println!(
+                "  schedule: full_refresh {}, marts {} ({}; catch-up {})",
+                cron(&schedule.full_refresh),
+                cron(&schedule.marts),
+                schedule.timezone,
+                match schedule.catch_up {
+                    govflow::schedule::CatchUp::Once => "once",
+                    govflow::schedule::CatchUp::Skip => "skip",
+                }
+            );
+            match &config.alerts.slack {
+                None => println!("  alerts: logged only (no [alerts.slack])"),
+                Some(slack) => {
+                    let target = match &slack.target {
+                        SlackTarget::BotToken {
+                            base_url, channel, ..
+                        } => format!("chat.postMessage to {channel} via {base_url}"),
+                        SlackTarget::Webhook { .. } => "incoming webhook".to_string(),
+                    };
+                    println!(
+                        "  alerts: slack {target} (at most {}/min); a source alerts after {} failures in a row",
+                        slack.max_per_minute, config.alerts.source_failure_threshold
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

@@ -1,0 +1,579 @@
+//! Alerts to Slack: a check starts failing or recovers, dbt fails or recovers,
+//! a source keeps failing past a threshold or recovers, a full refresh fails
+//! or recovers.
+//!
+//! The [`Alerter`] deduplicates (an alert whose key is already failing is not
+//! sent again; a recovery is sent once, and only after a failure was sent),
+//! rate-limits (a token bucket per sink; what is dropped is counted, logged,
+//! and mentioned in the next message), retries 429 (honouring `Retry-After`)
+//! and 5xx with backoff, and redacts secrets from every text it sends or logs.
+//!
+//! The runtime reports outcomes and lets the alerter decide:
+//! [`Alerter::notify`] for checks, dbt and full refreshes;
+//! [`Alerter::source_failed`] / [`Alerter::source_succeeded`] count a
+//! source's consecutive failures against the threshold.
+
+mod ratelimit;
+mod redact;
+mod slack;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use self::ratelimit::TokenBucket;
+pub use self::redact::{REDACTED, Redactor, url_for_logs};
+pub use self::slack::SlackSink;
+use crate::config::{AlertsConfig, Secret};
+
+/// A node of a dbt run that failed (a model error, a failing test).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedNode {
+    /// The node's unique id or name, e.g. `test.not_null_mart_order_order_id`.
+    pub name: String,
+    /// What dbt said about it, e.g. `Got 3 results, configured to fail if != 0`.
+    pub message: String,
+}
+
+/// Something worth telling people about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alert {
+    /// A data check has failing rows.
+    CheckFailing {
+        /// The check, e.g. `not_null(email)`.
+        check: String,
+        /// The table checked.
+        table: String,
+        /// How many rows fail.
+        failing_count: u64,
+        /// Some of the failing rows' keys.
+        sample_keys: Vec<String>,
+    },
+    /// A check that was failing passes again.
+    CheckRecovered {
+        /// The check.
+        check: String,
+        /// The table checked.
+        table: String,
+    },
+    /// A dbt invocation failed.
+    DbtFailed {
+        /// The command, e.g. `dbt build` or `dbt build --full-refresh`.
+        command: String,
+        /// The nodes that failed (empty when dbt failed before running any).
+        failed_nodes: Vec<FailedNode>,
+        /// The overall error, shown when no node is named.
+        summary: String,
+    },
+    /// dbt succeeds again after a failure.
+    DbtRecovered {
+        /// The command that succeeded.
+        command: String,
+    },
+    /// A source failed `consecutive_failures` times in a row (at or past the threshold).
+    SourceFailing {
+        /// The source, e.g. `bigcommerce` or `postgres.wise`.
+        source: String,
+        /// Failures in a row.
+        consecutive_failures: u32,
+        /// The last error (redacted before sending).
+        last_error: String,
+    },
+    /// A failing source succeeds again.
+    SourceRecovered {
+        /// The source.
+        source: String,
+        /// How many failures in a row it had.
+        failures: u32,
+    },
+    /// A full refresh (sources, then `dbt build --full-refresh`) failed.
+    FullRefreshFailed {
+        /// What failed.
+        error: String,
+    },
+    /// A full refresh succeeds after a failure.
+    FullRefreshRecovered,
+}
+
+/// Most failed nodes listed in one message.
+const MAX_NODES: usize = 20;
+/// Most sample keys listed in one message.
+const MAX_KEYS: usize = 5;
+/// Longest error text kept in a message, in characters.
+const MAX_ERROR_CHARS: usize = 500;
+
+impl Alert {
+    /// The deduplication key: a failing alert and its recovery share it.
+    pub fn key(&self) -> String {
+        match self {
+            Alert::CheckFailing { check, table, .. } | Alert::CheckRecovered { check, table } => {
+                format!("check:{table}:{check}")
+            }
+            Alert::DbtFailed { .. } | Alert::DbtRecovered { .. } => "dbt".to_string(),
+            Alert::SourceFailing { source, .. } | Alert::SourceRecovered { source, .. } => {
+                format!("source:{source}")
+            }
+            Alert::FullRefreshFailed { .. } | Alert::FullRefreshRecovered => {
+                "full_refresh".to_string()
+            }
+        }
+    }
+
+    /// Whether this alert reports a recovery.
+    pub fn is_recovery(&self) -> bool {
+        matches!(
+            self,
+            Alert::CheckRecovered { .. }
+                | Alert::DbtRecovered { .. }
+                | Alert::SourceRecovered { .. }
+                | Alert::FullRefreshRecovered
+        )
+    }
+
+    /// What makes a failure new while its key is already failing: dbt failing
+    /// on another set of nodes is sent again; a count that changes is not.
+    fn fingerprint(&self) -> String {
+        match self {
+            Alert::DbtFailed { failed_nodes, .. } => {
+                let mut names: Vec<&str> = failed_nodes.iter().map(|n| n.name.as_str()).collect();
+                names.sort_unstable();
+                names.join(",")
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The message text (Slack mrkdwn), before redaction.
+    pub fn text(&self) -> String {
+        const FAILING: &str = ":red_circle: govflow";
+        const RECOVERED: &str = ":large_green_circle: govflow";
+        match self {
+            Alert::CheckFailing {
+                check,
+                table,
+                failing_count,
+                sample_keys,
+            } => {
+                let rows = plural(*failing_count, "failing row", "failing rows");
+                let mut text = format!("{FAILING} check `{check}` on `{table}` is failing: {rows}");
+                if !sample_keys.is_empty() {
+                    let shown: Vec<&str> = sample_keys
+                        .iter()
+                        .take(MAX_KEYS)
+                        .map(String::as_str)
+                        .collect();
+                    text.push_str(&format!("; sample keys: {}", shown.join(", ")));
+                    if sample_keys.len() > MAX_KEYS {
+                        text.push_str(", …");
+                    }
+                }
+                text
+            }
+            Alert::CheckRecovered { check, table } => {
+                format!("{RECOVERED} check `{check}` on `{table}` passes again")
+            }
+            Alert::DbtFailed {
+                command,
+                failed_nodes,
+                summary,
+            } => {
+                if failed_nodes.is_empty() {
+                    return format!("{FAILING} `{command}` failed: {}", truncate(summary));
+                }
+                let count = failed_nodes.len() as u64;
+                let mut text = format!(
+                    "{FAILING} `{command}` failed: {}",
+                    plural(count, "node failed", "nodes failed")
+                );
+                for node in failed_nodes.iter().take(MAX_NODES) {
+                    text.push_str(&format!("\n• `{}`: {}", node.name, truncate(&node.message)));
+                }
+                if failed_nodes.len() > MAX_NODES {
+                    text.push_str(&format!(
+                        "\n• … and {} more",
+                        failed_nodes.len() - MAX_NODES
+                    ));
+                }
+                text
+            }
+            Alert::DbtRecovered { command } => format!("{RECOVERED} `{command}` succeeds again"),
+            Alert::SourceFailing {
+                source,
+                consecutive_failures,
+                last_error,
+            } => format!(
+                "{FAILING} source `{source}` is failing: {} in a row; last error: {}",
+                plural(u64::from(*consecutive_failures), "failure", "failures"),
+                truncate(last_error)
+            ),
+            Alert::SourceRecovered { source, failures } => format!(
+                "{RECOVERED} source `{source}` recovered after {} in a row",
+                plural(u64::from(*failures), "failure", "failures")
+            ),
+            Alert::FullRefreshFailed { error } => {
+                format!("{FAILING} full refresh failed: {}", truncate(error))
+            }
+            Alert::FullRefreshRecovered => format!("{RECOVERED} full refresh succeeds again"),
+        }
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn truncate(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// A failure to deliver an alert. Texts are redacted and never carry the
+/// token or the webhook URL.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The HTTP client could not be built.
+    #[error("alerts: {0}")]
+    Setup(String),
+    /// Connect error, timeout, cut body.
+    #[error("alerts: {sink}: {detail}")]
+    Transport {
+        /// The sink (`slack chat.postMessage`, `slack webhook`).
+        sink: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// An HTTP status that is not success.
+    #[error("alerts: {sink}: HTTP {status}: {body}")]
+    Status {
+        /// The sink.
+        sink: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Slack answered HTTP 200 with `{"ok": false, "error": ...}`.
+    #[error("alerts: slack chat.postMessage: {error}")]
+    Slack {
+        /// Slack's error code, e.g. `channel_not_found`, `invalid_auth`.
+        error: String,
+    },
+    /// Retries ran out; the last error is kept.
+    #[error("alerts: gave up after {attempts} attempts: {last}")]
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: Box<AlertError>,
+    },
+}
+
+impl AlertError {
+    /// Whether sending again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AlertError::Transport { .. } => true,
+            AlertError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            AlertError::Slack { error } => matches!(
+                error.as_str(),
+                "ratelimited"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+            ),
+            AlertError::Setup(_) | AlertError::Exhausted { .. } => false,
+        }
+    }
+
+    /// How long the server asked to wait before the next attempt.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AlertError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What became of one alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent to the sink.
+    Sent,
+    /// Not sent: the same failure was already sent and has not recovered.
+    Duplicate,
+    /// Not sent: a recovery of something never reported as failing.
+    NotFailing,
+    /// Not sent: a source failure below the threshold.
+    BelowThreshold,
+    /// Dropped by the rate limit (counted, mentioned in the next message).
+    RateLimited,
+    /// No sink configured: logged only.
+    Logged,
+}
+
+/// Counters of an [`Alerter`], for tests, logs and metrics.
+#[derive(Debug, Default)]
+pub struct AlertStats {
+    /// Messages delivered.
+    pub sent: AtomicU64,
+    /// Alerts not sent because they were already sent.
+    pub deduplicated: AtomicU64,
+    /// Alerts dropped by the rate limit.
+    pub rate_limited: AtomicU64,
+    /// Alerts that could not be delivered (after retries).
+    pub failed: AtomicU64,
+    /// Retries after a retryable failure.
+    pub retries: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Keys currently failing (a failing alert was delivered), with their fingerprint.
+    failing: HashMap<String, String>,
+    /// Consecutive failures per source.
+    source_failures: HashMap<String, u32>,
+    bucket: TokenBucket,
+    /// Alerts dropped by the rate limit since the last delivered message.
+    suppressed: u64,
+}
+
+/// Sends alerts to one Slack sink (or only logs them when none is configured).
+#[derive(Debug)]
+pub struct Alerter {
+    sink: Option<SlackSink>,
+    redactor: Redactor,
+    source_failure_threshold: u32,
+    inner: Mutex<Inner>,
+    stats: AlertStats,
+}
+
+/// Default: alerts after this many consecutive failures of a source.
+pub const DEFAULT_SOURCE_FAILURE_THRESHOLD: u32 = 3;
+/// Default: most messages per minute per sink.
+pub const DEFAULT_MAX_PER_MINUTE: u32 = 10;
+
+impl Alerter {
+    /// An alerter for `config`. `secrets` are the other secret values of the
+    /// configuration (source tokens, database URLs): any of them that appears
+    /// in an error text is replaced by `***` before it is sent or logged.
+    pub fn new<'a>(
+        config: &AlertsConfig,
+        secrets: impl IntoIterator<Item = &'a Secret>,
+    ) -> Result<Alerter, AlertError> {
+        let mut redactor = Redactor::new(secrets);
+        let (sink, max_per_minute) = match &config.slack {
+            Some(slack) => {
+                for secret in slack.secrets() {
+                    redactor.add(secret);
+                }
+                (Some(SlackSink::new(slack)?), slack.max_per_minute)
+            }
+            None => (None, DEFAULT_MAX_PER_MINUTE),
+        };
+        Ok(Alerter {
+            sink,
+            redactor,
+            source_failure_threshold: config.source_failure_threshold.max(1),
+            inner: Mutex::new(Inner {
+                failing: HashMap::new(),
+                source_failures: HashMap::new(),
+                bucket: TokenBucket::new(
+                    max_per_minute,
+                    Duration::from_secs(60),
+                    tokio::time::Instant::now(),
+                ),
+                suppressed: 0,
+            }),
+            stats: AlertStats::default(),
+        })
+    }
+
+    /// Sets the retry backoff: the first wait, and the longest wait (also the
+    /// cap on a server's `Retry-After`). Defaults: 500 ms and 30 s.
+    pub fn with_retry_backoff(mut self, first: Duration, max: Duration) -> Alerter {
+        if let Some(sink) = &mut self.sink {
+            sink.set_backoff(first, max);
+        }
+        self
+    }
+
+    /// The alerter's counters.
+    pub fn stats(&self) -> &AlertStats {
+        &self.stats
+    }
+
+    /// The redactor applied to every text.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Whether the key of `alert` is currently failing (a failure was delivered).
+    pub fn is_failing(&self, alert: &Alert) -> bool {
+        self.lock().failing.contains_key(&alert.key())
+    }
+
+    /// Sends `alert` unless deduplication or the rate limit holds it back.
+    /// On a delivery error nothing is recorded, so the next report of the same
+    /// state tries again.
+    pub async fn notify(&self, alert: Alert) -> Result<Delivery, AlertError> {
+        let key = alert.key();
+        let fingerprint = alert.fingerprint();
+        let recovery = alert.is_recovery();
+        // Decide and record under the lock (never held across an await); undo on failure.
+        let (previous, suppressed) = {
+            let mut inner = self.lock();
+            let previous = inner.failing.get(&key).cloned();
+            if recovery {
+                if previous.is_none() {
+                    return Ok(Delivery::NotFailing);
+                }
+                inner.failing.remove(&key);
+            } else {
+                if previous.as_deref() == Some(fingerprint.as_str()) {
+                    self.stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(alert = %key, "alert already sent; still failing");
+                    return Ok(Delivery::Duplicate);
+                }
+                inner.failing.insert(key.clone(), fingerprint);
+            }
+            if self.sink.is_some() && !inner.bucket.try_take(tokio::time::Instant::now()) {
+                inner.suppressed += 1;
+                restore(&mut inner.failing, &key, previous);
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    alert = %key,
+                    suppressed = inner.suppressed,
+                    "alert rate limit reached; alert dropped"
+                );
+                return Ok(Delivery::RateLimited);
+            }
+            (previous, inner.suppressed)
+        };
+        let mut text = self.redactor.redact(&alert.text());
+        let Some(sink) = &self.sink else {
+            tracing::warn!(alert = %key, recovery, text = %text, "alert (no sink configured)");
+            return Ok(Delivery::Logged);
+        };
+        if suppressed > 0 {
+            text.push_str(&format!(
+                "\n_({} dropped by the rate limit before this one)_",
+                plural(suppressed, "alert", "alerts")
+            ));
+        }
+        match sink.send(&text, &self.stats).await {
+            Ok(()) => {
+                let mut inner = self.lock();
+                inner.suppressed = inner.suppressed.saturating_sub(suppressed);
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(alert = %key, recovery, sink = sink.kind(), "alert sent");
+                Ok(Delivery::Sent)
+            }
+            Err(e) => {
+                let e = self.redact_error(e);
+                restore(&mut self.lock().failing, &key, previous);
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(alert = %key, sink = sink.kind(), error = %e, "alert not delivered");
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts a failure of `source`; alerts once the count reaches the
+    /// threshold (once per failing streak).
+    pub async fn source_failed(&self, source: &str, error: &str) -> Result<Delivery, AlertError> {
+        let count = {
+            let mut inner = self.lock();
+            let count = inner.source_failures.entry(source.to_string()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        };
+        if count < self.source_failure_threshold {
+            return Ok(Delivery::BelowThreshold);
+        }
+        self.notify(Alert::SourceFailing {
+            source: source.to_string(),
+            consecutive_failures: count,
+            last_error: error.to_string(),
+        })
+        .await
+    }
+
+    /// Resets the failure count of `source`; sends a recovery if a failure was sent.
+    pub async fn source_succeeded(&self, source: &str) -> Result<Delivery, AlertError> {
+        let failures = self.lock().source_failures.remove(source).unwrap_or(0);
+        let alert = Alert::SourceRecovered {
+            source: source.to_string(),
+            failures,
+        };
+        let delivery = self.notify(alert).await;
+        if !matches!(
+            delivery,
+            Ok(Delivery::Sent | Delivery::Logged | Delivery::NotFailing)
+        ) {
+            // Not delivered: keep the streak so the next success tries again.
+            self.lock()
+                .source_failures
+                .entry(source.to_string())
+                .or_insert(failures);
+        }
+        delivery
+    }
+
+    fn redact_error(&self, e: AlertError) -> AlertError {
+        match e {
+            AlertError::Setup(d) => AlertError::Setup(self.redactor.redact(&d)),
+            AlertError::Transport { sink, detail } => AlertError::Transport {
+                sink,
+                detail: self.redactor.redact(&detail),
+            },
+            AlertError::Status {
+                sink,
+                status,
+                body,
+                retry_after,
+            } => AlertError::Status {
+                sink,
+                status,
+                body: self.redactor.redact(&body),
+                retry_after,
+            },
+            AlertError::Slack { error } => AlertError::Slack {
+                error: self.redactor.redact(&error),
+            },
+            AlertError::Exhausted { attempts, last } => AlertError::Exhausted {
+                attempts,
+                last: Box::new(self.redact_error(*last)),
+            },
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves consistent maps.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn restore(failing: &mut HashMap<String, String>, key: &str, previous: Option<String>) {
+    match previous {
+        Some(fp) => {
+            failing.insert(key.to_string(), fp);
+        }
+        None => {
+            failing.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
