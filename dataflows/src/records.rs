@@ -141,6 +141,25 @@ pub struct Inventory {
     pub is_in_stock: bool,
 }
 
+/// BigCommerce's order status names, by status id (0 to 14).
+pub const ORDER_STATUSES: [&str; 15] = [
+    "Incomplete",
+    "Pending",
+    "Shipped",
+    "Partially Shipped",
+    "Refunded",
+    "Cancelled",
+    "Declined",
+    "Awaiting Payment",
+    "Awaiting Pickup",
+    "Awaiting Shipment",
+    "Completed",
+    "Awaiting Fulfillment",
+    "Manual Verification Required",
+    "Disputed",
+    "Partially Refunded",
+];
+
 /// An order, archived ones included (`raw_bc_order`, key `id`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Order {

@@ -283,33 +283,65 @@ async fn bigcommerce_loop(
         };
         drop(btx);
         let _ = forwarder.await;
-        match pulled {
-            None => break,
-            Some(Ok(report)) => {
+        let Some(pulled) = pulled else { break };
+        let outcome = match pulled {
+            Ok(report) => {
                 cursors.advance(&report.entities);
-                let msg = Msg::PullDone {
+                ReadOutcome::Done(Msg::PullDone {
                     update: CursorUpdate::BigCommerce(report),
                     full: full.then(|| reconcile::BIGCOMMERCE_TABLES.to_vec()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
+                })
             }
-            Some(Err(e)) if options.once || !e.is_retryable() => {
-                let _ = tx.send(Msg::SourceFailed(e.into()));
-                break;
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "bigcommerce pull failed; retrying at the next poll")
-            }
-        }
-        if options.once || *stop.borrow() {
+            Err(e) => ReadOutcome::Failed {
+                retryable: e.is_retryable(),
+                error: e.into(),
+            },
+        };
+        if !report_read(&tx, options.once, "bigcommerce", outcome)
+            || !next_poll(options.once, &mut stop, poll_interval).await
+        {
             break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(poll_interval) => {}
-            _ = stop.changed() => break,
+    }
+}
+
+/// The end of one read of a source.
+enum ReadOutcome {
+    /// The read's completion, to send after its data.
+    Done(Msg),
+    /// The read failed (after its own retries).
+    Failed { error: RunError, retryable: bool },
+}
+
+/// Hands a read's outcome to the epoch loop; false when the source loop must
+/// end (the loop is gone, or the failure is final: not retryable, or `once`).
+fn report_read(
+    tx: &std::sync::mpsc::Sender<Msg>,
+    once: bool,
+    source: &str,
+    outcome: ReadOutcome,
+) -> bool {
+    match outcome {
+        ReadOutcome::Done(msg) => tx.send(msg).is_ok(),
+        ReadOutcome::Failed { error, retryable } if once || !retryable => {
+            let _ = tx.send(Msg::SourceFailed(error));
+            false
         }
+        ReadOutcome::Failed { error, .. } => {
+            tracing::warn!(source, %error, "read failed; retrying at the next poll");
+            true
+        }
+    }
+}
+
+/// Waits for the next poll; false when the loop must end instead (`once`, or stop).
+async fn next_poll(once: bool, stop: &mut watch::Receiver<bool>, interval: Duration) -> bool {
+    if once || *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => true,
+        _ = stop.changed() => false,
     }
 }
 
@@ -367,35 +399,28 @@ async fn postgres_loop(
         };
         drop(btx);
         let _ = forwarder.await;
-        match pulled {
-            None => break,
-            Some(Ok(pulls)) => {
+        let Some(pulled) = pulled else { break };
+        let outcome = match pulled {
+            Ok(pulls) => {
                 cursors.advance(&pulls);
-                let msg = Msg::PullDone {
+                ReadOutcome::Done(Msg::PullDone {
                     update: CursorUpdate::Postgres {
                         database: database.clone(),
                         pulls,
                     },
                     full: full.then(|| models.iter().map(|(_, m)| m.raw_table()).collect()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
+                })
             }
-            Some(Err(e)) if options.once || !e.is_retryable() => {
-                let _ = tx.send(Msg::SourceFailed(e.into()));
-                break;
-            }
-            Some(Err(e)) => {
-                tracing::warn!(database = %database, error = %e, "postgres read failed; retrying at the next poll")
-            }
-        }
-        if options.once || *stop.borrow() {
+            Err(e) => ReadOutcome::Failed {
+                retryable: e.is_retryable(),
+                error: e.into(),
+            },
+        };
+        let source = format!("postgres.{database}");
+        if !report_read(&tx, options.once, &source, outcome)
+            || !next_poll(options.once, &mut stop, poll_interval).await
+        {
             break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(poll_interval) => {}
-            _ = stop.changed() => break,
         }
     }
 }

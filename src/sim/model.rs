@@ -121,23 +121,7 @@ pub(crate) struct Totals {
 }
 
 /// BigCommerce order statuses by id.
-pub(crate) const STATUSES: [&str; 15] = [
-    "Incomplete",
-    "Pending",
-    "Shipped",
-    "Partially Shipped",
-    "Refunded",
-    "Cancelled",
-    "Declined",
-    "Awaiting Payment",
-    "Awaiting Pickup",
-    "Awaiting Shipment",
-    "Completed",
-    "Awaiting Fulfillment",
-    "Manual Verification Required",
-    "Disputed",
-    "Partially Refunded",
-];
+pub(crate) const STATUSES: [&str; 15] = dataflows::records::ORDER_STATUSES;
 
 /// The name of a status id.
 pub(crate) fn status_name(id: u8) -> &'static str {

@@ -109,29 +109,15 @@ impl CheckSpec {
 /// configuration.
 pub fn default_checks() -> Vec<CheckSpec> {
     use CheckKind::*;
-    let statuses = [
-        "Incomplete",
-        "Pending",
-        "Shipped",
-        "Partially Shipped",
-        "Refunded",
-        "Cancelled",
-        "Declined",
-        "Awaiting Payment",
-        "Awaiting Pickup",
-        "Awaiting Shipment",
-        "Completed",
-        "Awaiting Fulfillment",
-        "Manual Verification Required",
-        "Disputed",
-        "Partially Refunded",
-    ];
     vec![
         CheckSpec::new(
             Table::FctOrder,
             "status",
             AcceptedValues {
-                values: statuses.iter().map(|s| s.to_string()).collect(),
+                values: crate::records::ORDER_STATUSES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             },
             Severity::Warn,
         ),
