@@ -211,12 +211,7 @@ impl ChecksFile {
             .iter()
             .cloned()
             .map(|mut r| {
-                if let CheckKind::Freshness { max_age_micros } = r.spec.kind {
-                    let stale = r
-                        .newest
-                        .is_none_or(|at| now.saturating_sub(at) > max_age_micros);
-                    r.failing = u64::from(stale);
-                }
+                r.judge_freshness(now);
                 r
             })
             .collect()

@@ -311,6 +311,17 @@ impl CheckResult {
     pub fn passed(&self) -> bool {
         self.failing == 0
     }
+
+    /// For a freshness check, sets `failing` from `newest` as seen at `now`
+    /// (1 when stale or without rows); other checks are left as they are.
+    pub fn judge_freshness(&mut self, now: Micros) {
+        if let CheckKind::Freshness { max_age_micros } = self.spec.kind {
+            let stale = self
+                .newest
+                .is_none_or(|at| now.saturating_sub(at) > max_age_micros);
+            self.failing = u64::from(stale);
+        }
+    }
 }
 
 /// Failing keys kept as samples per check.
@@ -396,12 +407,7 @@ impl CheckState {
             }
         }
         for result in &mut results {
-            if let CheckKind::Freshness { max_age_micros } = result.spec.kind {
-                let stale = result
-                    .newest
-                    .is_none_or(|at| now.saturating_sub(at) > max_age_micros);
-                result.failing = u64::from(stale);
-            }
+            result.judge_freshness(now);
         }
         results
     }
