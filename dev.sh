@@ -90,6 +90,7 @@ cmd_test() {
 
 cmd_demo() {
   need_rust
+  need_python
   cargo build -j "$JOBS" --release --bin govflow
   exec "$CARGO_TARGET_DIR/release/govflow" demo "$@"
 }

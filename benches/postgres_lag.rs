@@ -62,6 +62,7 @@ async fn measure(
         flush_interval: flush,
         once: false,
         full_refresh: false,
+        ..RunOptions::default()
     };
     let progress = ProgressHandle::default();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

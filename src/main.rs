@@ -79,6 +79,9 @@ struct RunArgs {
     /// How often inputs advance to a new epoch (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     flush_interval: std::time::Duration,
+    /// Run no `[schedule]` job (no periodic full refresh, no mart builds).
+    #[arg(long)]
+    no_schedule: bool,
 }
 
 #[derive(Args)]
@@ -224,6 +227,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 flush_interval: args.flush_interval,
                 once: args.once,
                 full_refresh: args.full_refresh,
+                scheduler: (!args.no_schedule).then(system_clock),
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(run_pipeline(config, options, None))?;
@@ -478,6 +482,11 @@ async fn run_pipeline(
     Ok(())
 }
 
+/// The wall clock, for the scheduler.
+fn system_clock() -> std::sync::Arc<dyn govflow::schedule::Clock> {
+    std::sync::Arc::new(govflow::schedule::SystemClock)
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let options = SimOptions {
         seed: args.seed,
@@ -539,6 +548,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let options = RunOptions {
         workers: args.workers,
+        scheduler: Some(system_clock()),
         ..RunOptions::default()
     };
     let result = run_pipeline(config, options, args.run_for).await;

@@ -67,6 +67,7 @@ async fn run_once(config: &Config) {
         flush_interval: std::time::Duration::from_millis(100),
         once: true,
         full_refresh: false,
+        ..RunOptions::default()
     };
     govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
         .await

@@ -54,6 +54,7 @@ impl Fixture {
                 flush_interval: Duration::from_millis(100),
                 once: true,
                 full_refresh,
+                ..RunOptions::default()
             };
             govflow::runtime::run(config, options, stop_rx, ProgressHandle::default())
                 .await

@@ -34,6 +34,7 @@ async fn run_once(config: &Config, full_refresh: bool, workers: usize) {
         flush_interval: Duration::from_millis(100),
         once: true,
         full_refresh,
+        ..RunOptions::default()
     };
     govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
         .await

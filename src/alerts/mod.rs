@@ -17,7 +17,8 @@ mod ratelimit;
 mod redact;
 mod slack;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -352,6 +353,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Alerter {
     sink: Option<SlackSink>,
+    /// Where the failing keys are kept across restarts (`alerts.json`).
+    state_path: Option<PathBuf>,
     redactor: Redactor,
     source_failure_threshold: u32,
     inner: Mutex<Inner>,
@@ -383,6 +386,7 @@ impl Alerter {
         };
         Ok(Alerter {
             sink,
+            state_path: None,
             redactor,
             source_failure_threshold: config.source_failure_threshold.max(1),
             inner: Mutex::new(Inner {
@@ -406,6 +410,35 @@ impl Alerter {
             sink.set_backoff(first, max);
         }
         self
+    }
+
+    /// Keeps the failing keys in `path` (JSON, rewritten atomically when they
+    /// change), loading what an earlier run left there: after a restart a
+    /// failure already sent is not sent again, and its recovery still is. A
+    /// file that does not parse is logged and replaced.
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Alerter {
+        let path = path.into();
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<AlertState>(&bytes) {
+                Ok(state) => self.lock().failing = state.failing.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "alert state unreadable; starting with nothing failing")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "alert state unreadable; starting with nothing failing")
+            }
+        }
+        self.state_path = Some(path);
+        self
+    }
+
+    /// The keys currently failing, sorted (for status pages and tests).
+    pub fn failing_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.lock().failing.keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// The alerter's counters.
@@ -463,6 +496,7 @@ impl Alerter {
         let mut text = self.redactor.redact(&alert.text());
         let Some(sink) = &self.sink else {
             tracing::warn!(alert = %key, recovery, text = %text, "alert (no sink configured)");
+            self.save_state();
             return Ok(Delivery::Logged);
         };
         if suppressed > 0 {
@@ -475,8 +509,10 @@ impl Alerter {
             Ok(()) => {
                 let mut inner = self.lock();
                 inner.suppressed = inner.suppressed.saturating_sub(suppressed);
+                drop(inner);
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(alert = %key, recovery, sink = sink.kind(), "alert sent");
+                self.save_state();
                 Ok(Delivery::Sent)
             }
             Err(e) => {
@@ -558,10 +594,37 @@ impl Alerter {
         }
     }
 
+    /// Writes the failing keys to the state file, if there is one.
+    fn save_state(&self) {
+        let Some(path) = &self.state_path else { return };
+        let state = AlertState {
+            failing: self.lock().failing.clone().into_iter().collect(),
+        };
+        let written = serde_json::to_vec_pretty(&state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_state(path, &bytes));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the alert state");
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves consistent maps.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The persisted part of an [`Alerter`]: failing keys and their fingerprints.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct AlertState {
+    failing: BTreeMap<String, String>,
+}
+
+fn write_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::fsutil::write_atomic_unsynced(path, bytes)
 }
 
 fn restore(failing: &mut HashMap<String, String>, key: &str, previous: Option<String>) {

@@ -165,3 +165,58 @@ fn the_alerter_can_be_shared_across_tasks() {
     assert_send(alerter.notify(Alert::FullRefreshRecovered));
     assert_send(alerter.source_failed("s", "e"));
 }
+
+#[tokio::test]
+async fn failing_keys_survive_a_restart_through_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("alerts.json");
+    let first = Alerter::new(&AlertsConfig::default(), [])
+        .unwrap()
+        .with_state_file(&path);
+    assert_eq!(
+        first.notify(check_failing(2)).await.unwrap(),
+        Delivery::Logged
+    );
+    assert_eq!(first.failing_keys(), ["check:dim_customer:not_null(email)"]);
+    drop(first);
+
+    // A new process: the failure is known, so it is not sent again; its recovery is.
+    let second = Alerter::new(&AlertsConfig::default(), [])
+        .unwrap()
+        .with_state_file(&path);
+    assert_eq!(
+        second.notify(check_failing(3)).await.unwrap(),
+        Delivery::Duplicate
+    );
+    let recovered = Alert::CheckRecovered {
+        check: "not_null(email)".into(),
+        table: "dim_customer".into(),
+    };
+    assert_eq!(
+        second.notify(recovered.clone()).await.unwrap(),
+        Delivery::Logged
+    );
+    drop(second);
+
+    let third = Alerter::new(&AlertsConfig::default(), [])
+        .unwrap()
+        .with_state_file(&path);
+    assert!(third.failing_keys().is_empty());
+    assert_eq!(third.notify(recovered).await.unwrap(), Delivery::NotFailing);
+
+    // A corrupt file is replaced, not fatal.
+    std::fs::write(&path, b"{not json").unwrap();
+    let fourth = Alerter::new(&AlertsConfig::default(), [])
+        .unwrap()
+        .with_state_file(&path);
+    assert!(fourth.failing_keys().is_empty());
+    assert_eq!(
+        fourth.notify(check_failing(1)).await.unwrap(),
+        Delivery::Logged
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("check:dim_customer:not_null(email)"),
+        "{text}"
+    );
+}

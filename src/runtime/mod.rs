@@ -12,23 +12,27 @@
 pub mod checkpoint;
 pub mod dataflow;
 mod reconcile;
+pub mod refresh;
+mod supervisor;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflows::Table;
-use dataflows::checks::{CheckSpec, CheckState};
+use dataflows::checks::{CheckResult, CheckSpec, CheckState};
 use dataflows::records::Upsert;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use self::checkpoint::{Checkpoint, CheckpointError};
 use self::dataflow::{Dataflow, DataflowError, TableChangeSet};
-use self::reconcile::Seen;
+use self::refresh::{Finished, RefreshChannels, RefreshRequests, RefreshTracker};
+use self::supervisor::{Jobs, SourceEvent};
+use crate::alerts::Alerter;
 use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
+use crate::schedule::Clock;
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
@@ -48,6 +52,9 @@ pub struct RunOptions {
     pub once: bool,
     /// Start with a full read of every source, deleting what is gone upstream.
     pub full_refresh: bool,
+    /// Runs the `[schedule]` jobs (full refresh, mart builds) on this clock;
+    /// `None` runs none. Ignored with `once`.
+    pub scheduler: Option<Arc<dyn Clock>>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +64,7 @@ impl Default for RunOptions {
             flush_interval: Duration::from_secs(1),
             once: false,
             full_refresh: false,
+            scheduler: None,
         }
     }
 }
@@ -85,6 +93,18 @@ pub enum RunError {
     /// The checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+}
+
+impl RunError {
+    /// Whether trying again later may succeed (a source's transient failure,
+    /// its own retries included).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RunError::Source(e) => e.is_transient(),
+            RunError::Postgres(e) => e.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 /// Live figures of a run, for status lines and tests.
@@ -125,19 +145,79 @@ enum CursorUpdate {
     },
 }
 
+impl CursorUpdate {
+    /// The source that pulled.
+    fn source(&self) -> String {
+        match self {
+            CursorUpdate::BigCommerce(_) => "bigcommerce".to_string(),
+            CursorUpdate::Postgres { database, .. } => format!("postgres.{database}"),
+        }
+    }
+}
+
+/// A full read that ended, covering these raw tables.
+#[derive(Debug)]
+struct FullRead {
+    generation: u64,
+    tables: Vec<Table>,
+}
+
 enum Msg {
     /// Upserts a source read, with its dead letters as JSON lines.
     Read {
         upserts: Vec<Upsert>,
         dead_letters: Vec<String>,
     },
-    /// A pull completed. `full`: it was a full read, covering these raw tables.
+    /// A source starts a full read for a full refresh (before its first batch).
+    FullReadStarted { source: String, generation: u64 },
+    /// A pull completed. `full`: it was a full read.
     PullDone {
         update: CursorUpdate,
-        full: Option<Vec<Table>>,
+        full: Option<FullRead>,
+    },
+    /// A full read failed; the source goes on with incremental pulls.
+    FullReadFailed {
+        source: String,
+        generation: u64,
+        error: String,
     },
     /// A source failed for good.
     SourceFailed(RunError),
+}
+
+/// What a source loop talks through.
+struct SourceLinks {
+    /// To the epoch loop.
+    tx: std::sync::mpsc::Sender<Msg>,
+    /// To the alerts.
+    events: mpsc::UnboundedSender<SourceEvent>,
+    /// Turns true when the run stops.
+    stop: watch::Receiver<bool>,
+    /// Full refreshes asked for.
+    refresh: RefreshRequests,
+}
+
+impl SourceLinks {
+    /// Announces a full read of `generation` (when `full` holds one).
+    fn full_read_starts(&self, source: &str, full: Option<u64>) {
+        if let Some(generation) = full {
+            let _ = self.tx.send(Msg::FullReadStarted {
+                source: source.to_string(),
+                generation,
+            });
+        }
+    }
+
+    /// Reports a failed full read, so the refresh it belongs to can end.
+    fn full_read_failed(&self, source: &str, full: Option<u64>, error: &RunError) {
+        if let Some(generation) = full {
+            let _ = self.tx.send(Msg::FullReadFailed {
+                source: source.to_string(),
+                generation,
+                error: error.to_string(),
+            });
+        }
+    }
 }
 
 /// Runs the pipeline of `config` until `stop` turns true (or, with `once`,
@@ -146,7 +226,8 @@ enum Msg {
 /// Each source runs as its own task, polling on its own interval; all of them
 /// feed one epoch loop. With `full_refresh` the first pull of every source is a
 /// full read, and once all of them are committed, the keys of the tables they
-/// cover that none of them delivered are deleted.
+/// cover that none of them delivered are deleted. Beside them run the alerts
+/// (checks, sources) and, with `options.scheduler`, the `[schedule]` jobs.
 pub async fn run(
     config: Config,
     options: RunOptions,
@@ -167,7 +248,20 @@ pub async fn run(
         ))
     })?;
     let checkpoint = Checkpoint::load(&state_dir)?;
+    let alerter = Arc::new(
+        Alerter::new(&config.alerts, config.secrets())
+            .map_err(|e| RunError::Config(format!("alerts: {e}")))?
+            .with_state_file(state_dir.join(ALERTS_FILE)),
+    );
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<SourceEvent>();
+    let refresh = RefreshChannels::new(options.full_refresh);
+    let links = || SourceLinks {
+        tx: tx.clone(),
+        events: events_tx.clone(),
+        stop: stop.clone(),
+        refresh: RefreshRequests::new(refresh.requests.clone()),
+    };
 
     let mut sources = Vec::new();
     if let Some(bc) = config.bigcommerce.clone() {
@@ -176,9 +270,8 @@ pub async fn run(
             source,
             bc.poll_interval,
             checkpoint.bigcommerce.clone(),
-            options.clone(),
-            tx.clone(),
-            stop.clone(),
+            options.once,
+            links(),
         )));
     }
     for (name, db) in &config.postgres {
@@ -199,9 +292,8 @@ pub async fn run(
             source,
             models,
             checkpoint.postgres.get(name).cloned().unwrap_or_default(),
-            options.clone(),
-            tx.clone(),
-            stop.clone(),
+            options.once,
+            links(),
         )));
     }
     if sources.is_empty() {
@@ -209,13 +301,27 @@ pub async fn run(
             "no source configured: add a [bigcommerce] or [postgres.NAME] section".into(),
         ));
     }
-    drop(tx);
+    drop((tx, events_tx));
 
-    let full_reads = if options.full_refresh {
-        sources.len()
-    } else {
-        0
+    let (checks_tx, checks_rx) = watch::channel(Vec::new());
+    let alerts = tokio::spawn(supervisor::report_alerts(
+        alerter.clone(),
+        events_rx,
+        checks_rx,
+    ));
+    let scheduler = match options.scheduler.clone() {
+        Some(clock) if !options.once => Some(tokio::spawn(supervisor::run_schedule(
+            Jobs {
+                config: Arc::new(config.clone()),
+                alerter,
+                refresh: refresh.control.clone(),
+                stop: stop.clone(),
+            },
+            clock,
+        ))),
+        _ => None,
     };
+    let tracker = RefreshTracker::new(sources.len(), refresh.status);
     let checks = config.checks.clone();
     let loop_options = options.clone();
     let loop_dir = warehouse_dir.clone();
@@ -227,16 +333,27 @@ pub async fn run(
             &loop_options,
             progress,
             checks,
+            checks_tx,
         )?
-        .run(rx, full_reads)
+        .run(rx, tracker)
     });
     for source in sources {
         let _ = source.await;
     }
-    epoch_loop
+    let result = epoch_loop
         .await
-        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")));
+    if let Some(scheduler) = scheduler {
+        // On stop it ends by itself; after a failure it must not go on alone.
+        scheduler.abort();
+        let _ = scheduler.await;
+    }
+    let _ = alerts.await;
+    result?
 }
+
+/// File of the alerts' state in the state directory.
+pub const ALERTS_FILE: &str = "alerts.json";
 
 /// Dead letters as JSON lines, for `dead_letters.jsonl`.
 fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
@@ -251,21 +368,20 @@ async fn bigcommerce_loop(
     source: BigCommerceSource,
     poll_interval: Duration,
     mut cursors: crate::sources::bigcommerce::Cursors,
-    options: RunOptions,
-    tx: std::sync::mpsc::Sender<Msg>,
-    mut stop: watch::Receiver<bool>,
+    once: bool,
+    mut links: SourceLinks,
 ) {
-    let mut first = true;
+    const NAME: &str = "bigcommerce";
     loop {
-        let full = first && options.full_refresh;
-        let mode = if full {
+        let full = links.refresh.take();
+        let mode = if full.is_some() {
             PullMode::FullSnapshot
         } else {
             PullMode::Incremental
         };
-        first = false;
+        links.full_read_starts(NAME, full);
         let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
-        let forward_tx = tx.clone();
+        let forward_tx = links.tx.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
                 let msg = Msg::Read {
@@ -279,7 +395,7 @@ async fn bigcommerce_loop(
         });
         let pulled = tokio::select! {
             r = source.pull(&cursors, mode, &btx) => Some(r),
-            _ = stop.changed() => None,
+            _ = links.stop.changed() => None,
         };
         drop(btx);
         let _ = forwarder.await;
@@ -289,16 +405,23 @@ async fn bigcommerce_loop(
                 cursors.advance(&report.entities);
                 ReadOutcome::Done(Msg::PullDone {
                     update: CursorUpdate::BigCommerce(report),
-                    full: full.then(|| reconcile::BIGCOMMERCE_TABLES.to_vec()),
+                    full: full.map(|generation| FullRead {
+                        generation,
+                        tables: reconcile::BIGCOMMERCE_TABLES.to_vec(),
+                    }),
                 })
             }
-            Err(e) => ReadOutcome::Failed {
-                retryable: e.is_retryable(),
-                error: e.into(),
-            },
+            Err(e) => {
+                let error: RunError = e.into();
+                links.full_read_failed(NAME, full, &error);
+                ReadOutcome::Failed {
+                    retryable: error.is_retryable(),
+                    error,
+                }
+            }
         };
-        if !report_read(&tx, options.once, "bigcommerce", outcome)
-            || !next_poll(options.once, &mut stop, poll_interval).await
+        if !report_read(&links, once, NAME, outcome)
+            || !next_poll(once, &mut links, poll_interval).await
         {
             break;
         }
@@ -313,35 +436,45 @@ enum ReadOutcome {
     Failed { error: RunError, retryable: bool },
 }
 
-/// Hands a read's outcome to the epoch loop; false when the source loop must
-/// end (the loop is gone, or the failure is final: not retryable, or `once`).
-fn report_read(
-    tx: &std::sync::mpsc::Sender<Msg>,
-    once: bool,
-    source: &str,
-    outcome: ReadOutcome,
-) -> bool {
+/// Hands a read's outcome to the epoch loop (and to the alerts); false when
+/// the source loop must end (the loop is gone, or the failure is final: not
+/// retryable, or `once`).
+fn report_read(links: &SourceLinks, once: bool, source: &str, outcome: ReadOutcome) -> bool {
+    let source = source.to_string();
     match outcome {
-        ReadOutcome::Done(msg) => tx.send(msg).is_ok(),
+        ReadOutcome::Done(msg) => {
+            let _ = links.events.send(SourceEvent::Succeeded { source });
+            links.tx.send(msg).is_ok()
+        }
         ReadOutcome::Failed { error, retryable } if once || !retryable => {
-            let _ = tx.send(Msg::SourceFailed(error));
+            let _ = links.events.send(SourceEvent::Fatal {
+                source,
+                error: error.to_string(),
+            });
+            let _ = links.tx.send(Msg::SourceFailed(error));
             false
         }
         ReadOutcome::Failed { error, .. } => {
-            tracing::warn!(source, %error, "read failed; retrying at the next poll");
+            tracing::warn!(%source, %error, "read failed; retrying at the next poll");
+            let _ = links.events.send(SourceEvent::Failed {
+                source,
+                error: error.to_string(),
+            });
             true
         }
     }
 }
 
-/// Waits for the next poll; false when the loop must end instead (`once`, or stop).
-async fn next_poll(once: bool, stop: &mut watch::Receiver<bool>, interval: Duration) -> bool {
-    if once || *stop.borrow() {
+/// Waits for the next poll, or a full refresh request; false when the loop
+/// must end instead (`once`, or stop).
+async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> bool {
+    if once || *links.stop.borrow() {
         return false;
     }
     tokio::select! {
         _ = tokio::time::sleep(interval) => true,
-        _ = stop.changed() => false,
+        _ = links.refresh.changed() => true,
+        _ = links.stop.changed() => false,
     }
 }
 
@@ -352,18 +485,17 @@ async fn postgres_loop(
     source: PgSource,
     models: Vec<(String, PgModel)>,
     mut cursors: PgCursors,
-    options: RunOptions,
-    tx: std::sync::mpsc::Sender<Msg>,
-    mut stop: watch::Receiver<bool>,
+    once: bool,
+    mut links: SourceLinks,
 ) {
     let database = source.name().to_string();
+    let name = format!("postgres.{database}");
     let poll_interval = source.config().poll_interval;
-    let mut first = true;
     loop {
-        let full = first && options.full_refresh;
-        first = false;
+        let full = links.refresh.take();
+        links.full_read_starts(&name, full);
         let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
-        let forward_tx = tx.clone();
+        let forward_tx = links.tx.clone();
         let forward_models = models.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(batch) = brx.recv().await {
@@ -383,7 +515,7 @@ async fn postgres_loop(
             }
         });
         let read = async {
-            if full {
+            if full.is_some() {
                 let mut pulls = Vec::new();
                 for (table, _) in &models {
                     pulls.push(source.full_snapshot(table, &btx).await?);
@@ -395,7 +527,7 @@ async fn postgres_loop(
         };
         let pulled = tokio::select! {
             r = read => Some(r),
-            _ = stop.changed() => None,
+            _ = links.stop.changed() => None,
         };
         drop(btx);
         let _ = forwarder.await;
@@ -408,17 +540,23 @@ async fn postgres_loop(
                         database: database.clone(),
                         pulls,
                     },
-                    full: full.then(|| models.iter().map(|(_, m)| m.raw_table()).collect()),
+                    full: full.map(|generation| FullRead {
+                        generation,
+                        tables: models.iter().map(|(_, m)| m.raw_table()).collect(),
+                    }),
                 })
             }
-            Err(e) => ReadOutcome::Failed {
-                retryable: e.is_retryable(),
-                error: e.into(),
-            },
+            Err(e) => {
+                let error: RunError = e.into();
+                links.full_read_failed(&name, full, &error);
+                ReadOutcome::Failed {
+                    retryable: error.is_retryable(),
+                    error,
+                }
+            }
         };
-        let source = format!("postgres.{database}");
-        if !report_read(&tx, options.once, &source, outcome)
-            || !next_poll(options.once, &mut stop, poll_interval).await
+        if !report_read(&links, once, &name, outcome)
+            || !next_poll(once, &mut links, poll_interval).await
         {
             break;
         }
@@ -435,7 +573,15 @@ struct EpochLoop {
     progress: ProgressHandle,
     dead_letters: PathBuf,
     checks: CheckState,
+    /// The latest check results, for the alerts.
+    check_results: watch::Sender<Vec<CheckResult>>,
+    /// When the check results were last taken.
+    checks_at: Instant,
 }
+
+/// How often check results are taken again without a commit (freshness
+/// turns stale with time alone).
+const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 impl EpochLoop {
     fn start(
@@ -445,6 +591,7 @@ impl EpochLoop {
         options: &RunOptions,
         progress: ProgressHandle,
         checks: Vec<CheckSpec>,
+        check_results: watch::Sender<Vec<CheckResult>>,
     ) -> Result<EpochLoop, RunError> {
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
@@ -490,23 +637,22 @@ impl EpochLoop {
             progress,
             dead_letters,
             checks: check_state,
+            check_results,
+            checks_at: Instant::now(),
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
     }
 
-    /// Commits an epoch per flush interval until every source is done.
-    /// `full_reads`: how many sources start with a full read (full refresh).
-    fn run(mut self, rx: Receiver<Msg>, full_reads: usize) -> Result<(), RunError> {
-        // Keys the full reads bring, until all of them are committed.
-        let mut seen: Option<Seen> = (full_reads > 0).then(Seen::default);
-        let mut covered: BTreeSet<Table> = BTreeSet::new();
-        let mut full_done = 0;
+    /// Commits an epoch per flush interval until every source is done,
+    /// ending full refreshes as `refresh` tells.
+    fn run(mut self, rx: Receiver<Msg>, mut refresh: RefreshTracker) -> Result<(), RunError> {
         loop {
             let deadline = Instant::now() + self.flush_interval;
             let mut upserts: Vec<Upsert> = Vec::new();
             let mut done: Vec<CursorUpdate> = Vec::new();
             let mut finished = false;
+            let mut refresh_ended = false;
             loop {
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
@@ -515,25 +661,29 @@ impl EpochLoop {
                         dead_letters,
                     }) => {
                         self.keep_dead_letters(&dead_letters);
-                        if let Some(s) = seen.as_mut() {
-                            s.note(&read);
-                        }
+                        refresh.note(&read);
                         upserts.extend(read);
                     }
+                    Ok(Msg::FullReadStarted { source, generation }) => {
+                        refresh.started(&source, generation)
+                    }
                     Ok(Msg::PullDone { update, full }) => {
+                        let source = update.source();
                         done.push(update);
-                        if let Some(tables) = full {
-                            covered.extend(tables);
-                            full_done += 1;
-                            if full_done == full_reads {
-                                // Commit now, so the deletes below see everything the reads brought.
-                                break;
-                            }
+                        if let Some(read) = full
+                            && refresh.ended(&source, read.generation, Ok(read.tables))
+                        {
+                            refresh_ended = true;
                         }
                     }
+                    Ok(Msg::FullReadFailed {
+                        source,
+                        generation,
+                        error,
+                    }) => refresh_ended |= refresh.ended(&source, generation, Err(error)),
                     Ok(Msg::SourceFailed(e)) => {
                         // Commit what arrived before the failure, then report it.
-                        self.commit(upserts, &[])?;
+                        self.commit(upserts, &done)?;
                         return Err(e);
                     }
                     Err(RecvTimeoutError::Timeout) => break,
@@ -542,15 +692,20 @@ impl EpochLoop {
                         break;
                     }
                 }
+                if refresh_ended {
+                    // Commit now, so the deletes below see everything the reads brought.
+                    break;
+                }
             }
             self.commit(upserts, &done)?;
-            if full_done == full_reads
-                && let Some(s) = seen.take()
-            {
+            if refresh_ended {
                 // Everything the full reads delivered is committed: delete what they did not see.
-                let deletes = s.deletes(&self.warehouse, &covered)?;
-                tracing::info!(deletes = deletes.len(), "full refresh: keys gone upstream");
+                let Finished { status, deletes } = refresh.finish(&self.warehouse)?;
                 self.commit(deletes, &[])?;
+                refresh.publish(status);
+            }
+            if self.checks_at.elapsed() >= RECHECK_INTERVAL {
+                self.update_checks();
             }
             if finished {
                 return Ok(());
@@ -611,14 +766,18 @@ impl EpochLoop {
         Ok(())
     }
 
-    /// Applies the last step's check changes and rewrites `checks.json`.
+    /// Applies the last step's check changes, rewrites `checks.json` and
+    /// hands the results to the alerts.
     fn update_checks(&mut self) {
         self.checks.apply(self.dataflow.take_check_changes());
         let now = chrono::Utc::now();
+        self.checks_at = Instant::now();
+        let results = self.checks.results(now.timestamp_micros());
+        self.check_results.send_replace(results.clone());
         let file = ChecksFile {
             epoch: self.checkpoint.epoch,
             updated_at: now,
-            results: self.checks.results(now.timestamp_micros()),
+            results,
         };
         if let Err(e) = file.store(&self.state_dir) {
             tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot write check results");

@@ -58,6 +58,16 @@ impl SourceError {
         }
     }
 
+    /// Whether the failure is one that time may fix: retryable, or retries
+    /// that ran out on a retryable error (the store down for a while). A
+    /// polling loop tries such a pull again at its next poll.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Exhausted { last, .. } => last.is_transient(),
+            other => other.is_retryable(),
+        }
+    }
+
     /// The HTTP status, when the error is one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -83,6 +83,16 @@ impl PgError {
         }
     }
 
+    /// Whether the failure is one that time may fix: retryable, or retries
+    /// that ran out on a retryable error (the server down for a while). A
+    /// polling loop tries such a read again at its next poll.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgError::Exhausted { last, .. } => last.is_transient(),
+            other => other.is_retryable(),
+        }
+    }
+
     /// The SQLSTATE code, when PostgreSQL answered with an error.
     pub fn code(&self) -> Option<&str> {
         match self {
