@@ -76,10 +76,31 @@ need_postgres() {
   export PATH="$bin:$PATH"
 }
 
+# Headless Chromium for the status page's browser test. Idempotent: installs Debian's
+# chromium package only when no Chromium is found.
+need_chromium() {
+  local bin
+  bin="$(command -v chromium || command -v chromium-browser || true)"
+  if [ -z "$bin" ]; then
+    echo "== installing Chromium (for the status page test)"
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "chromium not found: install it (Debian: apt-get install chromium)" >&2
+      exit 1
+    fi
+    bin="$(command -v chromium)"
+  fi
+  export GOVFLOW_CHROMIUM="$bin"
+}
+
 cmd_test() {
   need_rust
   need_python
   need_postgres
+  need_chromium
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
   echo "== cargo clippy (warnings are errors)"

@@ -16,4 +16,5 @@ pub mod schedule;
 pub mod sim;
 pub mod sinks;
 pub mod sources;
+pub mod status;
 pub mod transform;

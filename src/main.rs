@@ -10,6 +10,7 @@ use govflow::checks::{self, ChecksFile};
 use govflow::config::{Config, SlackTarget, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow::status::{ServerOptions, StatusReport, StatusServer, Telemetry};
 use govflow::transform::{DbtCommand, DbtRunner};
 use tracing_subscriber::EnvFilter;
 
@@ -54,12 +55,27 @@ enum Command {
     Query(QueryArgs),
     /// Build the marts with dbt (transformer/), pinned to the warehouse's latest snapshot.
     Dbt(DbtArgs),
+    /// Print the status of a running `govflow run` (from its status server) as tables.
+    Status(StatusArgs),
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
         #[arg(long, short, default_value = "govflow.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The configuration file (its `[status]` address and token).
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
+    /// The status server's base URL, instead of the configuration's `[status] listen`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Print the JSON of `/api/status` instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -141,6 +157,9 @@ struct DemoArgs {
     /// Seed of the simulated store.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Address of the status page (0 as the port picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    status: SocketAddr,
 }
 
 #[derive(Args)]
@@ -219,6 +238,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Query(args) => query(args),
+        Command::Status(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(status(args))
+        }
         Command::Dbt(args) => dbt(args),
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
@@ -228,9 +251,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 once: args.once,
                 full_refresh: args.full_refresh,
                 scheduler: (!args.no_schedule).then(system_clock),
+                telemetry: None,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(run_pipeline(config, options, None))?;
+            let listen = if args.once {
+                None
+            } else {
+                config.status.listen
+            };
+            runtime.block_on(run_pipeline(config, options, None, listen))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -424,12 +453,36 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// Runs the pipeline until Ctrl-C (or `run_for`), printing a status line.
 async fn run_pipeline(
     config: Config,
-    options: RunOptions,
+    mut options: RunOptions,
     run_for: Option<std::time::Duration>,
+    listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
     let once = options.once;
+    let sink = match &config.warehouse {
+        WarehouseConfig::Local { .. } => "local warehouse",
+        WarehouseConfig::BigQuery { .. } => "bigquery",
+    };
+    let telemetry = std::sync::Arc::new(Telemetry::new(
+        Some(config.state.dir.clone()),
+        vec![sink.to_string()],
+    ));
+    options.telemetry = Some(telemetry.clone());
+    let server = match listen {
+        None => None,
+        Some(addr) => {
+            let server_options = ServerOptions {
+                token: config.status.token.clone(),
+                ready_max_lag: config.status.ready_max_lag,
+            };
+            let server = StatusServer::start(addr, telemetry, server_options, stop_rx.clone())
+                .await
+                .with_context(|| format!("status.listen: cannot listen on {addr}"))?;
+            eprintln!("status page: http://{}/", server.addr());
+            Some(server)
+        }
+    };
     let mut pipeline = tokio::spawn(govflow::runtime::run(
         config,
         options,
@@ -470,6 +523,10 @@ async fn run_pipeline(
             }
         }
     };
+    let _ = stop_tx.send(true);
+    if let Some(server) = server {
+        server.join().await;
+    }
     result.context("the pipeline task stopped")??;
     let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
     println!(
@@ -480,6 +537,45 @@ async fn run_pipeline(
         p.dead_letters
     );
     Ok(())
+}
+
+/// `govflow status`: fetches `/api/status` and prints it.
+async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = if args.config.exists() {
+        Config::load(&args.config).map_err(anyhow::Error::new)?
+    } else {
+        Config::default()
+    };
+    let base = match (&args.url, config.status.listen) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => anyhow::bail!(
+            "{}: status.listen is \"off\": pass --url",
+            args.config.display()
+        ),
+    };
+    let mut request = reqwest::Client::new().get(format!("{base}/api/status"));
+    if let Some(token) = &config.status.token {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = request
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("{base}/api/status: is govflow run running?"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("{base}/api/status: HTTP {}", response.status());
+    }
+    let report: StatusReport = response
+        .json()
+        .await
+        .with_context(|| format!("{base}/api/status: not a status report"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", govflow::status::render_table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The wall clock, for the scheduler.
@@ -551,7 +647,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         scheduler: Some(system_clock()),
         ..RunOptions::default()
     };
-    let result = run_pipeline(config, options, args.run_for).await;
+    // A demo must start even where the port is taken: fall back to a free one.
+    let listen = match std::net::TcpListener::bind(args.status) {
+        Ok(probe) => {
+            drop(probe);
+            args.status
+        }
+        Err(_) => SocketAddr::new(args.status.ip(), 0),
+    };
+    let result = run_pipeline(config, options, args.run_for, Some(listen)).await;
     mutator.1.abort();
     if let Ok(server) = std::sync::Arc::try_unwrap(mutator.0) {
         server.shutdown().await;

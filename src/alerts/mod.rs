@@ -355,6 +355,8 @@ pub struct Alerter {
     sink: Option<SlackSink>,
     /// Where the failing keys are kept across restarts (`alerts.json`).
     state_path: Option<PathBuf>,
+    /// Told of every message that goes out (its redacted text).
+    observer: Option<Observer>,
     redactor: Redactor,
     source_failure_threshold: u32,
     inner: Mutex<Inner>,
@@ -387,6 +389,7 @@ impl Alerter {
         Ok(Alerter {
             sink,
             state_path: None,
+            observer: None,
             redactor,
             source_failure_threshold: config.source_failure_threshold.max(1),
             inner: Mutex::new(Inner {
@@ -431,6 +434,13 @@ impl Alerter {
             }
         }
         self.state_path = Some(path);
+        self
+    }
+
+    /// Calls `observer` with the (redacted) text of every message that goes
+    /// out, or is logged when no sink is configured.
+    pub fn with_observer(mut self, observer: impl Fn(&str) + Send + Sync + 'static) -> Alerter {
+        self.observer = Some(Observer(Box::new(observer)));
         self
     }
 
@@ -497,6 +507,7 @@ impl Alerter {
         let Some(sink) = &self.sink else {
             tracing::warn!(alert = %key, recovery, text = %text, "alert (no sink configured)");
             self.save_state();
+            self.observe(&text);
             return Ok(Delivery::Logged);
         };
         if suppressed > 0 {
@@ -513,6 +524,7 @@ impl Alerter {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(alert = %key, recovery, sink = sink.kind(), "alert sent");
                 self.save_state();
+                self.observe(&text);
                 Ok(Delivery::Sent)
             }
             Err(e) => {
@@ -594,6 +606,12 @@ impl Alerter {
         }
     }
 
+    fn observe(&self, text: &str) {
+        if let Some(Observer(observer)) = &self.observer {
+            observer(text);
+        }
+    }
+
     /// Writes the failing keys to the state file, if there is one.
     fn save_state(&self) {
         let Some(path) = &self.state_path else { return };
@@ -611,6 +629,15 @@ impl Alerter {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves consistent maps.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A callback told of each message that goes out.
+struct Observer(Box<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
     }
 }
 

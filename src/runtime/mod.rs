@@ -40,6 +40,7 @@ use crate::sources::bigcommerce::{
 };
 use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
 use crate::sources::postgres::{PgBatch, PgCursors, PgError, PgSource, TablePull};
+use crate::status::Telemetry;
 
 /// How a run behaves.
 #[derive(Clone, Debug)]
@@ -55,6 +56,9 @@ pub struct RunOptions {
     /// Runs the `[schedule]` jobs (full refresh, mart builds) on this clock;
     /// `None` runs none. Ignored with `once`.
     pub scheduler: Option<Arc<dyn Clock>>,
+    /// Where the run reports what it does (status page, metrics); a private
+    /// one when `None`.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Default for RunOptions {
@@ -65,6 +69,7 @@ impl Default for RunOptions {
             once: false,
             full_refresh: false,
             scheduler: None,
+            telemetry: None,
         }
     }
 }
@@ -195,6 +200,8 @@ struct SourceLinks {
     stop: watch::Receiver<bool>,
     /// Full refreshes asked for.
     refresh: RefreshRequests,
+    /// Where reads and pulls are reported.
+    telemetry: Arc<Telemetry>,
 }
 
 impl SourceLinks {
@@ -248,10 +255,18 @@ pub async fn run(
         ))
     })?;
     let checkpoint = Checkpoint::load(&state_dir)?;
+    let telemetry = options.telemetry.clone().unwrap_or_else(|| {
+        Arc::new(Telemetry::new(
+            Some(state_dir.clone()),
+            vec![LOCAL_SINK.to_string()],
+        ))
+    });
+    let observed = telemetry.clone();
     let alerter = Arc::new(
         Alerter::new(&config.alerts, config.secrets())
             .map_err(|e| RunError::Config(format!("alerts: {e}")))?
-            .with_state_file(state_dir.join(ALERTS_FILE)),
+            .with_state_file(state_dir.join(ALERTS_FILE))
+            .with_observer(move |text| observed.alert_sent(text)),
     );
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<SourceEvent>();
@@ -261,11 +276,19 @@ pub async fn run(
         events: events_tx.clone(),
         stop: stop.clone(),
         refresh: RefreshRequests::new(refresh.requests.clone()),
+        telemetry: telemetry.clone(),
     };
 
     let mut sources = Vec::new();
     if let Some(bc) = config.bigcommerce.clone() {
         let source = BigCommerceSource::new(bc.clone())?;
+        telemetry.source_added("bigcommerce", &reconcile::BIGCOMMERCE_TABLES);
+        source.client().observe_latency(
+            telemetry
+                .metrics
+                .source_request_seconds
+                .get_or_create_owned(&crate::status::label("source", "bigcommerce")),
+        );
         sources.push(tokio::spawn(bigcommerce_loop(
             source,
             bc.poll_interval,
@@ -288,6 +311,15 @@ pub async fn run(
             models.push((table.name.clone(), model));
         }
         let source = PgSource::new(name, db.clone())?;
+        let source_name = format!("postgres.{name}");
+        let raw: Vec<Table> = models.iter().map(|(_, m)| m.raw_table()).collect();
+        telemetry.source_added(&source_name, &raw);
+        source.observe_latency(
+            telemetry
+                .metrics
+                .source_request_seconds
+                .get_or_create_owned(&crate::status::label("source", &source_name)),
+        );
         sources.push(tokio::spawn(postgres_loop(
             source,
             models,
@@ -306,6 +338,7 @@ pub async fn run(
     let (checks_tx, checks_rx) = watch::channel(Vec::new());
     let alerts = tokio::spawn(supervisor::report_alerts(
         alerter.clone(),
+        telemetry.clone(),
         events_rx,
         checks_rx,
     ));
@@ -314,6 +347,7 @@ pub async fn run(
             Jobs {
                 config: Arc::new(config.clone()),
                 alerter,
+                telemetry: telemetry.clone(),
                 refresh: refresh.control.clone(),
                 stop: stop.clone(),
             },
@@ -331,9 +365,12 @@ pub async fn run(
             state_dir,
             checkpoint,
             &loop_options,
-            progress,
             checks,
-            checks_tx,
+            Outlets {
+                progress,
+                check_results: checks_tx,
+                telemetry,
+            },
         )?
         .run(rx, tracker)
     });
@@ -351,6 +388,9 @@ pub async fn run(
     let _ = alerts.await;
     result?
 }
+
+/// The name of the local warehouse in the status graph.
+const LOCAL_SINK: &str = "local warehouse";
 
 /// File of the alerts' state in the state directory.
 pub const ALERTS_FILE: &str = "alerts.json";
@@ -382,8 +422,10 @@ async fn bigcommerce_loop(
         links.full_read_starts(NAME, full);
         let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
         let forward_tx = links.tx.clone();
+        let telemetry = links.telemetry.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
+                telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
                 let msg = Msg::Read {
                     dead_letters: json_lines::<DeadLetter>(&b.dead_letters),
                     upserts: b.upserts,
@@ -420,6 +462,20 @@ async fn bigcommerce_loop(
                 }
             }
         };
+        let client = source.client();
+        let quota = client
+            .governor()
+            .quota()
+            .map(|q| (q, client.governor().used()));
+        links.telemetry.pull_ended(
+            NAME,
+            outcome.error(),
+            client
+                .stats()
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            quota,
+        );
         if !report_read(&links, once, NAME, outcome)
             || !next_poll(once, &mut links, poll_interval).await
         {
@@ -434,6 +490,16 @@ enum ReadOutcome {
     Done(Msg),
     /// The read failed (after its own retries).
     Failed { error: RunError, retryable: bool },
+}
+
+impl ReadOutcome {
+    /// The failure's text, if the read failed.
+    fn error(&self) -> Option<String> {
+        match self {
+            ReadOutcome::Done(_) => None,
+            ReadOutcome::Failed { error, .. } => Some(error.to_string()),
+        }
+    }
 }
 
 /// Hands a read's outcome to the epoch loop (and to the alerts); false when
@@ -497,6 +563,8 @@ async fn postgres_loop(
         let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
         let forward_tx = links.tx.clone();
         let forward_models = models.clone();
+        let telemetry = links.telemetry.clone();
+        let forward_name = name.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(batch) = brx.recv().await {
                 let Some((_, model)) = forward_models.iter().find(|(t, _)| *t == batch.table)
@@ -505,6 +573,7 @@ async fn postgres_loop(
                 };
                 let (upserts, mut dead) = pg_upserts(*model, &batch);
                 dead.extend(batch.dead_letters);
+                telemetry.records_read(&forward_name, upserts.len() as u64, dead.len() as u64);
                 let msg = Msg::Read {
                     upserts,
                     dead_letters: json_lines(&dead),
@@ -555,6 +624,9 @@ async fn postgres_loop(
                 }
             }
         };
+        links
+            .telemetry
+            .pull_ended(&name, outcome.error(), source.pages(), None);
         if !report_read(&links, once, &name, outcome)
             || !next_poll(once, &mut links, poll_interval).await
         {
@@ -577,11 +649,23 @@ struct EpochLoop {
     check_results: watch::Sender<Vec<CheckResult>>,
     /// When the check results were last taken.
     checks_at: Instant,
+    /// Where commits are reported.
+    telemetry: Arc<Telemetry>,
 }
 
 /// How often check results are taken again without a commit (freshness
 /// turns stale with time alone).
 const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the epoch loop reports, besides the warehouse and the checkpoint.
+struct Outlets {
+    /// Live figures of the run.
+    progress: ProgressHandle,
+    /// The latest check results, for the alerts.
+    check_results: watch::Sender<Vec<CheckResult>>,
+    /// The status page and metrics.
+    telemetry: Arc<Telemetry>,
+}
 
 impl EpochLoop {
     fn start(
@@ -589,10 +673,14 @@ impl EpochLoop {
         state_dir: PathBuf,
         checkpoint: Checkpoint,
         options: &RunOptions,
-        progress: ProgressHandle,
         checks: Vec<CheckSpec>,
-        check_results: watch::Sender<Vec<CheckResult>>,
+        outlets: Outlets,
     ) -> Result<EpochLoop, RunError> {
+        let Outlets {
+            progress,
+            check_results,
+            telemetry,
+        } = outlets;
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
             &arrow::table_specs(),
@@ -609,7 +697,12 @@ impl EpochLoop {
         let upserts = dataflows::upserts_from_raw(restored);
         let n = upserts.len();
         let started = Instant::now();
-        dataflow.step(upserts)?;
+        let restored = dataflow.step(upserts)?;
+        let rows: std::collections::BTreeMap<Table, i64> = restored
+            .iter()
+            .map(|(table, changes)| (*table, changes.iter().map(|(_, d)| *d as i64).sum()))
+            .collect();
+        telemetry.tables_restored(&rows, warehouse.committed_epoch());
         if n > 0 {
             tracing::info!(
                 upserts = n,
@@ -639,6 +732,7 @@ impl EpochLoop {
             checks: check_state,
             check_results,
             checks_at: Instant::now(),
+            telemetry,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
@@ -723,14 +817,20 @@ impl EpochLoop {
         let n_upserts = upserts.len() as u64;
         let changes: TableChangeSet = self.dataflow.step(upserts)?;
         let mut changed = 0u64;
+        let mut committed = None;
         if !changes.is_empty() {
             let epoch = self.checkpoint.epoch.map_or(1, |e| e + 1);
             let mut batches = Vec::with_capacity(changes.len());
+            let mut deltas = std::collections::BTreeMap::new();
             for (table, rows) in &changes {
                 changed += rows.len() as u64;
+                let delta: i64 = rows.iter().map(|(_, d)| *d as i64).sum();
+                deltas.insert(*table, (delta, rows.len() as u64));
                 batches.push(arrow::table_changes(*table, epoch, rows)?);
             }
+            let flush = Instant::now();
             self.warehouse.commit(epoch, &batches)?;
+            committed = Some((epoch, deltas, flush.elapsed()));
             self.checkpoint.epoch = Some(epoch);
         }
         for update in done {
@@ -747,8 +847,17 @@ impl EpochLoop {
             }
         }
         self.checkpoint.store(&self.state_dir)?;
-        self.update_checks();
         let elapsed = started.elapsed();
+        if let Some((epoch, deltas, flush)) = committed {
+            self.telemetry
+                .epoch_committed(epoch, &deltas, elapsed, flush);
+        }
+        for update in done {
+            let source = update.source();
+            let cursors = self.cursor_texts(update);
+            self.telemetry.pull_committed(&source, cursors);
+        }
+        self.update_checks();
         if let Ok(mut p) = self.progress.lock() {
             p.epoch = self.checkpoint.epoch;
             p.changes += changed;
@@ -773,6 +882,7 @@ impl EpochLoop {
         let now = chrono::Utc::now();
         self.checks_at = Instant::now();
         let results = self.checks.results(now.timestamp_micros());
+        self.telemetry.checks(&results);
         self.check_results.send_replace(results.clone());
         let file = ChecksFile {
             epoch: self.checkpoint.epoch,
@@ -781,6 +891,31 @@ impl EpochLoop {
         };
         if let Err(e) = file.store(&self.state_dir) {
             tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot write check results");
+        }
+    }
+
+    /// The checkpointed cursors of the source of `update`, as text.
+    fn cursor_texts(&self, update: &CursorUpdate) -> std::collections::BTreeMap<String, String> {
+        match update {
+            CursorUpdate::BigCommerce(_) => crate::sources::bigcommerce::Entity::ALL
+                .into_iter()
+                .filter_map(|e| {
+                    let at = self.checkpoint.bigcommerce.get(e)?;
+                    let text = chrono::DateTime::from_timestamp_micros(at)
+                        .map_or(at.to_string(), |t| t.to_rfc3339());
+                    Some((e.name().to_string(), text))
+                })
+                .collect(),
+            CursorUpdate::Postgres { database, .. } => self
+                .checkpoint
+                .postgres
+                .get(database)
+                .map(|c| {
+                    c.0.iter()
+                        .map(|(t, v)| (t.clone(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -11,6 +11,7 @@ use super::refresh::RefreshControl;
 use crate::alerts::{Alert, Alerter, FailedNode};
 use crate::config::{Config, WarehouseConfig};
 use crate::schedule::{Clock, Job, STATE_FILE, Scheduler};
+use crate::status::Telemetry;
 use crate::transform::{DbtCommand, DbtRunReport, DbtRunner};
 
 /// How a source's read ended, for alerting.
@@ -29,6 +30,7 @@ pub(super) enum SourceEvent {
 /// once and its recovery once.
 pub(super) async fn report_alerts(
     alerter: Arc<Alerter>,
+    telemetry: Arc<Telemetry>,
     mut sources: mpsc::UnboundedReceiver<SourceEvent>,
     mut checks: watch::Receiver<Vec<CheckResult>>,
 ) {
@@ -48,6 +50,7 @@ pub(super) async fn report_alerts(
                 report_checks(&alerter, &results).await;
             }
         }
+        telemetry.alerts_failing(alerter.failing_keys());
     }
 }
 
@@ -93,6 +96,8 @@ pub(super) struct Jobs {
     pub config: Arc<Config>,
     /// Where alerts go.
     pub alerter: Arc<Alerter>,
+    /// Where dbt runs and job outcomes are reported.
+    pub telemetry: Arc<Telemetry>,
     /// Asks the sources for full reads.
     pub refresh: RefreshControl,
     /// Turns true when the run stops.
@@ -139,7 +144,7 @@ pub(super) async fn run_schedule(jobs: Jobs, clock: Arc<dyn Clock>) {
 impl Jobs {
     /// Runs one job; its error is what the scheduler records.
     async fn run(mut self, job: Job) -> Result<(), String> {
-        match job {
+        let result = match job {
             Job::Marts => self.dbt_build(false).await,
             Job::FullRefresh => {
                 let result = self.full_refresh().await;
@@ -152,7 +157,10 @@ impl Jobs {
                 let _ = self.alerter.notify(alert).await;
                 result
             }
-        }
+        };
+        self.telemetry.job_finished(job.name(), result.is_ok());
+        self.telemetry.alerts_failing(self.alerter.failing_keys());
+        result
     }
 
     /// Full reads of every source, their deletes committed, then `dbt build --full-refresh`.
@@ -212,6 +220,8 @@ impl Jobs {
             },
         };
         let _ = self.alerter.notify(alert).await;
+        self.telemetry
+            .dbt_finished(command, outcome.as_ref().map_err(String::as_str));
         match outcome {
             Ok(report) if report.success() => Ok(()),
             Ok(report) => Err(format!(

@@ -50,6 +50,8 @@ pub struct Client {
     governor: Governor,
     max_attempts: u32,
     stats: ClientStats,
+    /// Where each request's latency goes, once set.
+    latency: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// First backoff delay; doubles per attempt up to [`MAX_BACKOFF`].
@@ -83,12 +85,19 @@ impl Client {
             governor: Governor::new(config.max_concurrency),
             max_attempts: config.max_attempts,
             stats: ClientStats::default(),
+            latency: std::sync::OnceLock::new(),
         })
     }
 
     /// The client's counters.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
+    }
+
+    /// Records each request's latency (to its response headers) in `histogram`
+    /// from now on; a second call is ignored.
+    pub fn observe_latency(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.latency.set(histogram);
     }
 
     /// The pacing governor (its learnt quota, for status).
@@ -163,6 +172,7 @@ impl Client {
     async fn attempt(&self, url: &Url, request: &str) -> Result<Payload, SourceError> {
         let slot = self.governor.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let sent = self
             .http
             .get(url.clone())
@@ -170,6 +180,9 @@ impl Client {
             .header("Accept", "application/json")
             .send()
             .await;
+        if let Some(latency) = self.latency.get() {
+            latency.observe(started.elapsed().as_secs_f64());
+        }
         let response = match sent {
             Ok(r) => r,
             Err(e) => {

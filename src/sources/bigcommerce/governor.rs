@@ -187,6 +187,13 @@ impl Governor {
         }
     }
 
+    /// Requests counted in the current window (of the quota).
+    pub fn used(&self) -> u32 {
+        let mut s = self.lock();
+        s.prune(Instant::now());
+        u32::try_from(s.done.len()).unwrap_or(u32::MAX)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the counters in a state
         // worse than stale; keep going with them.

@@ -198,6 +198,10 @@ pub struct PgSource {
     spec: ConnectSpec,
     session: Mutex<Option<Arc<Session>>>,
     connections: AtomicU64,
+    /// Query pages sent.
+    pages: AtomicU64,
+    /// Where each page's latency goes, once set.
+    latency: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl std::fmt::Debug for PgSource {
@@ -226,7 +230,20 @@ impl PgSource {
             spec,
             session: Mutex::new(None),
             connections: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            latency: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Query pages sent so far.
+    pub fn pages(&self) -> u64 {
+        self.pages.load(Ordering::Relaxed)
+    }
+
+    /// Records each query page's latency in `histogram` from now on; a second
+    /// call is ignored.
+    pub fn observe_latency(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.latency.set(histogram);
     }
 
     /// The database's config name.
@@ -350,12 +367,17 @@ impl PgSource {
                 let session = self.session().await?;
                 let plan = self.plan(&session, table).await?;
                 let context = || format!("reading table {}", table.name);
+                let started = std::time::Instant::now();
+                self.pages.fetch_add(1, Ordering::Relaxed);
                 let rows = if null_keys_pending {
                     plan.fetch_null_keys(&session.client).await
                 } else {
                     plan.fetch(&session.client, kind, since, after.as_deref())
                         .await
                 };
+                if let Some(latency) = self.latency.get() {
+                    latency.observe(started.elapsed().as_secs_f64());
+                }
                 match rows {
                     Ok(rows) => Ok((plan, rows)),
                     Err(e) => {

@@ -1,0 +1,654 @@
+//! Watching a run: what the old platform's web UI showed (what ran, what
+//! failed, how fresh each table is), served by `govflow run` itself.
+//!
+//! [`Telemetry`] is the one place the runtime reports to (commits, pulls,
+//! checks, dbt runs, scheduled jobs, alerts, notifications); it keeps the
+//! Prometheus [`Metrics`] and the live state that [`Telemetry::report`] turns
+//! into a [`StatusReport`], the JSON of `/api/status`, the page at `/` and the
+//! table of `govflow status` (docs/status.md).
+
+mod html;
+mod metrics;
+mod server;
+mod terminal;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use dataflows::Table;
+use dataflows::checks::{CheckResult, Severity};
+use serde::{Deserialize, Serialize};
+
+pub use self::html::{render_page, render_status};
+pub use self::metrics::{Labels, Metrics, label};
+pub use self::server::{ServerOptions, StatusServer, router};
+pub use self::terminal::render_table;
+use crate::schedule::{STATE_FILE, ScheduleState};
+use crate::transform::DbtRunReport;
+
+/// Most alerts kept for the page.
+const RECENT_ALERTS: usize = 20;
+/// Minutes of notification counts kept.
+const NOTIFICATION_MINUTES: usize = 15;
+
+/// The whole status of a run at one instant (`/api/status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// The last committed epoch.
+    pub epoch: Option<u64>,
+    /// When the last epoch with a change was committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// Sources, models and sinks, for the graph.
+    pub graph: Graph,
+    /// Every table of the warehouse.
+    pub tables: Vec<TableStatus>,
+    /// Every configured source.
+    pub sources: Vec<SourceStatus>,
+    /// The data-quality checks.
+    pub checks: Vec<CheckStatus>,
+    /// The last dbt invocation.
+    pub dbt: Option<DbtStatus>,
+    /// The scheduled jobs.
+    pub schedule: Vec<JobStatus>,
+    /// Alerts.
+    pub alerts: AlertsStatus,
+    /// Restock notification events.
+    pub notifications: NotificationsStatus,
+}
+
+/// The dataflow graph: sources feed raw tables, raw tables feed models, all
+/// tables go to the sinks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    /// Source names.
+    pub sources: Vec<String>,
+    /// Table names (raw first).
+    pub tables: Vec<String>,
+    /// Sink names.
+    pub sinks: Vec<String>,
+    /// Edges `(from, to)` between the names above.
+    pub edges: Vec<(String, String)>,
+}
+
+/// One table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableStatus {
+    /// Its name.
+    pub name: String,
+    /// Rows as committed.
+    pub rows: i64,
+    /// The last epoch that changed it.
+    pub last_epoch: Option<u64>,
+    /// When that epoch was committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// Seconds since the data of its sources was last read and committed
+    /// (the oldest of its sources); `None` before the first pull.
+    pub freshness_lag_seconds: Option<f64>,
+}
+
+/// One source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// `bigcommerce` or `postgres.NAME`.
+    pub name: String,
+    /// The newest change time read, per entity or table.
+    pub cursors: BTreeMap<String, String>,
+    /// When its last pull was committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// Seconds since then.
+    pub lag_seconds: Option<f64>,
+    /// Pulls completed.
+    pub pulls: u64,
+    /// Records read.
+    pub records: u64,
+    /// Requests (HTTP) or query pages sent.
+    pub requests: u64,
+    /// The API quota per window, when the source has one and it is known.
+    pub quota: Option<u32>,
+    /// Requests used of the quota in the current window.
+    pub quota_used: Option<u32>,
+    /// Pulls failed.
+    pub errors: u64,
+    /// Pulls failed in a row, now.
+    pub consecutive_failures: u32,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// Records dead-lettered.
+    pub dead_letters: u64,
+}
+
+/// One check's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// The check.
+    pub name: String,
+    /// Its table.
+    pub table: String,
+    /// `warn` or `error`.
+    pub severity: String,
+    /// Whether it passes.
+    pub passed: bool,
+    /// Failing rows.
+    pub failing: u64,
+    /// Some failing keys.
+    pub sample_keys: Vec<String>,
+}
+
+/// The last dbt invocation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbtStatus {
+    /// e.g. `dbt build --full-refresh`.
+    pub command: String,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Whether every node passed.
+    pub success: bool,
+    /// What failed before any node ran, if it did.
+    pub error: Option<String>,
+    /// Seconds it took.
+    pub elapsed_seconds: f64,
+    /// Per model and test.
+    pub nodes: Vec<DbtNodeStatus>,
+}
+
+/// One node of a dbt run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbtNodeStatus {
+    /// Its name.
+    pub name: String,
+    /// `model`, `test`, `seed`, ...
+    pub kind: String,
+    /// `success`, `pass`, `fail`, `error`, `skipped`, `warn`.
+    pub status: String,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Failing rows (tests).
+    pub failures: Option<u64>,
+}
+
+/// One scheduled job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// `full_refresh` or `marts`.
+    pub job: String,
+    /// The last tick satisfied.
+    pub last_tick: Option<DateTime<Utc>>,
+    /// When it last finished.
+    pub last_finished_at: Option<DateTime<Utc>>,
+    /// `success` or `failure`.
+    pub last_outcome: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Runs.
+    pub runs: u64,
+    /// Failed runs.
+    pub failures: u64,
+}
+
+/// Alerts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertsStatus {
+    /// Messages delivered since start.
+    pub sent: u64,
+    /// Keys failing now.
+    pub failing: Vec<String>,
+    /// The latest messages, newest first.
+    pub recent: Vec<RecentAlert>,
+}
+
+/// One alert message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecentAlert {
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// Its text (redacted).
+    pub text: String,
+}
+
+/// Restock notification events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotificationsStatus {
+    /// Delivered since start.
+    pub delivered: u64,
+    /// Delivered per minute, oldest first, the current minute last.
+    pub per_minute: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct SourceLive {
+    status: SourceStatus,
+    /// Raw tables the source feeds.
+    tables: Vec<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    epoch: Option<u64>,
+    last_commit_at: Option<DateTime<Utc>>,
+    tables: BTreeMap<Table, TableStatus>,
+    sources: BTreeMap<String, SourceLive>,
+    checks: Vec<CheckStatus>,
+    dbt: Option<DbtStatus>,
+    alerts: VecDeque<RecentAlert>,
+    alerts_failing: Vec<String>,
+    alerts_sent: u64,
+    /// (minute start, count), oldest first.
+    notifications: VecDeque<(i64, u64)>,
+    notifications_delivered: u64,
+}
+
+/// What the runtime reports to, shared (`Arc`) by every part of a run.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// The Prometheus metrics.
+    pub metrics: Metrics,
+    live: Mutex<Live>,
+    started_at: DateTime<Utc>,
+    state_dir: Option<PathBuf>,
+    sinks: Vec<String>,
+}
+
+impl Telemetry {
+    /// The telemetry of a run keeping its state in `state_dir` (where the
+    /// scheduler's `schedule.json` is read from); `sinks` name the warehouse(s).
+    pub fn new(state_dir: Option<PathBuf>, sinks: Vec<String>) -> Telemetry {
+        let live = Live {
+            tables: Table::ALL
+                .into_iter()
+                .map(|t| {
+                    (
+                        t,
+                        TableStatus {
+                            name: t.name().to_string(),
+                            ..TableStatus::default()
+                        },
+                    )
+                })
+                .collect(),
+            ..Live::default()
+        };
+        Telemetry {
+            metrics: Metrics::new(),
+            live: Mutex::new(live),
+            started_at: Utc::now(),
+            state_dir,
+            sinks,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A source exists and feeds these raw tables.
+    pub fn source_added(&self, source: &str, tables: &[Table]) {
+        let mut live = self.lock();
+        let entry = live.sources.entry(source.to_string()).or_default();
+        entry.status.name = source.to_string();
+        entry.tables = tables.to_vec();
+    }
+
+    /// Rows restored at start, per table (the committed state).
+    pub fn tables_restored(&self, rows: &BTreeMap<Table, i64>, epoch: Option<u64>) {
+        let mut live = self.lock();
+        live.epoch = epoch;
+        for (table, n) in rows {
+            if let Some(t) = live.tables.get_mut(table) {
+                t.rows = *n;
+                self.metrics
+                    .table_rows
+                    .get_or_create(&label("table", table.name()))
+                    .set(*n);
+            }
+        }
+        if let Some(e) = epoch {
+            self.metrics.epoch.set(i64::try_from(e).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// An epoch was committed: `deltas` are each changed table's row count
+    /// change and `changes` its row changes; `took` the whole commit, `flush`
+    /// the warehouse's part.
+    pub fn epoch_committed(
+        &self,
+        epoch: u64,
+        deltas: &BTreeMap<Table, (i64, u64)>,
+        took: std::time::Duration,
+        flush: std::time::Duration,
+    ) {
+        let now = Utc::now();
+        let mut live = self.lock();
+        live.epoch = Some(epoch);
+        live.last_commit_at = Some(now);
+        for (table, (delta, changes)) in deltas {
+            if let Some(t) = live.tables.get_mut(table) {
+                t.rows += delta;
+                t.last_epoch = Some(epoch);
+                t.last_commit_at = Some(now);
+                let labels = label("table", table.name());
+                self.metrics.table_rows.get_or_create(&labels).set(t.rows);
+                self.metrics.changes.get_or_create(&labels).inc_by(*changes);
+            }
+        }
+        self.metrics.epochs.inc();
+        self.metrics
+            .epoch
+            .set(i64::try_from(epoch).unwrap_or(i64::MAX));
+        self.metrics.epoch_seconds.observe(took.as_secs_f64());
+        self.metrics.flush_seconds.observe(flush.as_secs_f64());
+    }
+
+    /// A source read `records` (and dead-lettered `dead_letters`).
+    pub fn records_read(&self, source: &str, records: u64, dead_letters: u64) {
+        let labels = label("source", source);
+        self.metrics.upserts.get_or_create(&labels).inc_by(records);
+        self.metrics
+            .dead_letters
+            .get_or_create(&labels)
+            .inc_by(dead_letters);
+        let mut live = self.lock();
+        let s = &mut live.sources.entry(source.to_string()).or_default().status;
+        s.name = source.to_string();
+        s.records += records;
+        s.dead_letters += dead_letters;
+    }
+
+    /// A source's pull ended; `requests` is its request count so far and
+    /// `quota` its (quota, used) when known.
+    pub fn pull_ended(
+        &self,
+        source: &str,
+        error: Option<String>,
+        requests: u64,
+        quota: Option<(u32, u32)>,
+    ) {
+        let labels = label("source", source);
+        let mut live = self.lock();
+        let s = &mut live.sources.entry(source.to_string()).or_default().status;
+        s.name = source.to_string();
+        let sent = requests.saturating_sub(s.requests);
+        self.metrics
+            .source_requests
+            .get_or_create(&labels)
+            .inc_by(sent);
+        s.requests = requests.max(s.requests);
+        if let Some((quota, used)) = quota {
+            s.quota = Some(quota);
+            s.quota_used = Some(used);
+        }
+        match error {
+            None => {
+                s.pulls += 1;
+                s.consecutive_failures = 0;
+                self.metrics.pulls.get_or_create(&labels).inc();
+            }
+            Some(e) => {
+                s.errors += 1;
+                s.consecutive_failures += 1;
+                s.last_error = Some(e);
+                self.metrics.pull_errors.get_or_create(&labels).inc();
+            }
+        }
+    }
+
+    /// A source's pull was committed, with its cursors afterwards.
+    pub fn pull_committed(&self, source: &str, cursors: BTreeMap<String, String>) {
+        let mut live = self.lock();
+        let s = &mut live.sources.entry(source.to_string()).or_default().status;
+        s.name = source.to_string();
+        s.last_commit_at = Some(Utc::now());
+        s.cursors = cursors;
+    }
+
+    /// The checks' latest results.
+    pub fn checks(&self, results: &[CheckResult]) {
+        let checks = results
+            .iter()
+            .map(|r| CheckStatus {
+                name: r.spec.name.clone(),
+                table: r.spec.table.name().to_string(),
+                severity: match r.spec.severity {
+                    Severity::Warn => "warn",
+                    Severity::Error => "error",
+                }
+                .to_string(),
+                passed: r.passed(),
+                failing: r.failing,
+                sample_keys: r.samples.iter().map(|(k, _)| k.clone()).collect(),
+            })
+            .collect();
+        self.lock().checks = checks;
+    }
+
+    /// A dbt invocation ended: its report, or the error that kept it from running.
+    pub fn dbt_finished(&self, command: &str, outcome: Result<&DbtRunReport, &str>) {
+        let (success, error, elapsed, nodes) = match outcome {
+            Ok(report) => (
+                report.success(),
+                None,
+                report.elapsed.as_secs_f64(),
+                report
+                    .nodes
+                    .iter()
+                    .map(|n| DbtNodeStatus {
+                        name: n.name.clone(),
+                        kind: n.kind.as_str().to_string(),
+                        status: n.status.as_str().to_string(),
+                        seconds: n.execution_time.as_secs_f64(),
+                        failures: n.failures,
+                    })
+                    .collect(),
+            ),
+            Err(e) => (false, Some(e.to_string()), 0.0, Vec::new()),
+        };
+        let outcome = if success { "success" } else { "failure" };
+        self.metrics
+            .dbt_runs
+            .get_or_create(&vec![
+                ("command".to_string(), command.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+        self.lock().dbt = Some(DbtStatus {
+            command: command.to_string(),
+            finished_at: Utc::now(),
+            success,
+            error,
+            elapsed_seconds: elapsed,
+            nodes,
+        });
+    }
+
+    /// A scheduled job ended.
+    pub fn job_finished(&self, job: &str, ok: bool) {
+        let outcome = if ok { "success" } else { "failure" };
+        self.metrics
+            .job_runs
+            .get_or_create(&vec![
+                ("job".to_string(), job.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// The alert keys failing now.
+    pub fn alerts_failing(&self, failing: Vec<String>) {
+        self.lock().alerts_failing = failing;
+    }
+
+    /// An alert went out (its text already redacted).
+    pub fn alert_sent(&self, text: &str) {
+        self.metrics.alerts.inc();
+        let mut live = self.lock();
+        live.alerts_sent += 1;
+        live.alerts.push_front(RecentAlert {
+            at: Utc::now(),
+            text: text.to_string(),
+        });
+        live.alerts.truncate(RECENT_ALERTS);
+    }
+
+    /// `n` notification events were delivered.
+    pub fn notifications_delivered(&self, n: u64) {
+        self.metrics.notifications.inc_by(n);
+        let minute = Utc::now().timestamp() / 60 * 60;
+        let mut live = self.lock();
+        live.notifications_delivered += n;
+        match live.notifications.back_mut() {
+            Some((m, count)) if *m == minute => *count += n,
+            _ => live.notifications.push_back((minute, n)),
+        }
+        while live.notifications.len() > NOTIFICATION_MINUTES {
+            live.notifications.pop_front();
+        }
+    }
+
+    /// The status now.
+    pub fn report(&self) -> StatusReport {
+        let now = Utc::now();
+        let schedule = self
+            .state_dir
+            .as_ref()
+            .and_then(|dir| ScheduleState::load(&dir.join(STATE_FILE)).ok())
+            .map(|state| jobs(&state))
+            .unwrap_or_default();
+        let live = self.lock();
+        let age = |t: Option<DateTime<Utc>>| {
+            t.map(|t| ((now - t).num_milliseconds() as f64 / 1000.0).max(0.0))
+        };
+        let sources: Vec<SourceStatus> = live
+            .sources
+            .values()
+            .map(|s| SourceStatus {
+                lag_seconds: age(s.status.last_commit_at),
+                ..s.status.clone()
+            })
+            .collect();
+        // A table is as fresh as the oldest of the sources feeding it.
+        let freshness = |table: Table| {
+            let feeding: Vec<&SourceLive> = live
+                .sources
+                .values()
+                .filter(|s| !table.is_raw() || s.tables.contains(&table))
+                .collect();
+            if feeding.is_empty() || feeding.iter().any(|s| s.status.last_commit_at.is_none()) {
+                return None;
+            }
+            age(feeding.iter().filter_map(|s| s.status.last_commit_at).min())
+        };
+        let tables = live
+            .tables
+            .iter()
+            .map(|(table, t)| TableStatus {
+                freshness_lag_seconds: freshness(*table),
+                ..t.clone()
+            })
+            .collect();
+        let minute = now.timestamp() / 60 * 60;
+        let per_minute = (0..NOTIFICATION_MINUTES as i64)
+            .rev()
+            .map(|back| {
+                let m = minute - back * 60;
+                live.notifications
+                    .iter()
+                    .find(|(at, _)| *at == m)
+                    .map_or(0, |(_, n)| *n)
+            })
+            .collect();
+        StatusReport {
+            generated_at: now,
+            started_at: self.started_at,
+            epoch: live.epoch,
+            last_commit_at: live.last_commit_at,
+            graph: self.graph(&live),
+            tables,
+            sources,
+            checks: live.checks.clone(),
+            dbt: live.dbt.clone(),
+            schedule,
+            alerts: AlertsStatus {
+                sent: live.alerts_sent,
+                failing: live.alerts_failing.clone(),
+                recent: live.alerts.iter().cloned().collect(),
+            },
+            notifications: NotificationsStatus {
+                delivered: live.notifications_delivered,
+                per_minute,
+            },
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode_metrics(&self) -> String {
+        self.metrics.encode()
+    }
+
+    fn graph(&self, live: &Live) -> Graph {
+        let mut graph = Graph {
+            sources: live.sources.keys().cloned().collect(),
+            tables: Table::ALL.iter().map(|t| t.name().to_string()).collect(),
+            sinks: self.sinks.clone(),
+            edges: Vec::new(),
+        };
+        for (name, source) in &live.sources {
+            for table in &source.tables {
+                graph.edges.push((name.clone(), table.name().to_string()));
+            }
+        }
+        for table in Table::ALL {
+            for input in model_inputs(table) {
+                graph
+                    .edges
+                    .push((input.name().to_string(), table.name().to_string()));
+            }
+            for sink in &self.sinks {
+                graph.edges.push((table.name().to_string(), sink.clone()));
+            }
+        }
+        graph
+    }
+}
+
+/// The tables each model reads (for the graph; raw tables read sources).
+pub fn model_inputs(table: Table) -> &'static [Table] {
+    use Table::*;
+    match table {
+        DimCustomer => &[RawBcCustomer, RawBcOrder, RawPgPointTransaction],
+        DimProduct | DimSku => &[RawBcProduct, RawBcVariant, RawBcInventory],
+        FctOrder | FctOrderItem => &[RawBcOrder, RawBcOrderItem],
+        FctPointTransaction => &[RawPgPointTransaction],
+        FctQuotation => &[RawPgQuotation, RawBcCustomer],
+        FctOnsaleProductInventory => &[DimSku],
+        Errors => &[
+            RawBcCustomer,
+            RawBcCustomerMetafield,
+            RawBcProduct,
+            RawBcVariant,
+            RawBcOrder,
+            RawPgQuotation,
+        ],
+        _ => &[],
+    }
+}
+
+fn jobs(state: &ScheduleState) -> Vec<JobStatus> {
+    state
+        .jobs
+        .iter()
+        .map(|(name, s)| JobStatus {
+            job: name.clone(),
+            last_tick: Some(s.last_tick),
+            last_finished_at: s.last_finished_at,
+            last_outcome: s.last_outcome.map(|o| format!("{o:?}").to_lowercase()),
+            last_error: s.last_error.clone(),
+            runs: s.runs,
+            failures: s.failures,
+        })
+        .collect()
+}
