@@ -469,6 +469,10 @@ async fn run_pipeline(
         vec![sink.to_string()],
     ));
     options.telemetry = Some(telemetry.clone());
+    let progress_bars = tokio::spawn(govflow::status::show_progress(
+        telemetry.clone(),
+        stop_rx.clone(),
+    ));
     let server = match listen {
         None => None,
         Some(addr) => {
@@ -524,6 +528,7 @@ async fn run_pipeline(
         }
     };
     let _ = stop_tx.send(true);
+    let _ = progress_bars.await;
     if let Some(server) = server {
         server.join().await;
     }

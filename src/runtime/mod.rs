@@ -36,7 +36,7 @@ use crate::schedule::Clock;
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
-    Batch, BigCommerceSource, DeadLetter, PullMode, PullReport, SourceError,
+    Batch, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport, SourceError,
 };
 use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
 use crate::sources::postgres::{PgBatch, PgCursors, PgError, PgSource, TablePull};
@@ -420,12 +420,17 @@ async fn bigcommerce_loop(
             PullMode::Incremental
         };
         links.full_read_starts(NAME, full);
+        let backfill = Entity::ALL.into_iter().all(|e| cursors.get(e).is_none());
+        let tracked = progress_kind(full, backfill).inspect(|kind| {
+            links.telemetry.read_started(NAME, kind);
+        });
         let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
         let forward_tx = links.tx.clone();
         let telemetry = links.telemetry.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
                 telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
+                telemetry.page_read(NAME, b.entity.name(), b.upserts.len() as u64, None);
                 let msg = Msg::Read {
                     dead_letters: json_lines::<DeadLetter>(&b.dead_letters),
                     upserts: b.upserts,
@@ -462,6 +467,9 @@ async fn bigcommerce_loop(
                 }
             }
         };
+        if tracked.is_some() {
+            links.telemetry.read_ended(NAME);
+        }
         let client = source.client();
         let quota = client
             .governor()
@@ -481,6 +489,16 @@ async fn bigcommerce_loop(
         {
             break;
         }
+    }
+}
+
+/// What a pull shows progress as: a full refresh, or the first read of a
+/// source (a backfill); `None` for an incremental poll.
+fn progress_kind(full: Option<u64>, backfill: bool) -> Option<&'static str> {
+    match (full, backfill) {
+        (Some(_), _) => Some("full refresh"),
+        (None, true) => Some("backfill"),
+        (None, false) => None,
     }
 }
 
@@ -560,6 +578,9 @@ async fn postgres_loop(
     loop {
         let full = links.refresh.take();
         links.full_read_starts(&name, full);
+        let tracked = progress_kind(full, cursors.0.is_empty()).inspect(|kind| {
+            links.telemetry.read_started(&name, kind);
+        });
         let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
         let forward_tx = links.tx.clone();
         let forward_models = models.clone();
@@ -574,6 +595,7 @@ async fn postgres_loop(
                 let (upserts, mut dead) = pg_upserts(*model, &batch);
                 dead.extend(batch.dead_letters);
                 telemetry.records_read(&forward_name, upserts.len() as u64, dead.len() as u64);
+                telemetry.page_read(&forward_name, &batch.table, upserts.len() as u64, None);
                 let msg = Msg::Read {
                     upserts,
                     dead_letters: json_lines(&dead),
@@ -624,6 +646,9 @@ async fn postgres_loop(
                 }
             }
         };
+        if tracked.is_some() {
+            links.telemetry.read_ended(&name);
+        }
         links
             .telemetry
             .pull_ended(&name, outcome.error(), source.pages(), None);

@@ -95,6 +95,22 @@ pub fn render_status(r: &StatusReport) -> String {
     h.push_str("<h2>Dataflow</h2>");
     h.push_str(&graph_svg(&r.graph, &rows));
 
+    if !r.reads.is_empty() {
+        h.push_str("<h2>Full reads in progress</h2><table id=\"reads\"><tr><th>source</th><th>read</th><th>entity</th><th>progress</th></tr>");
+        for read in &r.reads {
+            for e in &read.entities {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&read.source),
+                    esc(&read.kind),
+                    esc(&e.name),
+                    esc(&super::progress::plain_line(e, read.elapsed_seconds))
+                );
+            }
+        }
+        h.push_str("</table>");
+    }
     h.push_str("<div class=\"grid\"><div><h2>Tables</h2><table id=\"tables\"><tr><th>table</th><th>rows</th><th>last epoch</th><th>last commit</th><th>freshness lag</th></tr>");
     for t in &r.tables {
         let _ = write!(

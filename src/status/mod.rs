@@ -9,6 +9,7 @@
 
 mod html;
 mod metrics;
+mod progress;
 mod server;
 mod terminal;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::html::{render_page, render_status};
 pub use self::metrics::{Labels, Metrics, label};
+pub use self::progress::show_progress;
 pub use self::server::{ServerOptions, StatusServer, router};
 pub use self::terminal::render_table;
 use crate::schedule::{STATE_FILE, ScheduleState};
@@ -60,6 +62,34 @@ pub struct StatusReport {
     pub alerts: AlertsStatus,
     /// Restock notification events.
     pub notifications: NotificationsStatus,
+    /// Full reads (full refresh, first backfill) in progress.
+    pub reads: Vec<ReadProgress>,
+}
+
+/// A full read in progress: one source, entity by entity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadProgress {
+    /// The source.
+    pub source: String,
+    /// `full refresh` or `backfill`.
+    pub kind: String,
+    /// Seconds since it started.
+    pub elapsed_seconds: f64,
+    /// Per entity (or table).
+    pub entities: Vec<EntityProgress>,
+}
+
+/// One entity's (or table's) part of a full read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntityProgress {
+    /// The entity or table.
+    pub name: String,
+    /// Pages read.
+    pub pages: u64,
+    /// Pages announced by the API, when it tells.
+    pub expected_pages: Option<u64>,
+    /// Records read.
+    pub records: u64,
 }
 
 /// The dataflow graph: sources feed raw tables, raw tables feed models, all
@@ -227,8 +257,16 @@ struct SourceLive {
     tables: Vec<Table>,
 }
 
+#[derive(Debug)]
+struct ReadLive {
+    kind: String,
+    started: std::time::Instant,
+    entities: BTreeMap<String, EntityProgress>,
+}
+
 #[derive(Debug, Default)]
 struct Live {
+    reads: BTreeMap<String, ReadLive>,
     epoch: Option<u64>,
     last_commit_at: Option<DateTime<Utc>>,
     tables: BTreeMap<Table, TableStatus>,
@@ -357,6 +395,57 @@ impl Telemetry {
         s.name = source.to_string();
         s.records += records;
         s.dead_letters += dead_letters;
+    }
+
+    /// A full read (`kind`: `full refresh` or `backfill`) of `source` starts.
+    pub fn read_started(&self, source: &str, kind: &str) {
+        self.lock().reads.insert(
+            source.to_string(),
+            ReadLive {
+                kind: kind.to_string(),
+                started: std::time::Instant::now(),
+                entities: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// A page of `entity` was read during a full read of `source`.
+    pub fn page_read(&self, source: &str, entity: &str, records: u64, expected_pages: Option<u64>) {
+        let mut live = self.lock();
+        let Some(read) = live.reads.get_mut(source) else {
+            return;
+        };
+        let e = read
+            .entities
+            .entry(entity.to_string())
+            .or_insert_with(|| EntityProgress {
+                name: entity.to_string(),
+                ..EntityProgress::default()
+            });
+        e.pages += 1;
+        e.records += records;
+        if expected_pages.is_some() {
+            e.expected_pages = expected_pages;
+        }
+    }
+
+    /// The full read of `source` ended (or failed).
+    pub fn read_ended(&self, source: &str) {
+        self.lock().reads.remove(source);
+    }
+
+    /// The full reads in progress.
+    pub fn reads(&self) -> Vec<ReadProgress> {
+        self.lock()
+            .reads
+            .iter()
+            .map(|(source, r)| ReadProgress {
+                source: source.clone(),
+                kind: r.kind.clone(),
+                elapsed_seconds: r.started.elapsed().as_secs_f64(),
+                entities: r.entities.values().cloned().collect(),
+            })
+            .collect()
     }
 
     /// A source's pull ended; `requests` is its request count so far and
@@ -512,6 +601,7 @@ impl Telemetry {
     /// The status now.
     pub fn report(&self) -> StatusReport {
         let now = Utc::now();
+        let reads = self.reads();
         let schedule = self
             .state_dir
             .as_ref()
@@ -581,6 +671,7 @@ impl Telemetry {
                 delivered: live.notifications_delivered,
                 per_minute,
             },
+            reads,
         }
     }
 
