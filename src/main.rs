@@ -79,7 +79,20 @@ struct StatusArgs {
 }
 
 #[derive(Args)]
+#[command(disable_help_flag = true)]
 struct RunArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Processes of a cluster run (with -p and -h; timely's communication).
+    #[arg(short = 'n', long, default_value_t = 1)]
+    processes: usize,
+    /// This process's index in the cluster; process 0 reads the sources and commits.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    process: usize,
+    /// The cluster's host file: one host:port per process, in process order.
+    #[arg(short = 'h', long)]
+    hostfile: Option<PathBuf>,
     /// The configuration file.
     #[arg(long, short, default_value = "govflow.toml")]
     config: PathBuf,
@@ -245,16 +258,26 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dbt(args) => dbt(args),
         Command::Run(args) => {
             let config = Config::load(&args.config).map_err(anyhow::Error::new)?;
+            let cluster = match (&args.hostfile, args.processes) {
+                (None, 1) => None,
+                (None, _) => anyhow::bail!("-n {} needs a host file (-h)", args.processes),
+                (Some(path), n) => Some(
+                    govflow::runtime::dataflow::Cluster::from_hostfile(path, n, args.process)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+            };
+            let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
             let options = RunOptions {
                 workers: args.workers,
                 flush_interval: args.flush_interval,
                 once: args.once,
                 full_refresh: args.full_refresh,
-                scheduler: (!args.no_schedule).then(system_clock),
+                scheduler: (!args.no_schedule && leader).then(system_clock),
                 telemetry: None,
+                cluster,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let listen = if args.once {
+            let listen = if args.once || !leader {
                 None
             } else {
                 config.status.listen

@@ -267,6 +267,19 @@ impl<'s> Outputs<'s> {
     /// As [`Outputs::capture`], and maintains the rows of `checks` (see
     /// [`checks::render`]) into [`Captured::checks`].
     pub fn capture_with_checks(&self, checks: &[checks::CheckSpec]) -> Captured {
+        self.capture_on(checks, None)
+    }
+
+    /// As [`Outputs::capture_with_checks`], with every change and check row
+    /// captured by the first `collectors` workers only (when given): in a
+    /// cluster, the workers of the process that commits (timely numbers the
+    /// workers of process `p` from `p × threads`). The other workers' buffers
+    /// stay empty.
+    pub fn capture_on(&self, checks: &[checks::CheckSpec], collectors: Option<usize>) -> Captured {
+        // Timely sends a record to worker `route % peers`: a route below
+        // `collectors` (at most the number of peers) picks one of them.
+        let collectors = collectors.map(|c| c.max(1) as u64);
+        let route = move |hash: u64| collectors.map_or(hash, |c| hash % c);
         let changes = ChangeBuffer::new();
         let check_changes = ChangeBuffer::new();
         let probe = ProbeHandle::new();
@@ -276,6 +289,7 @@ impl<'s> Outputs<'s> {
             let buffer = check_changes.clone();
             checks::render(&all, checks)
                 .inner
+                .exchange(move |update: &(checks::CheckRow, Epoch, Diff)| route(update.0.hashed()))
                 .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
                     Pipeline,
                     "CaptureChecks",
@@ -288,7 +302,9 @@ impl<'s> Outputs<'s> {
         // The capture operator takes the updates by move; its (empty) output
         // passes an epoch only once it has consumed everything before it.
         all.inner
-            .exchange(|(row, _, _): &(TableRow, Epoch, Diff)| (row.table_id(), row.key()).hashed())
+            .exchange(move |(row, _, _): &(TableRow, Epoch, Diff)| {
+                route((row.table_id(), row.key()).hashed())
+            })
             .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
                 Pipeline,
                 "Capture",

@@ -38,6 +38,59 @@ pub enum DataflowError {
     },
 }
 
+/// The processes of a cluster run (timely's own communication).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// This process's index; process 0 reads the sources and commits.
+    pub process: usize,
+    /// `host:port` of every process, in process order.
+    pub addresses: Vec<String>,
+}
+
+impl Cluster {
+    /// Reads a host file: one `host:port` per process, in process order
+    /// (blank lines and `#` comments skipped); `processes` must match it.
+    pub fn from_hostfile(
+        path: &std::path::Path,
+        processes: usize,
+        process: usize,
+    ) -> Result<Cluster, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let addresses: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        for (i, a) in addresses.iter().enumerate() {
+            if a.rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                return Err(format!(
+                    "{}: line {}: {a:?} is not host:port",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+        if addresses.len() != processes {
+            return Err(format!(
+                "{}: {} addresses for -n {processes} processes",
+                path.display(),
+                addresses.len()
+            ));
+        }
+        if process >= processes {
+            return Err(format!(
+                "-p {process}: processes are numbered 0 to {}",
+                processes - 1
+            ));
+        }
+        Ok(Cluster { process, addresses })
+    }
+}
+
 /// Longest a worker sleeps between checks when it has nothing to do; a
 /// message from another worker wakes it sooner.
 const PARK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -73,6 +126,42 @@ impl Dataflow {
         workers: usize,
         checks: Vec<CheckSpec>,
     ) -> Result<Dataflow, DataflowError> {
+        Self::start_on(workers, None, checks)
+    }
+
+    /// Runs a process of a cluster other than process 0: its `workers`
+    /// threads hold their share of the state and compute, with no input of
+    /// their own (process 0 feeds every key; the models exchange them) and no
+    /// output (changes go to process 0's workers). Blocks until process 0
+    /// closes the dataflow.
+    pub fn follow(
+        workers: usize,
+        cluster: &Cluster,
+        checks: Vec<CheckSpec>,
+    ) -> Result<(), DataflowError> {
+        let workers = workers.max(1);
+        let config = cluster_config(workers, cluster);
+        let guards = timely::execute(config, move |worker| {
+            let mut input = UpsertInput::new();
+            let _captured = worker.dataflow(|scope| {
+                dataflows::build(scope, &mut input).capture_on(&checks, Some(workers))
+            });
+            input.close();
+            while worker.step_or_park(Some(PARK)) {}
+        })
+        .map_err(|detail| DataflowError::Start { workers, detail })?;
+        let _ = guards.join();
+        Ok(())
+    }
+
+    /// As [`Dataflow::start_with_checks`]; with `cluster` (process 0 of it),
+    /// the other processes' workers join the computation and every change is
+    /// captured here.
+    pub fn start_on(
+        workers: usize,
+        cluster: Option<&Cluster>,
+        checks: Vec<CheckSpec>,
+    ) -> Result<Dataflow, DataflowError> {
         let workers = workers.max(1);
         let mut commands = Vec::with_capacity(workers);
         let mut inboxes = Vec::with_capacity(workers);
@@ -84,14 +173,18 @@ impl Dataflow {
         let inboxes = Arc::new(inboxes);
         let (result_tx, results) = channel();
         let result_tx = Mutex::new(result_tx);
-        let config = TimelyConfig {
-            communication: if workers == 1 {
-                CommunicationConfig::Thread
-            } else {
-                CommunicationConfig::Process(workers)
+        let config = match cluster {
+            Some(cluster) => cluster_config(workers, cluster),
+            None => TimelyConfig {
+                communication: if workers == 1 {
+                    CommunicationConfig::Thread
+                } else {
+                    CommunicationConfig::Process(workers)
+                },
+                worker: WorkerConfig::default(),
             },
-            worker: WorkerConfig::default(),
         };
+        let collectors = cluster.map(|_| workers);
         let guards = timely::execute(config, move |worker| {
             let index = worker.index();
             let inbox = inboxes.get(index).and_then(|m| m.lock().ok()?.take());
@@ -101,8 +194,9 @@ impl Dataflow {
                 Err(_) => return,
             };
             let mut input = UpsertInput::new();
-            let captured = worker
-                .dataflow(|scope| dataflows::build(scope, &mut input).capture_with_checks(&checks));
+            let captured = worker.dataflow(|scope| {
+                dataflows::build(scope, &mut input).capture_on(&checks, collectors)
+            });
             while let Ok(Command::Epoch(epoch, upserts)) = inbox.recv() {
                 input.advance_to(epoch);
                 input.send_all(upserts);
@@ -173,6 +267,20 @@ impl Dataflow {
             }
         }
         Ok(changes)
+    }
+}
+
+/// Timely's configuration of one process of `cluster`.
+fn cluster_config(workers: usize, cluster: &Cluster) -> TimelyConfig {
+    TimelyConfig {
+        communication: CommunicationConfig::Cluster {
+            threads: workers,
+            process: cluster.process,
+            addresses: cluster.addresses.clone(),
+            report: false,
+            zerocopy: false,
+        },
+        worker: WorkerConfig::default(),
     }
 }
 

@@ -26,7 +26,7 @@ use dataflows::records::Upsert;
 use tokio::sync::{mpsc, watch};
 
 use self::checkpoint::{Checkpoint, CheckpointError};
-use self::dataflow::{Dataflow, DataflowError, TableChangeSet};
+use self::dataflow::{Cluster, Dataflow, DataflowError, TableChangeSet};
 use self::refresh::{Finished, RefreshChannels, RefreshRequests, RefreshTracker};
 use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// Where the run reports what it does (status page, metrics); a private
     /// one when `None`.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Run as one process of a cluster (timely's communication): process 0
+    /// reads the sources and commits; the others only compute.
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +73,7 @@ impl Default for RunOptions {
             full_refresh: false,
             scheduler: None,
             telemetry: None,
+            cluster: None,
         }
     }
 }
@@ -241,6 +245,20 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     progress: ProgressHandle,
 ) -> Result<(), RunError> {
+    if let Some(cluster) = options.cluster.clone().filter(|c| c.process != 0) {
+        // A computing process: no source, no warehouse, no state of its own.
+        tracing::info!(
+            process = cluster.process,
+            processes = cluster.addresses.len(),
+            "joining the cluster"
+        );
+        let checks = config.checks.clone();
+        let workers = options.workers;
+        return tokio::task::spawn_blocking(move || Dataflow::follow(workers, &cluster, checks))
+            .await
+            .map_err(|e| RunError::Config(format!("the dataflow stopped: {e}")))?
+            .map_err(RunError::from);
+    }
     let WarehouseConfig::Local { dir: warehouse_dir } = &config.warehouse else {
         return Err(RunError::Config(
             "warehouse.kind = \"bigquery\" is not supported by this build yet; use \"local\""
@@ -711,7 +729,8 @@ impl EpochLoop {
             &arrow::table_specs(),
             WarehouseOptions::default(),
         )?;
-        let mut dataflow = Dataflow::start_with_checks(options.workers, checks.clone())?;
+        let mut dataflow =
+            Dataflow::start_on(options.workers, options.cluster.as_ref(), checks.clone())?;
         // Rebuild the input state from what is committed; its output is already published.
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
