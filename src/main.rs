@@ -290,9 +290,16 @@ fn validate(path: &std::path::Path) -> ExitCode {
             }
             match &config.warehouse {
                 WarehouseConfig::Local { dir } => println!("  warehouse: local, {}", dir.display()),
-                WarehouseConfig::BigQuery { project, dataset } => {
-                    println!("  warehouse: bigquery, {project}.{dataset}")
-                }
+                WarehouseConfig::BigQuery(bq) => println!(
+                    "  warehouse: bigquery, {}.{} ({}), via gs://{}/{}, flush every {}; local copy {}",
+                    bq.project,
+                    bq.dataset,
+                    bq.location,
+                    bq.bucket,
+                    bq.prefix,
+                    humantime::format_duration(bq.flush_interval),
+                    bq.local_dir.display()
+                ),
             }
             println!("  state: {}", config.state.dir.display());
             println!("  checks: {}", config.checks.len());

@@ -30,6 +30,7 @@ use self::reconcile::Seen;
 use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
 use crate::sinks::arrow::{self, ArrowConvError};
+use crate::sinks::bigquery::{self, BigQueryError, SpoolWriter};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, PullMode, PullReport, SourceError,
@@ -85,6 +86,9 @@ pub enum RunError {
     /// The checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The BigQuery sink failed (the epochs stay spooled for a replay).
+    #[error(transparent)]
+    BigQuery(#[from] BigQueryError),
 }
 
 /// Live figures of a run, for status lines and tests.
@@ -153,13 +157,16 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     progress: ProgressHandle,
 ) -> Result<(), RunError> {
-    let WarehouseConfig::Local { dir: warehouse_dir } = &config.warehouse else {
-        return Err(RunError::Config(
-            "warehouse.kind = \"bigquery\" is not supported by this build yet; use \"local\""
-                .into(),
-        ));
-    };
     let state_dir = config.state.dir.clone();
+    // With BigQuery, the local warehouse stays the source of truth for restarts.
+    let (warehouse_dir, bigquery) = match &config.warehouse {
+        WarehouseConfig::Local { dir } => (dir, None),
+        WarehouseConfig::BigQuery(bq) => (
+            &bq.local_dir,
+            Some(bigquery::start(bq, &state_dir, &arrow::table_specs())?),
+        ),
+    };
+    let (spool_writer, flush_task) = bigquery.unzip();
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         RunError::Config(format!(
             "state.dir {}: cannot create: {e}",
@@ -227,15 +234,24 @@ pub async fn run(
             &loop_options,
             progress,
             checks,
+            spool_writer,
         )?
         .run(rx, full_reads)
     });
     for source in sources {
         let _ = source.await;
     }
-    epoch_loop
+    let result = epoch_loop
         .await
-        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?;
+    if let Some(task) = flush_task {
+        // `--once` flushes every committed epoch to BigQuery before it returns.
+        let flushed = task.finish(options.once && result.is_ok()).await;
+        result?;
+        flushed?;
+        return Ok(());
+    }
+    result
 }
 
 /// Dead letters as JSON lines, for `dead_letters.jsonl`.
@@ -435,6 +451,8 @@ struct EpochLoop {
     progress: ProgressHandle,
     dead_letters: PathBuf,
     checks: CheckState,
+    /// The BigQuery sink's spool, when the warehouse is BigQuery.
+    bigquery: Option<SpoolWriter>,
 }
 
 impl EpochLoop {
@@ -445,6 +463,7 @@ impl EpochLoop {
         options: &RunOptions,
         progress: ProgressHandle,
         checks: Vec<CheckSpec>,
+        mut bigquery: Option<SpoolWriter>,
     ) -> Result<EpochLoop, RunError> {
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
@@ -477,6 +496,9 @@ impl EpochLoop {
         // A crash between a warehouse commit and its checkpoint leaves older
         // cursors: harmless, the next pull reads a little more again.
         checkpoint.epoch = checkpoint.epoch.max(warehouse.committed_epoch());
+        if let Some(spool) = bigquery.as_mut() {
+            spool.open(warehouse.committed_epoch())?;
+        }
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
@@ -490,6 +512,7 @@ impl EpochLoop {
             progress,
             dead_letters,
             checks: check_state,
+            bigquery,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
@@ -561,6 +584,9 @@ impl EpochLoop {
     /// Steps the dataflow over `upserts`, publishes the changes, then
     /// checkpoints the cursors of the pulls in `done`.
     fn commit(&mut self, upserts: Vec<Upsert>, done: &[CursorUpdate]) -> Result<(), RunError> {
+        if let Some(bq) = &self.bigquery {
+            bq.check()?;
+        }
         if upserts.is_empty() && done.is_empty() {
             return Ok(());
         }
@@ -575,7 +601,13 @@ impl EpochLoop {
                 changed += rows.len() as u64;
                 batches.push(arrow::table_changes(*table, epoch, rows)?);
             }
+            if let Some(bq) = &self.bigquery {
+                bq.write(epoch, &batches)?;
+            }
             self.warehouse.commit(epoch, &batches)?;
+            if let Some(bq) = &self.bigquery {
+                bq.committed(epoch);
+            }
             self.checkpoint.epoch = Some(epoch);
         }
         for update in done {
