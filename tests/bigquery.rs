@@ -481,3 +481,80 @@ fn the_transformer_parses_with_the_bigquery_profile_over_the_sink_dataset() {
         assert_eq!(mart["schema"], "marts", "{}", mart["name"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
+    let emulators = Emulators::start().await;
+    let options = store(61, 100, 20, 100);
+    let sim = start_sim(options.clone()).await;
+    // An older dim_customer: without point_balance, with a column govflow no longer writes.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bq = emulators.config("govflow_evolve", &state);
+    let client = Client::new(&bq).unwrap();
+    client.ensure_dataset(&bq.dataset).await.unwrap();
+    let spec = arrow::table_spec(Table::DimCustomer);
+    let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
+    fields.retain(|f| f["name"] != "point_balance");
+    fields.push(serde_json::json!({"name": "legacy_note", "type": "STRING", "mode": "NULLABLE"}));
+    let resource = serde_json::json!({
+        "tableReference": {"projectId": bq.project, "datasetId": bq.dataset, "tableId": "dim_customer"},
+        "schema": {"fields": fields},
+    });
+    client
+        .insert_table(&bq.dataset, "dim_customer", resource)
+        .await
+        .unwrap();
+    run_once(&config(&sim, &options, bq.clone(), dir.path()), false)
+        .await
+        .unwrap();
+    let table = client
+        .get_table(&bq.dataset, "dim_customer")
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = table["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"point_balance") && names.contains(&"legacy_note"),
+        "{names:?}"
+    );
+    assert_bigquery_equals_local(&bq, &state).await;
+
+    // fct_order.status as INTEGER: an incompatible change, refused with the table and column named.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bq = emulators.config("govflow_incompatible", &state);
+    client.ensure_dataset(&bq.dataset).await.unwrap();
+    let spec = arrow::table_spec(Table::FctOrder);
+    let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
+    for f in fields.iter_mut().filter(|f| f["name"] == "status") {
+        f["type"] = serde_json::json!("INTEGER");
+    }
+    let resource = serde_json::json!({
+        "tableReference": {"projectId": bq.project, "datasetId": bq.dataset, "tableId": "fct_order"},
+        "schema": {"fields": fields},
+    });
+    client
+        .insert_table(&bq.dataset, "fct_order", resource)
+        .await
+        .unwrap();
+    let error = run_once(&config(&sim, &options, bq.clone(), dir.path()), false)
+        .await
+        .expect_err("an incompatible column type");
+    let text = error.to_string();
+    assert!(
+        matches!(&error, RunError::BigQuery(e) if !e.is_retryable()),
+        "{text}"
+    );
+    assert!(
+        text.contains("table fct_order, epochs 1..=1") && text.contains("column status is INTEGER"),
+        "{text}"
+    );
+    assert!(spooled_files(&state) > 0, "the epochs stay spooled");
+    sim.shutdown().await;
+}

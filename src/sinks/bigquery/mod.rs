@@ -202,7 +202,12 @@ async fn flusher_loop(
                     .map_err(fail)
                     .map(|_| flusher.stats());
             }
-            match flusher.round(upto, false).await {
+            // A stop does not wait for a round: an interrupted flush is replayed at the next start.
+            let round = tokio::select! {
+                r = flusher.round(upto, false) => r,
+                _ = finish.wait_for(|f| *f == Some(false)) => return Ok(flusher.stats()),
+            };
+            match round {
                 Ok(report) => {
                     if report.stats.rows > 0 || !report.pending.is_empty() {
                         tracing::debug!(
@@ -221,9 +226,12 @@ async fn flusher_loop(
         } else {
             config.flush_interval.min(Duration::from_secs(30))
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = finish.changed() => {}
+        // A finish that arrived during the round is handled at once.
+        if finish.borrow_and_update().is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = finish.changed() => {}
+            }
         }
     }
 }
