@@ -558,3 +558,110 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     assert!(spooled_files(&state) > 0, "the epochs stay spooled");
     sim.shutdown().await;
 }
+
+/// A `govflow run` of `config` as a child process, quiet.
+fn govflow_process(config: &Path, token: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
+    cmd.args(["--log", "warn", "run", "--config"])
+        .arg(config)
+        .args(args)
+        .env("TEST_BC_TOKEN", token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
+    use rand::{Rng, SeedableRng};
+    let emulators = Emulators::start().await;
+    let options = store(67, 300, 60, 400);
+    let sim = start_sim(options.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bq = emulators.config("govflow_kill", &state);
+    let path = dir.path().join("govflow.toml");
+    let text = format!(
+        "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = \"${{TEST_BC_TOKEN}}\"\npoll_interval = \"200ms\"\npage_size = 50\n\n\
+         [warehouse]\nkind = \"bigquery\"\nproject = {:?}\ndataset = {:?}\nbucket = {:?}\naccess_token = \"emulator\"\n\
+         api_endpoint = {:?}\nstorage_endpoint = {:?}\nflush_interval = \"300ms\"\nmin_table_interval = \"0s\"\n\
+         parallel_tables = 1\nretry_backoff = \"100ms\"\nmax_attempts = 4\n\n[state]\ndir = {:?}\n",
+        sim.base_url(),
+        options.store_hash,
+        bq.project,
+        bq.dataset,
+        bq.bucket,
+        bq.api_endpoint.as_str(),
+        bq.storage_endpoint.as_str(),
+        state.display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let kinds: Vec<String> = govflow::sim::MUTATION_KINDS
+        .iter()
+        .filter(|k| !k.ends_with("_delete"))
+        .map(|k| k.to_string())
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut in_flight = 0;
+    for round in 0..6 {
+        let mut child =
+            govflow_process(&path, &options.access_token, &["--flush-interval", "50ms"])
+                .spawn()
+                .unwrap();
+        if round == 0 {
+            let started = Instant::now();
+            while !state.join("bigquery/flush_state.json").exists() || spooled_files(&state) > 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(180),
+                    "no first flush"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        for _ in 0..3 {
+            sim.mutate(MutateRequest {
+                count: 40,
+                kinds: Some(kinds.clone()),
+            })
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
+        }
+        child.kill().unwrap(); // SIGKILL, wherever it is: spooling, committing, loading, merging
+        child.wait().unwrap();
+        let flush_state =
+            std::fs::read_to_string(state.join("bigquery/flush_state.json")).unwrap_or_default();
+        if flush_state.contains("\"inflight\": ") && !flush_state.contains("\"inflight\": null") {
+            in_flight += 1;
+        }
+    }
+    // Restart with the store quiet: `--once` flushes everything committed.
+    let status = govflow_process(&path, &options.access_token, &["--once"])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "govflow run --once failed: {status}\n{}",
+        emulators.bq_log()
+    );
+    assert_eq!(spooled_files(&state), 0);
+    let rows = assert_bigquery_equals_local(&bq, &state).await;
+    assert!(rows > 1000, "{rows} rows");
+    // And the local warehouse equals a fresh full refresh of the store.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut local = Config {
+        bigcommerce: Some(config_for(&sim, &options)),
+        ..Config::default()
+    };
+    local.warehouse = WarehouseConfig::Local {
+        dir: fresh.path().join("warehouse"),
+    };
+    local.state = StateConfig {
+        dir: fresh.path().join("state"),
+    };
+    run_once(&local, true).await.unwrap();
+    assert_same_warehouses(&tables(&state), &tables(fresh.path()));
+    // Kills fell while a flush was in flight (seen in the flush state), not only between flushes.
+    assert!(in_flight >= 1, "no kill fell during a flush");
+    eprintln!("kills during a flush in flight: {in_flight} of 6");
+    sim.shutdown().await;
+}
