@@ -665,3 +665,32 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
     eprintln!("kills during a flush in flight: {in_flight} of 6");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried_with_backoff() {
+    let emulators = Emulators::start().await;
+    let proxy = Proxy::start(emulators.bq_port).await;
+    let options = store(71, 100, 20, 100);
+    let sim = start_sim(options.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bq = emulators.config_via("govflow_limits", &state, proxy.port);
+    let config = config(&sim, &options, bq.clone(), dir.path());
+    proxy.faults.server_errors.store(2, Ordering::SeqCst);
+    proxy.faults.rate_limit_jobs.store(3, Ordering::SeqCst);
+    run_once(&config, false)
+        .await
+        .expect("transient errors are retried");
+    assert_eq!(
+        proxy.faults.server_errors.load(Ordering::SeqCst),
+        0,
+        "the 500s were answered"
+    );
+    assert_eq!(
+        proxy.faults.rate_limit_jobs.load(Ordering::SeqCst),
+        0,
+        "the rate limits were answered"
+    );
+    assert_bigquery_equals_local(&bq, &state).await;
+    sim.shutdown().await;
+}

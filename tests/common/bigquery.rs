@@ -372,6 +372,11 @@ pub struct Faults {
     pub hold_merge: AtomicBool,
     /// Answer `jobs.insert` of MERGE jobs with a permanent 403 accessDenied.
     pub deny_merge: AtomicBool,
+    /// Answer this many of the next `jobs.insert` requests with 403
+    /// `jobRateLimitExceeded` (as BigQuery does under load).
+    pub rate_limit_jobs: AtomicU64,
+    /// Answer this many of the next requests (any) with 500 `backendError`.
+    pub server_errors: AtomicU64,
     /// Requests forwarded.
     pub forwarded: AtomicU64,
     /// `jobs.insert` requests seen, by kind (`load`, `merge`, ...).
@@ -446,6 +451,18 @@ impl Proxy {
             }
             if faults.down.load(Ordering::SeqCst) {
                 return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+            }
+            let take = |n: &AtomicU64| {
+                n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_ok()
+            };
+            if take(&faults.server_errors) {
+                let body = serde_json::json!({"error": {"code": 500, "message": "Backend error", "errors": [{"reason": "backendError", "message": "Backend error"}]}});
+                return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            }
+            if is_job_insert && take(&faults.rate_limit_jobs) {
+                let body = serde_json::json!({"error": {"code": 403, "message": "Exceeded rate limits: too many job insert requests", "errors": [{"reason": "jobRateLimitExceeded", "message": "Exceeded rate limits"}]}});
+                return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
             }
             if is_merge && faults.deny_merge.load(Ordering::SeqCst) {
                 let body = serde_json::json!({"error": {"code": 403, "message": "Access Denied: the test denies MERGE", "errors": [{"reason": "accessDenied", "message": "Access Denied"}]}});
