@@ -157,6 +157,12 @@ impl Config {
             secrets.extend(slack.secrets());
         }
         secrets.extend(&self.status.token);
+        if let WarehouseConfig::BigQuery(bq) = &self.warehouse {
+            secrets.push(match &bq.credentials {
+                BigQueryCredentials::ServiceAccount(key) => &key.private_key,
+                BigQueryCredentials::AccessToken(token) => token,
+            });
+        }
         secrets
     }
 }
@@ -291,13 +297,128 @@ pub enum WarehouseConfig {
         /// The warehouse directory.
         dir: PathBuf,
     },
-    /// BigQuery (production).
-    BigQuery {
-        /// GCP project id.
-        project: String,
-        /// Dataset within the project.
-        dataset: String,
-    },
+    /// BigQuery (production): tables merged into a dataset; the local
+    /// warehouse in `local_dir` stays the source of truth for restarts.
+    BigQuery(Box<BigQueryConfig>),
+}
+
+/// How the BigQuery sink authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BigQueryCredentials {
+    /// A service account key (the JSON of `GCP_SERVICE_ACCOUNT_KEY`): a signed
+    /// JWT is exchanged for an OAuth access token at the key's `token_uri`.
+    ServiceAccount(ServiceAccountKey),
+    /// A fixed bearer token, for emulators.
+    AccessToken(Secret),
+}
+
+/// The fields of a service account key govflow uses.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccountKey {
+    /// The account's e-mail (the JWT's issuer).
+    pub client_email: String,
+    /// The PEM PKCS#8 RSA private key.
+    pub private_key: Secret,
+    /// Where the JWT is exchanged for an access token.
+    pub token_uri: Url,
+    /// The key's project, if it names one.
+    pub project_id: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceAccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccountKey")
+            .field("client_email", &self.client_email)
+            .field("private_key", &self.private_key)
+            .field("token_uri", &self.token_uri.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceAccountKey {
+    /// Reads a service account key's JSON. Errors never quote the key.
+    pub fn from_json(text: &str) -> Result<ServiceAccountKey, String> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            client_email: Option<String>,
+            private_key: Option<String>,
+            token_uri: Option<String>,
+            project_id: Option<String>,
+        }
+        let raw: Raw = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "is not a service account key's JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        if raw.kind.as_deref() != Some("service_account") {
+            return Err(
+                "is not a service account key (its \"type\" is not \"service_account\")".into(),
+            );
+        }
+        let client_email = raw
+            .client_email
+            .filter(|e| !e.is_empty())
+            .ok_or("has no client_email")?;
+        let private_key = raw
+            .private_key
+            .filter(|k| k.contains("PRIVATE KEY"))
+            .ok_or("has no PEM private_key")?;
+        let token_uri = raw
+            .token_uri
+            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".to_string());
+        let token_uri = Url::parse(&token_uri).map_err(|e| format!("token_uri: {e}"))?;
+        Ok(ServiceAccountKey {
+            client_email,
+            private_key: Secret::new(private_key),
+            token_uri,
+            project_id: raw.project_id,
+        })
+    }
+}
+
+/// `[warehouse] kind = "bigquery"`: where and how often epochs are flushed to
+/// BigQuery (see docs/bigquery.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BigQueryConfig {
+    /// GCP project id (jobs run and tables live there).
+    pub project: String,
+    /// Dataset of govflow's tables (created in `location` if missing).
+    pub dataset: String,
+    /// Location of the dataset and the jobs (default `US`).
+    pub location: String,
+    /// How requests are authenticated.
+    pub credentials: BigQueryCredentials,
+    /// GCS bucket the Parquet files are uploaded to (must exist).
+    pub bucket: String,
+    /// Object prefix inside the bucket (default `govflow`).
+    pub prefix: String,
+    /// BigQuery REST endpoint (default `https://bigquery.googleapis.com`).
+    pub api_endpoint: Url,
+    /// GCS JSON API endpoint (default `https://storage.googleapis.com`).
+    pub storage_endpoint: Url,
+    /// How often committed epochs are flushed (default 5 min).
+    pub flush_interval: Duration,
+    /// Shortest time between two loads into one table (default 1 min).
+    pub min_table_interval: Duration,
+    /// Expiry of staging tables, in case a flush dies before cleaning up (default 1 day).
+    pub staging_expiration: Duration,
+    /// Timeout of one HTTP request (default 60 s).
+    pub request_timeout: Duration,
+    /// Longest wait for one job (default 10 min).
+    pub job_timeout: Duration,
+    /// Attempts per request or job before a flush fails (default 8).
+    pub max_attempts: u32,
+    /// First retry delay, doubled per attempt up to 32 times it (default 1 s).
+    pub retry_backoff: Duration,
+    /// Tables flushed at the same time (default 4; one flush per table at a time).
+    pub parallel_tables: usize,
+    /// The local warehouse kept next to BigQuery: the source of truth for
+    /// restarts (default `<state dir>/warehouse`).
+    pub local_dir: PathBuf,
 }
 
 /// `[state]`: checkpoint, cursors, changelog.
@@ -449,6 +570,28 @@ struct RawWarehouse {
     dir: Option<PathBuf>,
     project: Option<String>,
     dataset: Option<String>,
+    location: Option<String>,
+    service_account_key: Option<Secret>,
+    access_token: Option<Secret>,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    api_endpoint: Option<String>,
+    storage_endpoint: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    flush_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    min_table_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    staging_expiration: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    job_timeout: Option<Duration>,
+    max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    retry_backoff: Option<Duration>,
+    parallel_tables: Option<usize>,
+    local_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -546,12 +689,16 @@ impl Config {
                 let key = if key == "." { String::new() } else { key };
                 err(&key, e.into_inner().message().to_string())
             })?;
-        raw.validate(file)
+        raw.validate(file, env)
     }
 }
 
 impl RawConfig {
-    fn validate(self, file: &str) -> Result<Config, ConfigError> {
+    fn validate(
+        self,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let err = |key: &str, problem: &str| ConfigError {
             file: file.to_string(),
             key: key.to_string(),
@@ -573,14 +720,14 @@ impl RawConfig {
                     WarehouseConfig::Local { dir }
                 }
                 "bigquery" => {
-                    let nonempty = |v: Option<String>, key: &str| match v {
-                        Some(v) if !v.trim().is_empty() => Ok(v),
-                        _ => Err(err(key, "is required when kind = \"bigquery\"")),
-                    };
-                    WarehouseConfig::BigQuery {
-                        project: nonempty(w.project, "warehouse.project")?,
-                        dataset: nonempty(w.dataset, "warehouse.dataset")?,
-                    }
+                    let state_dir = self
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.dir.clone())
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+                    WarehouseConfig::BigQuery(Box::new(validate_bigquery(
+                        w, &state_dir, env, &err,
+                    )?))
                 }
                 other => {
                     return Err(err(
@@ -688,7 +835,7 @@ impl RawConfig {
         )?;
         let warehouse_dir = match &warehouse {
             WarehouseConfig::Local { dir } => dir.clone(),
-            WarehouseConfig::BigQuery { .. } => PathBuf::from(DEFAULT_WAREHOUSE_DIR),
+            WarehouseConfig::BigQuery(bq) => bq.local_dir.clone(),
         };
         let mut dbt = DbtConfig::with_dirs(&warehouse_dir, &state_dir);
         if let Some(raw) = self.dbt {
@@ -1040,6 +1187,156 @@ fn is_sql_name(name: &str) -> bool {
 }
 
 /// Replaces `${VAR}` in every string of the table; `$$` is a literal `$`.
+/// Validates `[warehouse] kind = "bigquery"`. Without `service_account_key`
+/// or `access_token`, the key is read from `GCP_SERVICE_ACCOUNT_KEY`.
+fn validate_bigquery(
+    w: RawWarehouse,
+    state_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<BigQueryConfig, ConfigError> {
+    let nonempty = |v: Option<String>, key: &str| match v {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(err(key, "is required when kind = \"bigquery\"")),
+    };
+    let project = nonempty(w.project, "warehouse.project")?;
+    let dataset = nonempty(w.dataset, "warehouse.dataset")?;
+    let bucket = nonempty(w.bucket, "warehouse.bucket")?;
+    let is_name = |v: &str| {
+        !v.is_empty() && v.len() <= 1024 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !is_name(&dataset) {
+        return Err(err(
+            "warehouse.dataset",
+            "must be letters, digits and underscores (a BigQuery dataset id)",
+        ));
+    }
+    if !project
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.'))
+    {
+        return Err(err("warehouse.project", "is not a GCP project id"));
+    }
+    if w.dir.is_some() {
+        return Err(err(
+            "warehouse.dir",
+            "is for kind = \"local\"; with bigquery the local copy is `local_dir`",
+        ));
+    }
+    let credentials = match (w.service_account_key, w.access_token) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "warehouse.access_token",
+                "give either service_account_key or access_token, not both",
+            ));
+        }
+        (None, Some(token)) => {
+            if token.expose().trim().is_empty() {
+                return Err(err("warehouse.access_token", "must not be empty"));
+            }
+            BigQueryCredentials::AccessToken(token)
+        }
+        (Some(key), None) => BigQueryCredentials::ServiceAccount(
+            ServiceAccountKey::from_json(key.expose())
+                .map_err(|p| err("warehouse.service_account_key", &p))?,
+        ),
+        (None, None) => {
+            let Some(key) = env("GCP_SERVICE_ACCOUNT_KEY") else {
+                return Err(err(
+                    "warehouse.service_account_key",
+                    "is required (or set GCP_SERVICE_ACCOUNT_KEY, or access_token for an emulator)",
+                ));
+            };
+            BigQueryCredentials::ServiceAccount(ServiceAccountKey::from_json(&key).map_err(
+                |p| {
+                    err(
+                        "warehouse.service_account_key",
+                        &format!("GCP_SERVICE_ACCOUNT_KEY {p}"),
+                    )
+                },
+            )?)
+        }
+    };
+    let url = |v: Option<String>, key: &str, default: &str| -> Result<Url, ConfigError> {
+        let text = v.unwrap_or_else(|| default.to_string());
+        let url = Url::parse(&text).map_err(|e| err(key, &format!("invalid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err(key, "must be an http:// or https:// URL"));
+        }
+        Ok(url)
+    };
+    let positive = |d: Option<Duration>, default: Duration, key: &str| match d {
+        Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    };
+    let max_attempts = w.max_attempts.unwrap_or(8);
+    if max_attempts == 0 {
+        return Err(err("warehouse.max_attempts", "must be at least 1"));
+    }
+    let parallel_tables = w.parallel_tables.unwrap_or(4);
+    if !(1..=64).contains(&parallel_tables) {
+        return Err(err("warehouse.parallel_tables", "must be between 1 and 64"));
+    }
+    let prefix = w.prefix.unwrap_or_else(|| "govflow".to_string());
+    let prefix = prefix.trim_matches('/').to_string();
+    let local_dir = w.local_dir.unwrap_or_else(|| state_dir.join("warehouse"));
+    if local_dir.as_os_str().is_empty() {
+        return Err(err("warehouse.local_dir", "must not be empty"));
+    }
+    Ok(BigQueryConfig {
+        project,
+        dataset,
+        location: w
+            .location
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| "US".to_string()),
+        credentials,
+        bucket,
+        prefix,
+        api_endpoint: url(
+            w.api_endpoint,
+            "warehouse.api_endpoint",
+            "https://bigquery.googleapis.com",
+        )?,
+        storage_endpoint: url(
+            w.storage_endpoint,
+            "warehouse.storage_endpoint",
+            "https://storage.googleapis.com",
+        )?,
+        flush_interval: positive(
+            w.flush_interval,
+            Duration::from_secs(300),
+            "warehouse.flush_interval",
+        )?,
+        // Zero is allowed: no spacing between loads (tests, emulators).
+        min_table_interval: w.min_table_interval.unwrap_or(Duration::from_secs(60)),
+        staging_expiration: positive(
+            w.staging_expiration,
+            Duration::from_secs(24 * 3600),
+            "warehouse.staging_expiration",
+        )?,
+        request_timeout: positive(
+            w.request_timeout,
+            Duration::from_secs(60),
+            "warehouse.request_timeout",
+        )?,
+        job_timeout: positive(
+            w.job_timeout,
+            Duration::from_secs(600),
+            "warehouse.job_timeout",
+        )?,
+        max_attempts,
+        retry_backoff: positive(
+            w.retry_backoff,
+            Duration::from_secs(1),
+            "warehouse.retry_backoff",
+        )?,
+        parallel_tables,
+        local_dir,
+    })
+}
+
 fn expand_table(
     table: &mut toml::Table,
     prefix: &str,
@@ -1400,5 +1697,70 @@ cursor = "updated_at"
         assert_eq!(c.dbt.profiles_dir, PathBuf::from("p"));
         assert_eq!(c.dbt.target, "bigquery");
         assert_eq!(c.dbt.timeout, Duration::from_secs(300));
+    }
+
+    const SA_KEY: &str = r#"{"type": "service_account", "project_id": "p1", "client_email": "gf@p1.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETKEYBODY\n-----END PRIVATE KEY-----\n", "token_uri": "https://oauth2.example/token"}"#;
+
+    #[test]
+    fn bigquery_warehouse_with_defaults_and_the_key_from_the_environment() {
+        let text = "[warehouse]\nkind = 'bigquery'\nproject = 'p1'\ndataset = 'govflow'\nbucket = 'b'\n[state]\ndir = 'st'\n";
+        let env = |name: &str| (name == "GCP_SERVICE_ACCOUNT_KEY").then(|| SA_KEY.to_string());
+        let c = Config::from_toml_str(text, "f", &env).unwrap();
+        let WarehouseConfig::BigQuery(bq) = &c.warehouse else {
+            panic!("bigquery expected")
+        };
+        assert_eq!(bq.location, "US");
+        assert_eq!(bq.prefix, "govflow");
+        assert_eq!(bq.flush_interval, Duration::from_secs(300));
+        assert_eq!(bq.min_table_interval, Duration::from_secs(60));
+        assert_eq!(bq.local_dir, PathBuf::from("st/warehouse"));
+        assert_eq!(bq.api_endpoint.as_str(), "https://bigquery.googleapis.com/");
+        let BigQueryCredentials::ServiceAccount(key) = &bq.credentials else {
+            panic!("service account expected")
+        };
+        assert_eq!(key.client_email, "gf@p1.iam.gserviceaccount.com");
+        assert_eq!(key.token_uri.as_str(), "https://oauth2.example/token");
+        assert!(!format!("{c:?}").contains("SECRETKEYBODY"));
+        assert!(
+            c.secrets()
+                .iter()
+                .any(|s| s.expose().contains("SECRETKEYBODY"))
+        );
+        // The dbt marts default next to the local copy.
+        assert_eq!(c.dbt.marts_db, PathBuf::from("st/marts.duckdb"));
+    }
+
+    #[test]
+    fn bigquery_settings_are_checked_without_quoting_the_key() {
+        let base =
+            "[warehouse]\nkind = 'bigquery'\nproject = 'p1'\ndataset = 'govflow'\nbucket = 'b'\n";
+        let cases = [
+            (base.to_string(), "warehouse.service_account_key"),
+            (format!("{base}access_token = 't'\nservice_account_key = 'x'\n"), "warehouse.access_token"),
+            (format!("{base}service_account_key = '{{\"type\": \"user\", \"private_key\": \"SECRETKEYBODY\"}}'\n"), "warehouse.service_account_key"),
+            (format!("{base}access_token = 't'\ndir = 'x'\n"), "warehouse.dir"),
+            (format!("{base}access_token = 't'\nflush_interval = '0s'\n"), "warehouse.flush_interval"),
+            (format!("{base}access_token = 't'\napi_endpoint = 'ftp://x'\n"), "warehouse.api_endpoint"),
+            (format!("{base}access_token = 't'\nparallel_tables = 0\n"), "warehouse.parallel_tables"),
+            ("[warehouse]\nkind = 'bigquery'\nproject = 'p1'\ndataset = 'gov-flow'\nbucket = 'b'\naccess_token = 't'\n".to_string(), "warehouse.dataset"),
+            ("[warehouse]\nkind = 'bigquery'\nproject = 'p1'\ndataset = 'd'\naccess_token = 't'\n".to_string(), "warehouse.bucket"),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml_str(&text, "f", &|_| None).unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(!e.to_string().contains("SECRETKEYBODY"), "{e}");
+        }
+        let ok = format!(
+            "{base}access_token = 'emulator'\nmin_table_interval = '0s'\napi_endpoint = 'http://127.0.0.1:9050'\n"
+        );
+        let c = Config::from_toml_str(&ok, "f", &|_| None).unwrap();
+        let WarehouseConfig::BigQuery(bq) = &c.warehouse else {
+            panic!("bigquery expected")
+        };
+        assert_eq!(bq.min_table_interval, Duration::ZERO);
+        assert!(matches!(
+            bq.credentials,
+            BigQueryCredentials::AccessToken(_)
+        ));
     }
 }

@@ -346,9 +346,16 @@ fn validate(path: &std::path::Path) -> ExitCode {
             }
             match &config.warehouse {
                 WarehouseConfig::Local { dir } => println!("  warehouse: local, {}", dir.display()),
-                WarehouseConfig::BigQuery { project, dataset } => {
-                    println!("  warehouse: bigquery, {project}.{dataset}")
-                }
+                WarehouseConfig::BigQuery(bq) => println!(
+                    "  warehouse: bigquery, {}.{} ({}), via gs://{}/{}, flush every {}; local copy {}",
+                    bq.project,
+                    bq.dataset,
+                    bq.location,
+                    bq.bucket,
+                    bq.prefix,
+                    humantime::format_duration(bq.flush_interval),
+                    bq.local_dir.display()
+                ),
             }
             println!("  state: {}", config.state.dir.display());
             println!("  checks: {}", config.checks.len());
@@ -483,14 +490,11 @@ async fn run_pipeline(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
     let once = options.once;
-    let sink = match &config.warehouse {
-        WarehouseConfig::Local { .. } => "local warehouse",
-        WarehouseConfig::BigQuery { .. } => "bigquery",
-    };
-    let telemetry = std::sync::Arc::new(Telemetry::new(
-        Some(config.state.dir.clone()),
-        vec![sink.to_string()],
-    ));
+    let mut sinks = vec!["local warehouse".to_string()];
+    if matches!(config.warehouse, WarehouseConfig::BigQuery(_)) {
+        sinks.push("bigquery".to_string());
+    }
+    let telemetry = std::sync::Arc::new(Telemetry::new(Some(config.state.dir.clone()), sinks));
     options.telemetry = Some(telemetry.clone());
     let progress_bars = tokio::spawn(govflow::status::show_progress(
         telemetry.clone(),

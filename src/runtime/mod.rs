@@ -34,6 +34,7 @@ use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
 use crate::schedule::Clock;
 use crate::sinks::arrow::{self, ArrowConvError};
+use crate::sinks::bigquery::{self, BigQueryError, SpoolWriter};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport, SourceError,
@@ -102,6 +103,9 @@ pub enum RunError {
     /// The checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The BigQuery sink failed (the epochs stay spooled for a replay).
+    #[error(transparent)]
+    BigQuery(#[from] BigQueryError),
 }
 
 impl RunError {
@@ -259,13 +263,20 @@ pub async fn run(
             .map_err(|e| RunError::Config(format!("the dataflow stopped: {e}")))?
             .map_err(RunError::from);
     }
-    let WarehouseConfig::Local { dir: warehouse_dir } = &config.warehouse else {
-        return Err(RunError::Config(
-            "warehouse.kind = \"bigquery\" is not supported by this build yet; use \"local\""
-                .into(),
-        ));
-    };
     let state_dir = config.state.dir.clone();
+    // With BigQuery, the local warehouse stays the source of truth for restarts.
+    let (warehouse_dir, bigquery) = match &config.warehouse {
+        WarehouseConfig::Local { dir } => (dir, None),
+        WarehouseConfig::BigQuery(bq) => (
+            &bq.local_dir,
+            Some(bigquery::start(bq, &state_dir, &arrow::table_specs())?),
+        ),
+    };
+    let (spool_writer, flush_task) = bigquery.unzip();
+    let mut sinks = vec![LOCAL_SINK.to_string()];
+    if flush_task.is_some() {
+        sinks.push("bigquery".to_string());
+    }
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         RunError::Config(format!(
             "state.dir {}: cannot create: {e}",
@@ -273,12 +284,10 @@ pub async fn run(
         ))
     })?;
     let checkpoint = Checkpoint::load(&state_dir)?;
-    let telemetry = options.telemetry.clone().unwrap_or_else(|| {
-        Arc::new(Telemetry::new(
-            Some(state_dir.clone()),
-            vec![LOCAL_SINK.to_string()],
-        ))
-    });
+    let telemetry = options
+        .telemetry
+        .clone()
+        .unwrap_or_else(|| Arc::new(Telemetry::new(Some(state_dir.clone()), sinks.clone())));
     let observed = telemetry.clone();
     let alerter = Arc::new(
         Alerter::new(&config.alerts, config.secrets())
@@ -384,6 +393,7 @@ pub async fn run(
             checkpoint,
             &loop_options,
             checks,
+            spool_writer,
             Outlets {
                 progress,
                 check_results: checks_tx,
@@ -397,14 +407,21 @@ pub async fn run(
     }
     let result = epoch_loop
         .await
-        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")));
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?;
     if let Some(scheduler) = scheduler {
         // On stop it ends by itself; after a failure it must not go on alone.
         scheduler.abort();
         let _ = scheduler.await;
     }
     let _ = alerts.await;
-    result?
+    if let Some(task) = flush_task {
+        // `--once` flushes every committed epoch to BigQuery before it returns.
+        let flushed = task.finish(options.once && result.is_ok()).await;
+        result?;
+        flushed?;
+        return Ok(());
+    }
+    result
 }
 
 /// The name of the local warehouse in the status graph.
@@ -694,6 +711,8 @@ struct EpochLoop {
     checks_at: Instant,
     /// Where commits are reported.
     telemetry: Arc<Telemetry>,
+    /// The BigQuery sink's spool, when the warehouse is BigQuery.
+    bigquery: Option<SpoolWriter>,
 }
 
 /// How often check results are taken again without a commit (freshness
@@ -717,6 +736,7 @@ impl EpochLoop {
         checkpoint: Checkpoint,
         options: &RunOptions,
         checks: Vec<CheckSpec>,
+        mut bigquery: Option<SpoolWriter>,
         outlets: Outlets,
     ) -> Result<EpochLoop, RunError> {
         let Outlets {
@@ -761,6 +781,9 @@ impl EpochLoop {
         // A crash between a warehouse commit and its checkpoint leaves older
         // cursors: harmless, the next pull reads a little more again.
         checkpoint.epoch = checkpoint.epoch.max(warehouse.committed_epoch());
+        if let Some(spool) = bigquery.as_mut() {
+            spool.open(warehouse.committed_epoch())?;
+        }
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
@@ -777,6 +800,7 @@ impl EpochLoop {
             check_results,
             checks_at: Instant::now(),
             telemetry,
+            bigquery,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
@@ -854,6 +878,9 @@ impl EpochLoop {
     /// Steps the dataflow over `upserts`, publishes the changes, then
     /// checkpoints the cursors of the pulls in `done`.
     fn commit(&mut self, upserts: Vec<Upsert>, done: &[CursorUpdate]) -> Result<(), RunError> {
+        if let Some(bq) = &self.bigquery {
+            bq.check()?;
+        }
         if upserts.is_empty() && done.is_empty() {
             return Ok(());
         }
@@ -872,9 +899,15 @@ impl EpochLoop {
                 deltas.insert(*table, (delta, rows.len() as u64));
                 batches.push(arrow::table_changes(*table, epoch, rows)?);
             }
+            if let Some(bq) = &self.bigquery {
+                bq.write(epoch, &batches)?;
+            }
             let flush = Instant::now();
             self.warehouse.commit(epoch, &batches)?;
             committed = Some((epoch, deltas, flush.elapsed()));
+            if let Some(bq) = &self.bigquery {
+                bq.committed(epoch);
+            }
             self.checkpoint.epoch = Some(epoch);
         }
         for update in done {

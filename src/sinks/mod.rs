@@ -1,4 +1,5 @@
 //! Sinks: where each committed epoch's changes are published.
 
 pub mod arrow;
+pub mod bigquery;
 pub mod local;

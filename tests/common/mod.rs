@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod bigquery;
 pub mod pg;
 
 use std::collections::BTreeMap;

@@ -16,3 +16,17 @@
 {% macro is_revenue_status(status_id) -%}
   {{ status_id }} not in (0, 5, 6)
 {%- endmacro %}
+
+{#- The type of money columns: govflow writes DECIMAL(18, 4); BigQuery calls it
+    NUMERIC and refuses parameterized types in CAST. -#}
+{% macro money_type() -%}
+  {{ return(adapter.dispatch('money_type', 'govflow')()) }}
+{%- endmacro %}
+
+{% macro default__money_type() -%}
+  decimal(18, 4)
+{%- endmacro %}
+
+{% macro bigquery__money_type() -%}
+  numeric
+{%- endmacro %}

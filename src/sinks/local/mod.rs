@@ -18,9 +18,9 @@
 //! neither re-reads old manifests nor lists directories.
 
 mod compactor;
-mod files;
+pub(crate) mod files;
 mod manifest;
-mod merge;
+pub(crate) mod merge;
 mod pins;
 mod retention;
 mod views;
@@ -509,7 +509,7 @@ struct NewFile {
 }
 
 /// The file rows of one change: upserts, then tombstones of deleted keys.
-fn file_batch(
+pub(crate) fn file_batch(
     spec: &TableSpec,
     schema: &SchemaRef,
     epoch: u64,

@@ -31,7 +31,7 @@ final as (
         customers.lifetime_revenue,
         case
             when customers.order_count > 0
-            then cast(customers.lifetime_revenue / customers.order_count as decimal(18, 4))
+            then cast(customers.lifetime_revenue / customers.order_count as {{ govflow.money_type() }})
         end as average_order_value,
         coalesce(purchases.items_purchased, 0) as items_purchased,
         coalesce(purchases.distinct_products_purchased, 0) as distinct_products_purchased,

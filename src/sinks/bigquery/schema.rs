@@ -1,0 +1,259 @@
+//! govflow's Arrow schemas as BigQuery tables: column types, the layout of
+//! each table (day partitions and clustering of facts) and schema evolution.
+//!
+//! | Arrow | BigQuery |
+//! |---|---|
+//! | `Int64` | `INTEGER` |
+//! | `Utf8` | `STRING` |
+//! | `Boolean` | `BOOLEAN` |
+//! | `Timestamp(µs, UTC)` | `TIMESTAMP` |
+//! | `Decimal128(18, 4)` (money) | `NUMERIC` |
+//!
+//! Every column is `NULLABLE` in BigQuery except the key (`REQUIRED`), so a
+//! column govflow adds later can always be added to an existing table.
+
+use arrow_schema::{DataType, TimeUnit};
+use serde_json::{Value, json};
+
+use super::error::BigQueryError;
+use crate::sinks::local::{DELETED, TableSpec};
+
+/// How a target table is laid out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The TIMESTAMP column of the day partitions, for facts that have one.
+    pub partition_by_day: Option<&'static str>,
+    /// Clustering columns: a fact's main foreign key, else the key.
+    pub cluster_by: Vec<String>,
+}
+
+/// The layout of `spec`'s table: facts are partitioned by the day they
+/// happened and clustered by their main foreign key; other tables are
+/// clustered by their key (which the MERGE joins on).
+pub fn layout(spec: &TableSpec) -> Layout {
+    let (partition, cluster): (Option<&'static str>, Option<&'static str>) =
+        match spec.name.as_str() {
+            "fct_order" => (Some("ordered_at"), Some("customer_id")),
+            "fct_order_item" => (Some("ordered_at"), Some("order_id")),
+            "fct_point_transaction" => (Some("created_at"), Some("customer_id")),
+            "fct_quotation" => (Some("created_at"), Some("customer_id")),
+            "fct_onsale_product_inventory" => (None, Some("product_id")),
+            _ => (None, None),
+        };
+    let has = |c: &str| spec.schema.fields().iter().any(|f| f.name() == c);
+    Layout {
+        partition_by_day: partition.filter(|c| has(c)),
+        cluster_by: vec![cluster.filter(|c| has(c)).unwrap_or(&spec.key).to_string()],
+    }
+}
+
+/// The BigQuery type of an Arrow type, or an error naming the column.
+pub fn bigquery_type(
+    table: &str,
+    column: &str,
+    t: &DataType,
+) -> Result<&'static str, BigQueryError> {
+    Ok(match t {
+        DataType::Int64 => "INTEGER",
+        DataType::Utf8 => "STRING",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Timestamp(TimeUnit::Microsecond, _) => "TIMESTAMP",
+        DataType::Decimal128(p, s) if *s >= 0 && *s <= 9 && (*p as i16 - *s as i16) <= 29 => {
+            "NUMERIC"
+        }
+        other => {
+            return Err(BigQueryError::Schema {
+                table: table.to_string(),
+                detail: format!("column {column}: Arrow type {other} has no BigQuery mapping"),
+            });
+        }
+    })
+}
+
+/// The target table's fields (`schema.fields` of a table resource).
+pub fn target_fields(spec: &TableSpec) -> Result<Vec<Value>, BigQueryError> {
+    spec.schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mode = if f.name() == &spec.key {
+                "REQUIRED"
+            } else {
+                "NULLABLE"
+            };
+            Ok(json!({
+                "name": f.name(),
+                "type": bigquery_type(&spec.name, f.name(), f.data_type())?,
+                "mode": mode,
+            }))
+        })
+        .collect()
+}
+
+/// The staging table's fields: the target's, all nullable, then `_deleted`.
+pub fn staging_fields(spec: &TableSpec) -> Result<Vec<Value>, BigQueryError> {
+    let mut fields: Vec<Value> = spec
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(json!({
+                "name": f.name(),
+                "type": bigquery_type(&spec.name, f.name(), f.data_type())?,
+                "mode": "NULLABLE",
+            }))
+        })
+        .collect::<Result<_, BigQueryError>>()?;
+    fields.push(json!({"name": DELETED, "type": "BOOLEAN", "mode": "NULLABLE"}));
+    Ok(fields)
+}
+
+/// The resource that creates `spec`'s target table.
+pub fn target_resource(
+    project: &str,
+    dataset: &str,
+    spec: &TableSpec,
+) -> Result<Value, BigQueryError> {
+    let layout = layout(spec);
+    let mut resource = json!({
+        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": spec.name},
+        "schema": {"fields": target_fields(spec)?},
+        "description": format!("govflow table {}, key {}; merged per epoch by govflow", spec.name, spec.key),
+        "clustering": {"fields": layout.cluster_by},
+    });
+    if let Some(column) = layout.partition_by_day {
+        resource["timePartitioning"] = json!({"type": "DAY", "field": column});
+    }
+    Ok(resource)
+}
+
+/// Normalises BigQuery's legacy and standard type names.
+fn normal(t: &str) -> &str {
+    match t {
+        "INT64" => "INTEGER",
+        "BOOL" => "BOOLEAN",
+        "FLOAT64" => "FLOAT",
+        "DECIMAL" => "NUMERIC",
+        "BIGDECIMAL" => "BIGNUMERIC",
+        other => other,
+    }
+}
+
+/// What an existing table needs to take govflow's rows.
+#[derive(Debug, Default, PartialEq)]
+pub struct Evolution {
+    /// Columns govflow writes that the table lacks: added as NULLABLE.
+    pub added: Vec<String>,
+    /// The full field list to patch the table with, when columns are added.
+    pub patched_fields: Option<Vec<Value>>,
+    /// NULLABLE columns of the table govflow no longer writes (left alone).
+    pub unused: Vec<String>,
+}
+
+/// Compares the existing table's `fields` with govflow's: new columns are
+/// added (as NULLABLE, keeping every existing column); a column of another
+/// type, or a REQUIRED column govflow does not write, is an error naming it
+/// (nothing is changed, nothing lost).
+pub fn evolve(spec: &TableSpec, existing: &[Value]) -> Result<Evolution, BigQueryError> {
+    let err = |detail: String| BigQueryError::Schema {
+        table: spec.name.clone(),
+        detail,
+    };
+    let wanted = target_fields(spec)?;
+    let mut evolution = Evolution::default();
+    let mut patched: Vec<Value> = existing.to_vec();
+    for field in &wanted {
+        let name = field["name"].as_str().unwrap_or_default();
+        let want_type = field["type"].as_str().unwrap_or_default();
+        match existing.iter().find(|e| e["name"].as_str() == Some(name)) {
+            Some(e) => {
+                let have = normal(e["type"].as_str().unwrap_or_default());
+                if have != want_type {
+                    return Err(err(format!(
+                        "column {name} is {have} in BigQuery but govflow writes {want_type}: \
+                         an incompatible change; migrate the table (or drop it to have it rebuilt)"
+                    )));
+                }
+                if e["mode"].as_str() == Some("REPEATED") {
+                    return Err(err(format!("column {name} is REPEATED in BigQuery")));
+                }
+            }
+            None => {
+                evolution.added.push(name.to_string());
+                let mut added = field.clone();
+                added["mode"] = json!("NULLABLE");
+                patched.push(added);
+            }
+        }
+    }
+    for e in existing {
+        let name = e["name"].as_str().unwrap_or_default();
+        if wanted.iter().any(|w| w["name"].as_str() == Some(name)) {
+            continue;
+        }
+        if e["mode"].as_str() == Some("REQUIRED") {
+            return Err(err(format!(
+                "column {name} is REQUIRED in BigQuery but govflow does not write it"
+            )));
+        }
+        evolution.unused.push(name.to_string());
+    }
+    if !evolution.added.is_empty() {
+        evolution.patched_fields = Some(patched);
+    }
+    Ok(evolution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::arrow::table_spec;
+    use dataflows::Table;
+
+    #[test]
+    fn facts_are_partitioned_by_day_and_clustered_by_their_foreign_key() {
+        let l = layout(&table_spec(Table::FctOrder));
+        assert_eq!(l.partition_by_day, Some("ordered_at"));
+        assert_eq!(l.cluster_by, vec!["customer_id".to_string()]);
+        let l = layout(&table_spec(Table::FctOrderItem));
+        assert_eq!(l.cluster_by, vec!["order_id".to_string()]);
+        let l = layout(&table_spec(Table::DimCustomer));
+        assert_eq!(l.partition_by_day, None);
+        assert_eq!(l.cluster_by, vec!["customer_id".to_string()]);
+        // Every table maps to BigQuery types.
+        for t in Table::ALL {
+            let spec = table_spec(t);
+            target_resource("p", "d", &spec).unwrap();
+            staging_fields(&spec).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_new_column_is_added_and_a_type_change_is_refused() {
+        let spec = table_spec(Table::DimSku);
+        let mut existing = target_fields(&spec).unwrap();
+        assert_eq!(evolve(&spec, &existing).unwrap(), Evolution::default());
+        // The table lacks a column govflow writes: it is added, nullable.
+        let removed = existing.remove(2);
+        let e = evolve(&spec, &existing).unwrap();
+        assert_eq!(e.added, vec![removed["name"].as_str().unwrap().to_string()]);
+        let patched = e.patched_fields.unwrap();
+        assert_eq!(patched.len(), existing.len() + 1);
+        assert_eq!(patched.last().unwrap()["mode"], "NULLABLE");
+        // A column BigQuery has that govflow does not write: kept if nullable.
+        existing.insert(2, removed);
+        existing.push(json!({"name": "legacy", "type": "STRING", "mode": "NULLABLE"}));
+        assert_eq!(
+            evolve(&spec, &existing).unwrap().unused,
+            vec!["legacy".to_string()]
+        );
+        existing.pop();
+        // A type change is an error naming the table and column.
+        existing[1]["type"] = json!("STRING");
+        let msg = evolve(&spec, &existing).unwrap_err().to_string();
+        assert!(
+            msg.contains("table dim_sku") && msg.contains("incompatible"),
+            "{msg}"
+        );
+    }
+}
