@@ -517,7 +517,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         current.display()
     );
     println!(
-        "Tables: raw_bc_*, raw_pg_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_point_transaction, fct_quotation, fct_onsale_product_inventory, _errors. Ctrl-C stops."
+        "Tables: raw_bc_*, raw_pg_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_point_transaction, fct_quotation, fct_onsale_product_inventory, product_notification_event, _errors. Ctrl-C stops."
     );
     let mutator = {
         let per_second = args.changes_per_second;

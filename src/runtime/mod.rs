@@ -29,6 +29,7 @@ use self::dataflow::{Dataflow, DataflowError, TableChangeSet};
 use self::reconcile::Seen;
 use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
+use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::{
@@ -85,6 +86,9 @@ pub enum RunError {
     /// The checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Notification delivery failed.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 /// Live figures of a run, for status lines and tests.
@@ -211,6 +215,12 @@ pub async fn run(
     }
     drop(tx);
 
+    // Restock notifications: delivered from the outbox table by their own task.
+    let notifier = match &config.notifications {
+        Some(n) => Some(Notifier::start(n.clone(), &state_dir, stop.clone())?),
+        None => None,
+    };
+    let outbox = notifier.as_ref().map(Notifier::outbox);
     let full_reads = if options.full_refresh {
         sources.len()
     } else {
@@ -227,15 +237,20 @@ pub async fn run(
             &loop_options,
             progress,
             checks,
+            outbox,
         )?
         .run(rx, full_reads)
     });
     for source in sources {
         let _ = source.await;
     }
-    epoch_loop
+    let result = epoch_loop
         .await
-        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?
+        .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?;
+    if let Some(notifier) = notifier {
+        notifier.finish(options.once).await?;
+    }
+    result
 }
 
 /// Dead letters as JSON lines, for `dead_letters.jsonl`.
@@ -435,6 +450,11 @@ struct EpochLoop {
     progress: ProgressHandle,
     dead_letters: PathBuf,
     checks: CheckState,
+    /// Where committed restock events go for delivery.
+    outbox: Option<Outbox>,
+    /// False until the store's first complete pull is committed: episodes
+    /// already running when govflow first reads a store are not announced.
+    announce: bool,
 }
 
 impl EpochLoop {
@@ -445,6 +465,7 @@ impl EpochLoop {
         options: &RunOptions,
         progress: ProgressHandle,
         checks: Vec<CheckSpec>,
+        outbox: Option<Outbox>,
     ) -> Result<EpochLoop, RunError> {
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
@@ -452,6 +473,8 @@ impl EpochLoop {
             WarehouseOptions::default(),
         )?;
         let mut dataflow = Dataflow::start_with_checks(options.workers, checks.clone())?;
+        // Steps run at the epoch they commit as (see `Dataflow::skip_to`).
+        dataflow.skip_to(checkpoint.epoch.max(warehouse.committed_epoch()).unwrap_or(0));
         // Rebuild the input state from what is committed; its output is already published.
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
@@ -480,6 +503,14 @@ impl EpochLoop {
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
+        if let Some(outbox) = &outbox {
+            let events = Table::ProductNotificationEvent;
+            outbox.backlog(match warehouse.read_table(events.name())? {
+                Some(batch) => crate::notify::events_of(arrow::rows_from_batch(events, &batch)?),
+                None => Vec::new(),
+            });
+        }
+        let announce = !checkpoint.bigcommerce.is_empty();
         let dead_letters = state_dir.join("dead_letters.jsonl");
         let mut epoch_loop = EpochLoop {
             dataflow,
@@ -490,6 +521,8 @@ impl EpochLoop {
             progress,
             dead_letters,
             checks: check_state,
+            outbox,
+            announce,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
@@ -566,10 +599,14 @@ impl EpochLoop {
         }
         let started = Instant::now();
         let n_upserts = upserts.len() as u64;
-        let changes: TableChangeSet = self.dataflow.step(upserts)?;
+        // The step's own epoch: always past the committed one (see `EpochLoop::start`).
+        let epoch = self.dataflow.next_epoch();
+        let mut changes: TableChangeSet = self.dataflow.step(upserts)?;
+        if !self.announce {
+            changes.remove(&Table::ProductNotificationEvent);
+        }
         let mut changed = 0u64;
         if !changes.is_empty() {
-            let epoch = self.checkpoint.epoch.map_or(1, |e| e + 1);
             let mut batches = Vec::with_capacity(changes.len());
             for (table, rows) in &changes {
                 changed += rows.len() as u64;
@@ -577,6 +614,18 @@ impl EpochLoop {
             }
             self.warehouse.commit(epoch, &batches)?;
             self.checkpoint.epoch = Some(epoch);
+            if let (Some(outbox), Some(events)) = (
+                &self.outbox,
+                changes.remove(&Table::ProductNotificationEvent),
+            ) {
+                outbox.committed(crate::notify::events_of(events.into_iter().map(|(r, _)| r)));
+            }
+        }
+        if done
+            .iter()
+            .any(|u| matches!(u, CursorUpdate::BigCommerce(_)))
+        {
+            self.announce = true;
         }
         for update in done {
             match update {

@@ -35,6 +35,11 @@ use crate::config::BigCommerceConfig;
 pub struct Cursors(BTreeMap<Entity, Micros>);
 
 impl Cursors {
+    /// Whether no entity was ever read (no pull of the store completed).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The cursor of `entity`, if it was ever read.
     pub fn get(&self, entity: Entity) -> Option<Micros> {
         self.0.get(&entity).copied()
