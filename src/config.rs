@@ -821,7 +821,11 @@ fn validate_notifications(
         Some(d) => Ok(d),
         None => Ok(default),
     };
-    let timeout = positive(raw.timeout, Duration::from_secs(10), "notifications.timeout")?;
+    let timeout = positive(
+        raw.timeout,
+        Duration::from_secs(10),
+        "notifications.timeout",
+    )?;
     let retry_initial = positive(
         raw.retry_initial,
         Duration::from_millis(200),
@@ -1537,7 +1541,10 @@ cursor = "updated_at"
         assert!(Config::default().notifications.is_none() && Config::default().webhooks.is_none());
 
         let cases = [
-            ("[notifications]\nendpoint='ftp://x/y'", "notifications.endpoint"),
+            (
+                "[notifications]\nendpoint='ftp://x/y'",
+                "notifications.endpoint",
+            ),
             (
                 "[notifications]\nendpoint='http://h/'\nheaders={'Idempotency-Key'='x'}",
                 "notifications.headers.Idempotency-Key",
@@ -1550,9 +1557,18 @@ cursor = "updated_at"
                 "[notifications]\nendpoint='http://h/'\nretry_initial='1m'\nretry_max='1s'",
                 "notifications.retry_max",
             ),
-            ("[notifications]\nendpoint='http://h/'\ntimeout='0s'", "notifications.timeout"),
-            ("[webhooks]\nlisten='8700'\nsecret='0123456789abcdef'", "webhooks.listen"),
-            ("[webhooks]\nlisten='127.0.0.1:1'\nsecret='SECRET'", "webhooks.secret"),
+            (
+                "[notifications]\nendpoint='http://h/'\ntimeout='0s'",
+                "notifications.timeout",
+            ),
+            (
+                "[webhooks]\nlisten='8700'\nsecret='0123456789abcdef'",
+                "webhooks.listen",
+            ),
+            (
+                "[webhooks]\nlisten='127.0.0.1:1'\nsecret='SECRET'",
+                "webhooks.secret",
+            ),
             (
                 "[webhooks]\nlisten='127.0.0.1:1'\nsecret='0123456789abcdefSECRET'\nsecret_header='a b'",
                 "webhooks.secret_header",
@@ -1564,5 +1580,4 @@ cursor = "updated_at"
             assert!(!e.to_string().contains("SECRET"), "{e}");
         }
     }
-
 }

@@ -127,14 +127,11 @@ impl HttpDelivery {
         for (name, value) in &self.config.headers {
             request = request.header(name.as_str(), value.expose());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| DeliveryError::Transport {
-                event_id: event.event_id.clone(),
-                // reqwest's text names the URL; headers (the secrets) are never in it.
-                detail: e.without_url().to_string(),
-            })?;
+        let response = request.send().await.map_err(|e| DeliveryError::Transport {
+            event_id: event.event_id.clone(),
+            // reqwest's text names the URL; headers (the secrets) are never in it.
+            detail: e.without_url().to_string(),
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -48,7 +48,10 @@ pub enum Outcome {
 impl DeliveryLog {
     /// Opens (or creates) the log in `dir`, compacted against `outbox` (every
     /// committed event). Lines that do not parse are an error naming the line.
-    pub fn open(dir: &Path, outbox: &[ProductNotificationEvent]) -> Result<DeliveryLog, NotifyError> {
+    pub fn open(
+        dir: &Path,
+        outbox: &[ProductNotificationEvent],
+    ) -> Result<DeliveryLog, NotifyError> {
         std::fs::create_dir_all(dir).map_err(|e| NotifyError::state(dir, e))?;
         let path = dir.join(LOG_FILE);
         let (through, done) = match std::fs::read_to_string(&path) {
@@ -124,8 +127,7 @@ impl DeliveryLog {
             .write_all(text.as_bytes())
             .and_then(|_| self.file.sync_data())
             .map_err(|e| NotifyError::state(&self.path, e))?;
-        self.done
-            .extend(outcomes.iter().map(|(id, _)| id.clone()));
+        self.done.extend(outcomes.iter().map(|(id, _)| id.clone()));
         Ok(())
     }
 

@@ -351,10 +351,7 @@ async fn deliver_loop(
     for e in backlog {
         queues.push(e);
     }
-    tracing::info!(
-        pending,
-        "notification delivery started"
-    );
+    tracing::info!(pending, "notification delivery started");
     let mut lanes: JoinSet<(i64, String, Outcome)> = JoinSet::new();
     // The customer of each lane, to serve it again if its task fails.
     let mut lane_customer: HashMap<tokio::task::Id, i64> = HashMap::new();

@@ -33,11 +33,7 @@ async fn receive(
         .unwrap_or_default()
         .to_string();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    endpoint
-        .requests
-        .lock()
-        .unwrap()
-        .push((key.clone(), body));
+    endpoint.requests.lock().unwrap().push((key.clone(), body));
     if endpoint
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -145,7 +141,12 @@ async fn delivers_each_event_once_in_order_per_customer() {
     };
     assert_eq!(
         of("1"),
-        ["restock-1-10-3", "restock-1-11-3", "restock-1-10-7", "restock-1-12-9"]
+        [
+            "restock-1-10-3",
+            "restock-1-11-3",
+            "restock-1-10-7",
+            "restock-1-12-9"
+        ]
     );
     assert_eq!(of("2"), ["restock-2-10-5", "restock-2-10-9"]);
     // The body is the event, money as decimal text; extra headers are sent.

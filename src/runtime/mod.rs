@@ -474,7 +474,12 @@ impl EpochLoop {
         )?;
         let mut dataflow = Dataflow::start_with_checks(options.workers, checks.clone())?;
         // Steps run at the epoch they commit as (see `Dataflow::skip_to`).
-        dataflow.skip_to(checkpoint.epoch.max(warehouse.committed_epoch()).unwrap_or(0));
+        dataflow.skip_to(
+            checkpoint
+                .epoch
+                .max(warehouse.committed_epoch())
+                .unwrap_or(0),
+        );
         // Rebuild the input state from what is committed; its output is already published.
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {

@@ -1175,9 +1175,7 @@ mod tests {
             }
             Table::ProductNotificationEvent => {
                 TableRow::ProductNotificationEvent(ProductNotificationEvent {
-                    event_id: dataflows::models::product_notification_event::event_id(
-                        key, 3, i,
-                    ),
+                    event_id: dataflows::models::product_notification_event::event_id(key, 3, i),
                     customer_id: key,
                     customer_email: text("ada@example.com"),
                     sku_id: 3,
