@@ -1535,7 +1535,7 @@ cursor = "updated_at"
         assert_eq!(w.listen.port(), 8700);
         assert_eq!(w.secret_header, DEFAULT_WEBHOOK_SECRET_HEADER);
         // Header values and the webhook secret are secrets.
-        assert_eq!(cfg.secrets().len(), 3);
+        assert_eq!(cfg.secrets().len(), 2);
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("0123456789abcdef") && !debug.contains("Bearer"));
         assert!(Config::default().notifications.is_none() && Config::default().webhooks.is_none());

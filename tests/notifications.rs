@@ -125,6 +125,35 @@ fn write_config(
     path
 }
 
+/// A config with the webhook receiver on `port` and polls an hour apart:
+/// after the first pull, only webhooks bring changes.
+fn write_webhook_config(
+    sim: &SimServer,
+    options: &SimOptions,
+    dir: &Path,
+    endpoint: &str,
+    port: u16,
+) -> std::path::PathBuf {
+    let path = write_config(sim, options, dir, endpoint);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("poll_interval = \"200ms\"", "poll_interval = \"1h\"");
+    let text =
+        format!("{text}\n[webhooks]\nlisten = \"127.0.0.1:{port}\"\nsecret = {WEBHOOK_SECRET:?}\n");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn govflow(config: &Path, options: &SimOptions, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_govflow"));
     cmd.args(["--log", "warn", "run", "--config"])
@@ -444,4 +473,82 @@ async fn kill_dash_nine_between_commit_and_delivery_loses_nothing() {
     let requests = receiver.requests.lock().unwrap().len();
     run_once(&config, &options);
     assert_eq!(receiver.requests.lock().unwrap().len(), requests);
+}
+
+/// Waits until the receiver processed `n` keys (or panics after `secs`).
+async fn wait_for_processed(receiver: &Receiver, n: usize, secs: u64) {
+    for _ in 0..secs * 20 {
+        if receiver.processed_keys().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the receiver processed {} keys, not {n}, in {secs} s",
+        receiver.processed_keys().len()
+    );
+}
+
+/// Polls are an hour apart: restocks reach the endpoint through webhooks
+/// alone, each delivered twice half of the time, and each announced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_announce_restocks_without_waiting_for_a_poll() {
+    let options = store(47, 200, 12, 20);
+    let sim = start_sim(options.clone()).await;
+    let (receiver, endpoint) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_webhook_config(&sim, &options, dir.path(), &endpoint, port);
+    let child = govflow(&config, &options, &["--flush-interval", "50ms"])
+        .spawn()
+        .unwrap();
+    wait_for_commit_after(dir.path(), None).await;
+    let mut oracle = EventOracle::default();
+    oracle.step(0, &raw_state(&truth(&sim).await));
+    control(
+        &sim,
+        "/_sim/webhooks",
+        json!({
+            "destination": format!("http://127.0.0.1:{port}/bigcommerce/webhooks"),
+            "headers": { "X-Govflow-Webhook-Secret": WEBHOOK_SECRET },
+            "duplicate_rate": 0.5,
+        }),
+    )
+    .await;
+
+    let mut expected = 0;
+    let mut announced_rounds = 0;
+    for round in 1..=8u64 {
+        let epoch = checkpoint_epoch(dir.path());
+        let started = std::time::Instant::now();
+        if round % 2 == 1 {
+            mutate(&sim, 6, &["sell_out"]).await;
+        } else {
+            mutate(&sim, 8, &["restock"]).await;
+        }
+        let new = oracle.step(round, &raw_state(&truth(&sim).await)).len();
+        wait_for_commit_after(dir.path(), epoch).await;
+        expected += new;
+        wait_for_processed(&receiver, expected, 10).await;
+        if new > 0 {
+            announced_rounds += 1;
+            // Far sooner than the next poll (an hour away).
+            assert!(started.elapsed() < Duration::from_secs(10));
+        }
+        // Stragglers (a product-level webhook read after the variant's) change nothing.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.processed_keys().len(), expected, "round {round}");
+    }
+    assert!(announced_rounds >= 2, "too few restocks of subscribed SKUs");
+    kill(child);
+    let outbox_ids: BTreeSet<String> = outbox(dir.path()).into_iter().map(|e| e.event_id).collect();
+    assert_eq!(outbox_ids.len(), expected);
+    assert_eq!(
+        receiver
+            .processed_keys()
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        outbox_ids
+    );
+    assert!(receiver.duplicates.lock().unwrap().is_empty());
 }

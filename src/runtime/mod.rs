@@ -32,6 +32,7 @@ use crate::config::{Config, WarehouseConfig};
 use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
+use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, PullMode, PullReport, SourceError,
 };
@@ -174,10 +175,25 @@ pub async fn run(
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
 
     let mut sources = Vec::new();
+    // Orders poll pages and webhook reads of the same rows (see its doc).
+    let freshness = Freshness::new();
     if let Some(bc) = config.bigcommerce.clone() {
-        let source = BigCommerceSource::new(bc.clone())?;
+        let source = Arc::new(BigCommerceSource::new(bc.clone())?);
+        if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
+            let feed = webhook_feed(tx.clone());
+            WebhookServer::start(
+                webhooks,
+                source.clone(),
+                freshness.clone(),
+                feed,
+                stop.clone(),
+            )
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?;
+        }
         sources.push(tokio::spawn(bigcommerce_loop(
             source,
+            freshness.clone(),
             bc.poll_interval,
             checkpoint.bigcommerce.clone(),
             options.clone(),
@@ -263,7 +279,8 @@ fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
 
 /// Polls the store until `stop` (or once), sending what it reads to the epoch loop.
 async fn bigcommerce_loop(
-    source: BigCommerceSource,
+    source: Arc<BigCommerceSource>,
+    freshness: Arc<Freshness>,
     poll_interval: Duration,
     mut cursors: crate::sources::bigcommerce::Cursors,
     options: RunOptions,
@@ -281,13 +298,19 @@ async fn bigcommerce_loop(
         first = false;
         let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
         let forward_tx = tx.clone();
+        let forward_freshness = freshness.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
-                let msg = Msg::Read {
-                    dead_letters: json_lines::<DeadLetter>(&b.dead_letters),
-                    upserts: b.upserts,
-                };
-                if forward_tx.send(msg).is_err() {
+                let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
+                let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
+                    forward_tx
+                        .send(Msg::Read {
+                            upserts,
+                            dead_letters,
+                        })
+                        .is_ok()
+                });
+                if !sent {
                     break;
                 }
             }
@@ -318,6 +341,17 @@ async fn bigcommerce_loop(
             break;
         }
     }
+}
+
+/// What the webhook receiver reads goes to the epoch loop like a poll's page.
+fn webhook_feed(tx: std::sync::mpsc::Sender<Msg>) -> Feed {
+    Arc::new(move |upserts, dead: Vec<DeadLetter>| {
+        let msg = Msg::Read {
+            upserts,
+            dead_letters: json_lines(&dead),
+        };
+        tx.send(msg).is_ok()
+    })
 }
 
 /// The end of one read of a source.

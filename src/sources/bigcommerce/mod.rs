@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod governor;
 pub mod pull;
+pub mod webhooks;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use tracing::Instrument;
 pub use client::Client;
 pub use dead_letter::DeadLetter;
 pub use error::SourceError;
-pub use pull::{Batch, Entity, EntityPull, PullMode};
+pub use pull::{Batch, Entity, EntityPull, PullMode, Target};
 
 use crate::config::BigCommerceConfig;
 
@@ -111,6 +112,16 @@ impl BigCommerceSource {
         Ok(PullReport {
             entities: try_join_all(walks).await?,
         })
+    }
+
+    /// Reads one entity by id (what a webhook names): its upserts, dead
+    /// letters, and when the first request started. An entity that is gone
+    /// reads as nothing.
+    pub async fn fetch(
+        &self,
+        target: Target,
+    ) -> Result<(Vec<Upsert>, Vec<DeadLetter>, std::time::Instant), SourceError> {
+        pull::fetch_by_id(&self.client, target, self.config.page_size).await
     }
 
     /// Pulls one entity.
