@@ -167,14 +167,15 @@ impl Notifier {
         let http = HttpDelivery::new(config).map_err(|e| NotifyError::Client(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(NotifyStats::default());
-        let task = tokio::spawn(deliver_loop(
-            http,
-            rx,
-            state_dir.join(STATE_SUBDIR),
-            max_in_flight,
-            stats.clone(),
-            stop,
-        ));
+        let dir = state_dir.join(STATE_SUBDIR);
+        let task_stats = stats.clone();
+        let task = tokio::spawn(async move {
+            let result = deliver_loop(http, rx, dir, max_in_flight, task_stats, stop).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "notification delivery stopped; undelivered events stay in the outbox until the next start");
+            }
+            result
+        });
         Ok(Notifier {
             outbox: Outbox { tx },
             task,
@@ -191,6 +192,12 @@ impl Notifier {
     /// The task's counters.
     pub fn stats(&self) -> Arc<NotifyStats> {
         self.stats.clone()
+    }
+
+    /// Stops the task now (after a failed run): what is pending stays in the
+    /// outbox for the next start.
+    pub fn abort(self) {
+        self.task.abort();
     }
 
     /// Waits for the task to end: once every [`Outbox`] is dropped it delivers

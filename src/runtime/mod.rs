@@ -264,7 +264,11 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Config(format!("the epoch loop stopped: {e}")))?;
     if let Some(notifier) = notifier {
-        notifier.finish(options.once).await?;
+        match &result {
+            Ok(()) => notifier.finish(options.once).await?,
+            // A failed run does not wait for an endpoint that may be down.
+            Err(_) => notifier.abort(),
+        }
     }
     result
 }
