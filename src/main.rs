@@ -342,6 +342,26 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     );
                 }
             }
+            match &config.notifications {
+                None => println!("  notifications: kept in product_notification_event only"),
+                // The endpoint's host and path only: a query string may carry a token.
+                Some(n) => println!(
+                    "  notifications: POST {}://{}{}{} ({} customers at a time, {} extra headers)",
+                    n.endpoint.scheme(),
+                    n.endpoint.host_str().unwrap_or_default(),
+                    n.endpoint.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                    n.endpoint.path(),
+                    n.max_in_flight,
+                    n.headers.len()
+                ),
+            }
+            match &config.webhooks {
+                None => println!("  webhooks: off (polling only)"),
+                Some(w) => println!(
+                    "  webhooks: listening on {} (secret in {})",
+                    w.listen, w.secret_header
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
