@@ -16,7 +16,6 @@
 //! restocks that produce events are measured per setting.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,13 +29,16 @@ use govflow::config::{
     Config, NotificationsConfig, Secret, StateConfig, WarehouseConfig, WebhooksConfig,
 };
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::{SimOptions, SimServer};
+use govflow::sim::SimOptions;
 use serde_json::json;
 
-/// Arrivals at the endpoint: (customer, sku) with the time each arrived.
+/// One arrival: (customer, sku), when, and the event id.
+type Arrival = ((i64, i64), Instant, String);
+
+/// Arrivals at the endpoint, in order.
 #[derive(Default)]
 struct Endpoint {
-    arrivals: Mutex<Vec<((i64, i64), Instant, String)>>,
+    arrivals: Mutex<Vec<Arrival>>,
 }
 
 async fn receive(State(e): State<Arc<Endpoint>>, body: axum::body::Bytes) -> StatusCode {
@@ -72,7 +74,7 @@ struct Matcher {
 
 impl Matcher {
     fn drain(&mut self, endpoint: &Endpoint) {
-        let arrivals: Vec<((i64, i64), Instant, String)> = endpoint
+        let arrivals: Vec<Arrival> = endpoint
             .arrivals
             .lock()
             .map(|a| a[self.seen..].to_vec())

@@ -349,7 +349,10 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     "  notifications: POST {}://{}{}{} ({} customers at a time, {} extra headers)",
                     n.endpoint.scheme(),
                     n.endpoint.host_str().unwrap_or_default(),
-                    n.endpoint.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                    n.endpoint
+                        .port()
+                        .map(|p| format!(":{p}"))
+                        .unwrap_or_default(),
                     n.endpoint.path(),
                     n.max_in_flight,
                     n.headers.len()

@@ -204,7 +204,7 @@ pub(crate) fn render<'s>(
         .flat_map(|(sku_id, t, diff): (i64, Epoch, Diff)| {
             let next = t.saturating_add(1);
             (diff > 0)
-                .then(|| [((sku_id, t), t, 1), ((sku_id, t), next, -1)])
+                .then_some([((sku_id, t), t, 1), ((sku_id, t), next, -1)])
                 .into_iter()
                 .flatten()
         })
