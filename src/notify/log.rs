@@ -13,10 +13,11 @@
 //! `through E` (first line, optional) says every event of an episode up to
 //! epoch `E` is done. At start, [`DeliveryLog::open`] compacts the file
 //! against the outbox: it moves `through` as far as every older event is done
-//! and keeps only the ids above it, so the file stays as small as the
-//! undelivered tail.
+//! and keeps only the ids above it; while running, [`DeliveryLog::compact`]
+//! does the same up to a mark the notifier knows is all done. The file stays
+//! about as small as the undelivered tail.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,8 @@ pub const LOG_FILE: &str = "delivered.log";
 pub struct DeliveryLog {
     path: PathBuf,
     through: Option<i64>,
-    done: HashSet<String>,
+    /// Done events above `through`, with their episodes.
+    done: HashMap<String, i64>,
     file: std::fs::File,
 }
 
@@ -74,30 +76,14 @@ impl DeliveryLog {
             (None, m) => m,
         }
         .max(through);
-        let keep: HashSet<String> = match new_through {
-            Some(t) => outbox
-                .iter()
-                .filter(|e| e.episode > t && done.contains(&e.event_id))
-                .map(|e| e.event_id.clone())
-                .collect(),
-            None => done,
-        };
-        // Rewrite atomically, then reopen for appends.
-        let mut text = String::new();
-        if let Some(t) = new_through {
-            text.push_str(&format!("through {t}\n"));
-        }
-        let mut ids: Vec<&String> = keep.iter().collect();
-        ids.sort();
-        for id in ids {
-            text.push_str(&format!("ok {id}\n"));
-        }
-        crate::fsutil::write_atomic(&path, text.as_bytes())
-            .map_err(|e| NotifyError::state(&path, e))?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| NotifyError::state(&path, e))?;
+        // Ids not in the outbox cannot be told apart from future ones: none
+        // exist (the outbox is append-only), so they are dropped.
+        let keep: HashMap<String, i64> = outbox
+            .iter()
+            .filter(|e| new_through.is_none_or(|t| e.episode > t) && done.contains(&e.event_id))
+            .map(|e| (e.event_id.clone(), e.episode))
+            .collect();
+        let file = rewrite(&path, new_through, &keep)?;
         Ok(DeliveryLog {
             path,
             through: new_through,
@@ -106,18 +92,31 @@ impl DeliveryLog {
         })
     }
 
-    /// Whether `event` is done.
-    pub fn is_done(&self, event: &ProductNotificationEvent) -> bool {
-        self.through.is_some_and(|t| event.episode <= t) || self.done.contains(&event.event_id)
+    /// Folds every done event of an episode up to `through` into the mark
+    /// and rewrites the file: the caller guarantees that every event of those
+    /// episodes is done (none is pending or still to come).
+    pub fn compact(&mut self, through: i64) -> Result<(), NotifyError> {
+        if self.through.is_some_and(|t| t >= through) {
+            return Ok(());
+        }
+        self.done.retain(|_, episode| *episode > through);
+        self.file = rewrite(&self.path, Some(through), &self.done)?;
+        self.through = Some(through);
+        Ok(())
     }
 
-    /// Records outcomes durably (one sync for all of them).
-    pub fn record(&mut self, outcomes: &[(String, Outcome)]) -> Result<(), NotifyError> {
+    /// Whether `event` is done.
+    pub fn is_done(&self, event: &ProductNotificationEvent) -> bool {
+        self.through.is_some_and(|t| event.episode <= t) || self.done.contains_key(&event.event_id)
+    }
+
+    /// Records outcomes `(event_id, episode, outcome)` durably (one sync for all of them).
+    pub fn record(&mut self, outcomes: &[(String, i64, Outcome)]) -> Result<(), NotifyError> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let mut text = String::new();
-        for (id, outcome) in outcomes {
+        for (id, _, outcome) in outcomes {
             match outcome {
                 Outcome::Delivered => text.push_str(&format!("ok {id}\n")),
                 Outcome::Refused(status) => text.push_str(&format!("dead {id} {status}\n")),
@@ -127,7 +126,11 @@ impl DeliveryLog {
             .write_all(text.as_bytes())
             .and_then(|_| self.file.sync_data())
             .map_err(|e| NotifyError::state(&self.path, e))?;
-        self.done.extend(outcomes.iter().map(|(id, _)| id.clone()));
+        self.done.extend(
+            outcomes
+                .iter()
+                .map(|(id, episode, _)| (id.clone(), *episode)),
+        );
         Ok(())
     }
 
@@ -135,6 +138,28 @@ impl DeliveryLog {
     pub fn done_ids(&self) -> usize {
         self.done.len()
     }
+}
+
+/// Rewrites the log atomically as `through` plus `done`, and opens it for appends.
+fn rewrite(
+    path: &Path,
+    through: Option<i64>,
+    done: &HashMap<String, i64>,
+) -> Result<std::fs::File, NotifyError> {
+    let mut text = String::new();
+    if let Some(t) = through {
+        text.push_str(&format!("through {t}\n"));
+    }
+    let mut ids: Vec<&String> = done.keys().collect();
+    ids.sort();
+    for id in ids {
+        text.push_str(&format!("ok {id}\n"));
+    }
+    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| NotifyError::state(path, e))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| NotifyError::state(path, e))
 }
 
 fn parse(path: &Path, text: &str) -> Result<(Option<i64>, HashSet<String>), NotifyError> {
@@ -188,10 +213,11 @@ mod tests {
         let outbox = vec![event(1, 3), event(2, 3), event(1, 5), event(3, 7)];
         let mut log = DeliveryLog::open(dir.path(), &outbox).unwrap();
         assert!(outbox.iter().all(|e| !log.is_done(e)));
+        let done = |i: usize, outcome| (outbox[i].event_id.clone(), outbox[i].episode, outcome);
         log.record(&[
-            (outbox[0].event_id.clone(), Outcome::Delivered),
-            (outbox[1].event_id.clone(), Outcome::Refused(422)),
-            (outbox[3].event_id.clone(), Outcome::Delivered),
+            done(0, Outcome::Delivered),
+            done(1, Outcome::Refused(422)),
+            done(3, Outcome::Delivered),
         ])
         .unwrap();
         drop(log);
@@ -202,6 +228,18 @@ mod tests {
         assert_eq!(log.done_ids(), 1);
         let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
         assert_eq!(text, "through 4\nok restock-3-5-7\n");
+
+        // Compaction while running folds what the caller says is all done.
+        let mut log = log;
+        log.record(&[(outbox[2].event_id.clone(), 5, Outcome::Delivered)])
+            .unwrap();
+        log.compact(6).unwrap();
+        assert_eq!(log.done_ids(), 1);
+        assert!(outbox.iter().all(|e| log.is_done(e)));
+        log.record(&[(event(4, 9).event_id, 9, Outcome::Delivered)])
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert_eq!(text, "through 6\nok restock-3-5-7\nok restock-4-5-9\n");
     }
 
     #[test]

@@ -35,6 +35,10 @@ use self::http::HttpDelivery;
 use self::log::{DeliveryLog, Outcome};
 use crate::config::NotificationsConfig;
 
+/// Done events kept by id in memory (and in the log) before they are folded
+/// into its `through` mark (a handful in unit tests, so that they fold too).
+const COMPACT_AT: usize = if cfg!(test) { 4 } else { 10_000 };
+
 /// Sub-directory of the state directory holding the delivery log.
 pub const STATE_SUBDIR: &str = "notifications";
 
@@ -297,21 +301,37 @@ impl Queues {
     fn len(&self) -> usize {
         self.known.len()
     }
+
+    /// The oldest episode waiting or in flight.
+    fn oldest_episode(&self) -> Option<i64> {
+        self.by_customer
+            .values()
+            .filter_map(|q| q.front().map(|e| e.episode))
+            .min()
+    }
 }
+
+/// A lane's end: (customer, event id, episode, outcome).
+type Finished = (i64, String, i64, Outcome);
 
 /// Tries one event until the endpoint accepts or refuses it for good.
 async fn deliver_one(
     http: HttpDelivery,
     event: ProductNotificationEvent,
     stats: Arc<NotifyStats>,
-) -> (i64, String, Outcome) {
+) -> Finished {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         match http.send(&event).await {
             Ok(()) => {
                 tracing::debug!(event_id = %event.event_id, attempt, "notification delivered");
-                return (event.customer_id, event.event_id, Outcome::Delivered);
+                return (
+                    event.customer_id,
+                    event.event_id,
+                    event.episode,
+                    Outcome::Delivered,
+                );
             }
             Err(e) if !e.is_retryable() => {
                 let status = match e {
@@ -319,7 +339,12 @@ async fn deliver_one(
                     http::DeliveryError::Transport { .. } => 0,
                 };
                 tracing::error!(event_id = %event.event_id, status, "notification refused by the endpoint; not retried");
-                return (event.customer_id, event.event_id, Outcome::Refused(status));
+                return (
+                    event.customer_id,
+                    event.event_id,
+                    event.episode,
+                    Outcome::Refused(status),
+                );
             }
             Err(e) => {
                 stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -331,6 +356,11 @@ async fn deliver_one(
             }
         }
     }
+}
+
+/// The largest episode among `events`.
+fn max_episode(events: &[ProductNotificationEvent]) -> Option<i64> {
+    events.iter().map(|e| e.episode).max()
 }
 
 async fn deliver_loop(
@@ -355,11 +385,13 @@ async fn deliver_loop(
         backlog.into_iter().filter(|e| !log.is_done(e)).collect();
     backlog.sort_by_key(|e| (e.episode, e.customer_id, e.sku_id));
     let pending = backlog.len();
+    // Every event of an episode up to this one has been received.
+    let mut received = max_episode(&backlog);
     for e in backlog {
         queues.push(e);
     }
     tracing::info!(pending, "notification delivery started");
-    let mut lanes: JoinSet<(i64, String, Outcome)> = JoinSet::new();
+    let mut lanes: JoinSet<Finished> = JoinSet::new();
     // The customer of each lane, to serve it again if its task fails.
     let mut lane_customer: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut open = true;
@@ -377,6 +409,7 @@ async fn deliver_loop(
         tokio::select! {
             msg = rx.recv(), if open => match msg {
                 Some(Msg::Backlog(events)) | Some(Msg::Committed(events)) => {
+                    received = received.max(max_episode(&events));
                     for e in events.into_iter().filter(|e| !log.is_done(e)) {
                         queues.push(e);
                     }
@@ -393,14 +426,14 @@ async fn deliver_loop(
                 let mut customers = Vec::with_capacity(finished.len());
                 for joined in finished {
                     match joined {
-                        Ok((id, (customer, event_id, outcome))) => {
+                        Ok((id, (customer, event_id, episode, outcome))) => {
                             lane_customer.remove(&id);
                             match outcome {
                                 Outcome::Delivered => stats.delivered.fetch_add(1, Ordering::Relaxed),
                                 Outcome::Refused(_) => stats.refused.fetch_add(1, Ordering::Relaxed),
                             };
                             customers.push(customer);
-                            outcomes.push((event_id, outcome));
+                            outcomes.push((event_id, episode, outcome));
                         }
                         Err(e) => {
                             // The event stays pending: serve its customer again.
@@ -414,6 +447,18 @@ async fn deliver_loop(
                 log.record(&outcomes)?;
                 for customer in customers {
                     queues.done(customer);
+                }
+                if log.done_ids() > COMPACT_AT {
+                    // Episodes below the oldest pending one, and not beyond what
+                    // was received (later commits bring larger episodes), are done.
+                    let through = match (queues.oldest_episode(), received) {
+                        (Some(oldest), Some(r)) => Some((oldest - 1).min(r)),
+                        (None, r) => r,
+                        (Some(_), None) => None,
+                    };
+                    if let Some(through) = through {
+                        log.compact(through)?;
+                    }
                 }
             }
             _ = stop.changed() => {

@@ -192,6 +192,10 @@ async fn an_endpoint_down_for_a_while_gets_everything_once_it_is_back() {
     let stats = run(&url, dir.path(), vec![], vec![events.clone()]).await;
     assert_eq!(stats.delivered.load(Ordering::SeqCst), 18);
     assert!(stats.retries.load(Ordering::SeqCst) >= 25);
+    // The log was folded while running (beyond a handful of ids in tests).
+    let text = std::fs::read_to_string(dir.path().join(STATE_SUBDIR).join(log::LOG_FILE)).unwrap();
+    assert!(text.starts_with("through "), "{text}");
+    assert!(text.lines().count() < 18, "{text}");
     assert_eq!(endpoint.fail_first.load(Ordering::SeqCst), 0);
     let got = keys(&endpoint);
     // 25 refused attempts, then each event accepted exactly once.
