@@ -377,7 +377,7 @@ async fn deliver_loop(
             Some(Msg::Backlog(events)) | Some(Msg::Committed(events)) => events,
             None => return Ok(()),
         },
-        _ = stop.changed() => return Ok(()),
+        _ = stop.wait_for(|s| *s) => return Ok(()),
     };
     let mut log = DeliveryLog::open(&dir, &backlog)?;
     let mut queues = Queues::default();
@@ -461,7 +461,7 @@ async fn deliver_loop(
                     }
                 }
             }
-            _ = stop.changed() => {
+            _ = stop.wait_for(|s| *s) => {
                 tracing::info!(pending = queues.len(), "notification delivery stopped");
                 return Ok(());
             }
