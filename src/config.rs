@@ -71,6 +71,48 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[status]`: the status page, metrics and probes of `govflow run`.
     pub status: StatusConfig,
+    /// `[notifications]`: where restock notification events are delivered;
+    /// `None`: they are only kept in the outbox table.
+    pub notifications: Option<NotificationsConfig>,
+    /// `[webhooks]`: the BigCommerce webhook receiver of `govflow run`;
+    /// `None`: the store is only polled.
+    pub webhooks: Option<WebhooksConfig>,
+}
+
+/// `[notifications]`: HTTP delivery of `product_notification_event` (see
+/// docs/notifications.md).
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// The endpoint each event is POSTed to, as JSON with an `Idempotency-Key`
+    /// header equal to its `event_id`.
+    pub endpoint: Url,
+    /// Extra request headers (e.g. `Authorization`); values are secrets.
+    pub headers: Vec<(String, Secret)>,
+    /// Timeout of one request (default 10 s).
+    pub timeout: Duration,
+    /// Customers delivered to concurrently (default 8); one customer's events
+    /// always go one at a time, in order.
+    pub max_in_flight: usize,
+    /// First retry delay (default 200 ms), doubled per attempt up to `retry_max`.
+    pub retry_initial: Duration,
+    /// Longest retry delay (default 30 s). Retries never stop on their own.
+    pub retry_max: Duration,
+    /// With `govflow run --once`: longest wait for the outbox to drain before
+    /// exiting (default 30 s; what is left is delivered by the next run).
+    pub drain_timeout: Duration,
+}
+
+/// `[webhooks]`: the BigCommerce webhook receiver (see docs/notifications.md).
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8700`.
+    pub listen: std::net::SocketAddr,
+    /// Request header that carries the shared secret (default
+    /// `X-Govflow-Webhook-Secret`), set as a custom header when the webhook is
+    /// registered with BigCommerce.
+    pub secret_header: String,
+    /// The shared secret.
+    pub secret: Secret,
 }
 
 /// `[status]`: the HTTP server of `govflow run` and `govflow demo` (docs/status.md).
@@ -162,6 +204,12 @@ impl Config {
                 BigQueryCredentials::ServiceAccount(key) => &key.private_key,
                 BigQueryCredentials::AccessToken(token) => token,
             });
+        }
+        if let Some(n) = &self.notifications {
+            secrets.extend(n.headers.iter().map(|(_, v)| v));
+        }
+        if let Some(w) = &self.webhooks {
+            secrets.push(&w.secret);
         }
         secrets
     }
@@ -493,6 +541,8 @@ struct RawConfig {
     schedule: Option<RawSchedule>,
     alerts: Option<RawAlerts>,
     status: Option<RawStatus>,
+    notifications: Option<RawNotifications>,
+    webhooks: Option<RawWebhooks>,
 }
 
 #[derive(Deserialize)]
@@ -502,6 +552,31 @@ struct RawStatus {
     token: Option<Secret>,
     #[serde(default, with = "humantime_serde")]
     ready_max_lag: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    endpoint: String,
+    #[serde(default)]
+    headers: BTreeMap<String, Secret>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    max_in_flight: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    retry_initial: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retry_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    drain_timeout: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    listen: String,
+    secret: Secret,
+    secret_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -643,6 +718,8 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             alerts: AlertsConfig::default(),
             status: StatusConfig::default(),
+            notifications: None,
+            webhooks: None,
         }
     }
 }
@@ -874,6 +951,14 @@ impl RawConfig {
         let schedule = validate_schedule(self.schedule, &err)?;
         let alerts = validate_alerts(self.alerts, &err)?;
         let status = validate_status(self.status, &err)?;
+        let notifications = self
+            .notifications
+            .map(|n| validate_notifications(n, &err))
+            .transpose()?;
+        let webhooks = self
+            .webhooks
+            .map(|w| validate_webhooks(w, &err))
+            .transpose()?;
         Ok(Config {
             bigcommerce,
             warehouse,
@@ -884,6 +969,8 @@ impl RawConfig {
             schedule,
             alerts,
             status,
+            notifications,
+            webhooks,
         })
     }
 }
@@ -923,6 +1010,111 @@ fn validate_status(
     }
     Ok(status)
 }
+
+fn validate_notifications(
+    raw: RawNotifications,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<NotificationsConfig, ConfigError> {
+    let endpoint = Url::parse(raw.endpoint.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            err(
+                "notifications.endpoint",
+                "must be an http(s) URL with a host",
+            )
+        })?;
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers {
+        let key = format!("notifications.headers.{name}");
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(err(&key, "is not a valid header name"));
+        }
+        if name.eq_ignore_ascii_case("idempotency-key") || name.eq_ignore_ascii_case("content-type")
+        {
+            return Err(err(&key, "is set by govflow itself"));
+        }
+        if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+            return Err(err(&key, "is not a valid header value"));
+        }
+        headers.push((name, value));
+    }
+    let positive = |value: Option<Duration>, default: Duration, key: &str| match value {
+        Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    };
+    let timeout = positive(
+        raw.timeout,
+        Duration::from_secs(10),
+        "notifications.timeout",
+    )?;
+    let retry_initial = positive(
+        raw.retry_initial,
+        Duration::from_millis(200),
+        "notifications.retry_initial",
+    )?;
+    let retry_max = positive(
+        raw.retry_max,
+        Duration::from_secs(30),
+        "notifications.retry_max",
+    )?;
+    if retry_max < retry_initial {
+        return Err(err(
+            "notifications.retry_max",
+            "must not be shorter than retry_initial",
+        ));
+    }
+    let drain_timeout = raw.drain_timeout.unwrap_or(Duration::from_secs(30));
+    let max_in_flight = raw.max_in_flight.unwrap_or(8);
+    if !(1..=256).contains(&max_in_flight) {
+        return Err(err(
+            "notifications.max_in_flight",
+            "must be between 1 and 256",
+        ));
+    }
+    Ok(NotificationsConfig {
+        endpoint,
+        headers,
+        timeout,
+        max_in_flight,
+        retry_initial,
+        retry_max,
+        drain_timeout,
+    })
+}
+
+fn validate_webhooks(
+    raw: RawWebhooks,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<WebhooksConfig, ConfigError> {
+    let listen = raw.listen.trim().parse().map_err(|_| {
+        err(
+            "webhooks.listen",
+            "must be an address with a port, e.g. \"0.0.0.0:8700\"",
+        )
+    })?;
+    if raw.secret.expose().trim().len() < 16 {
+        return Err(err(
+            "webhooks.secret",
+            "must be at least 16 characters (it is the only authentication of the receiver)",
+        ));
+    }
+    let secret_header = raw
+        .secret_header
+        .unwrap_or_else(|| DEFAULT_WEBHOOK_SECRET_HEADER.to_string());
+    if reqwest::header::HeaderName::from_bytes(secret_header.as_bytes()).is_err() {
+        return Err(err("webhooks.secret_header", "is not a valid header name"));
+    }
+    Ok(WebhooksConfig {
+        listen,
+        secret_header,
+        secret: Secret::new(raw.secret.expose().trim()),
+    })
+}
+
+/// Default header of the webhook receiver's shared secret.
+pub const DEFAULT_WEBHOOK_SECRET_HEADER: &str = "X-Govflow-Webhook-Secret";
 
 fn validate_schedule(
     raw: Option<RawSchedule>,
@@ -1762,5 +1954,68 @@ cursor = "updated_at"
             bq.credentials,
             BigQueryCredentials::AccessToken(_)
         ));
+    }
+
+    #[test]
+    fn notifications_and_webhooks() {
+        let text = "[notifications]\nendpoint='http://127.0.0.1:9000/restock'\n\
+                    headers={Authorization='Bearer ${BIGCOMMERCE_ACCESS_TOKEN}'}\nmax_in_flight=2\n\
+                    retry_initial='50ms'\n\
+                    [webhooks]\nlisten='127.0.0.1:8700'\nsecret='0123456789abcdef-secret'\n";
+        let cfg = Config::from_toml_str(text, "f.toml", &env).expect("valid");
+        let n = cfg.notifications.as_ref().expect("notifications");
+        assert_eq!(n.endpoint.as_str(), "http://127.0.0.1:9000/restock");
+        assert_eq!(n.max_in_flight, 2);
+        assert_eq!(n.retry_initial, Duration::from_millis(50));
+        assert_eq!(n.retry_max, Duration::from_secs(30));
+        assert_eq!(n.headers.len(), 1);
+        let w = cfg.webhooks.as_ref().expect("webhooks");
+        assert_eq!(w.listen.port(), 8700);
+        assert_eq!(w.secret_header, DEFAULT_WEBHOOK_SECRET_HEADER);
+        // Header values and the webhook secret are secrets.
+        assert_eq!(cfg.secrets().len(), 2);
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("0123456789abcdef") && !debug.contains("Bearer"));
+        assert!(Config::default().notifications.is_none() && Config::default().webhooks.is_none());
+
+        let cases = [
+            (
+                "[notifications]\nendpoint='ftp://x/y'",
+                "notifications.endpoint",
+            ),
+            (
+                "[notifications]\nendpoint='http://h/'\nheaders={'Idempotency-Key'='x'}",
+                "notifications.headers.Idempotency-Key",
+            ),
+            (
+                "[notifications]\nendpoint='http://h/'\nmax_in_flight=0",
+                "notifications.max_in_flight",
+            ),
+            (
+                "[notifications]\nendpoint='http://h/'\nretry_initial='1m'\nretry_max='1s'",
+                "notifications.retry_max",
+            ),
+            (
+                "[notifications]\nendpoint='http://h/'\ntimeout='0s'",
+                "notifications.timeout",
+            ),
+            (
+                "[webhooks]\nlisten='8700'\nsecret='0123456789abcdef'",
+                "webhooks.listen",
+            ),
+            (
+                "[webhooks]\nlisten='127.0.0.1:1'\nsecret='SECRET'",
+                "webhooks.secret",
+            ),
+            (
+                "[webhooks]\nlisten='127.0.0.1:1'\nsecret='0123456789abcdefSECRET'\nsecret_header='a b'",
+                "webhooks.secret_header",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml_str(text, "f.toml", &env).expect_err(text);
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layers, with dependencies pointing one way: [`config`] (pure parsing and
 //! validation), [`sources`] (turn outside data into upserts), [`sinks`]
-//! (publish committed epochs), [`transform`] (the dbt runner of the marts),
+//! (publish committed epochs), [`notify`] (delivers restock notification
+//! events from the outbox table), [`transform`] (the dbt runner of the marts),
 //! and [`sim`], the BigCommerce simulator the demo
 //! and the tests run against.
 
@@ -11,6 +12,7 @@ pub mod alerts;
 pub mod checks;
 pub mod config;
 pub mod fsutil;
+pub mod notify;
 pub mod runtime;
 pub mod schedule;
 pub mod sim;

@@ -405,6 +405,29 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     );
                 }
             }
+            match &config.notifications {
+                None => println!("  notifications: kept in product_notification_event only"),
+                // The endpoint's host and path only: a query string may carry a token.
+                Some(n) => println!(
+                    "  notifications: POST {}://{}{}{} ({} customers at a time, {} extra headers)",
+                    n.endpoint.scheme(),
+                    n.endpoint.host_str().unwrap_or_default(),
+                    n.endpoint
+                        .port()
+                        .map(|p| format!(":{p}"))
+                        .unwrap_or_default(),
+                    n.endpoint.path(),
+                    n.max_in_flight,
+                    n.headers.len()
+                ),
+            }
+            match &config.webhooks {
+                None => println!("  webhooks: off (polling only)"),
+                Some(w) => println!(
+                    "  webhooks: listening on {} (secret in {})",
+                    w.listen, w.secret_header
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -654,7 +677,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         current.display()
     );
     println!(
-        "Tables: raw_bc_*, raw_pg_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_point_transaction, fct_quotation, fct_onsale_product_inventory, _errors. Ctrl-C stops."
+        "Tables: raw_bc_*, raw_pg_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_point_transaction, fct_quotation, fct_onsale_product_inventory, product_notification_event, _errors. Ctrl-C stops."
     );
     let mutator = {
         let per_second = args.changes_per_second;

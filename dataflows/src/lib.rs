@@ -14,7 +14,10 @@
 //! upsert semantics), [`models::dim_customer`], [`models::dim_product`],
 //! [`models::dim_sku`], [`models::fct_order`], [`models::fct_order_item`],
 //! [`models::fct_point_transaction`], [`models::fct_quotation`],
-//! [`models::fct_onsale_product_inventory`] and [`models::errors`]
+//! [`models::fct_onsale_product_inventory`],
+//! [`models::product_notification_event`] (restock notifications: the one
+//! table that depends on the history of the raw state, not only on its
+//! current value) and [`models::errors`]
 //! (`_errors`). [`Table`] names them; [`TableRow`] holds a
 //! row of any of them. [`oracle`] recomputes every table from scratch.
 //!
@@ -92,6 +95,9 @@
 //!   [`upserts_from_raw`]) in the first epochs reproduces exactly the committed
 //!   rows of every table (the models are functions of the raw state): a
 //!   driver can drop those epochs' changes instead of publishing them again.
+//!   `product_notification_event` is the exception that proves the rule:
+//!   the replay announces every on-sale SKU afresh, and dropping that output
+//!   is what keeps an episode from being announced twice.
 //! - [`Outputs::arrangements`] exposes the shared arrangements for further
 //!   models; [`Outputs::all`] gives every table as one collection of
 //!   [`TableRow`] for a custom capture (probe it downstream of your capture).
@@ -138,6 +144,7 @@ use models::fct_order::FctOrder;
 use models::fct_order_item::FctOrderItem;
 use models::fct_point_transaction::FctPointTransaction;
 use models::fct_quotation::FctQuotation;
+use models::product_notification_event::ProductNotificationEvent;
 use models::raw_bc_customer::RawBcCustomer;
 use models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use models::raw_bc_inventory::RawBcInventory;
@@ -185,6 +192,8 @@ pub struct Outputs<'s> {
     pub fct_quotation: Coll<'s, FctQuotation>,
     /// `fct_onsale_product_inventory`
     pub fct_onsale_product_inventory: Coll<'s, FctOnsaleProductInventory>,
+    /// `product_notification_event` (insertions only: see the model)
+    pub product_notification_event: Coll<'s, ProductNotificationEvent>,
     /// `_errors`
     pub errors: Coll<'s, ErrorRow>,
     /// The arrangements the models share, for further models.
@@ -198,6 +207,9 @@ pub struct Outputs<'s> {
 pub fn build<'s>(scope: Scope<'s, Epoch>, input: &mut UpsertInput) -> Outputs<'s> {
     let arrangements = Arrangements::new(input::split(input.stream(scope)));
     let dim_sku = models::dim_sku::render(&arrangements);
+    let fct_onsale_product_inventory = models::fct_onsale_product_inventory::render(&dim_sku);
+    let product_notification_event =
+        models::product_notification_event::render(&arrangements, &fct_onsale_product_inventory);
     Outputs {
         raw_bc_customer: models::raw_bc_customer::render(&arrangements.customers),
         raw_bc_customer_metafield: models::raw_bc_customer_metafield::render(
@@ -214,7 +226,8 @@ pub fn build<'s>(scope: Scope<'s, Epoch>, input: &mut UpsertInput) -> Outputs<'s
         raw_pg_quotation: models::raw_pg_quotation::render(&arrangements.quotations),
         dim_customer: models::dim_customer::render(&arrangements),
         dim_product: models::dim_product::render(&arrangements),
-        fct_onsale_product_inventory: models::fct_onsale_product_inventory::render(&dim_sku),
+        fct_onsale_product_inventory,
+        product_notification_event,
         dim_sku,
         fct_order: models::fct_order::render(&arrangements),
         fct_order_item: models::fct_order_item::render(&arrangements),
@@ -249,6 +262,8 @@ impl<'s> Outputs<'s> {
             o.fct_quotation.map(TableRow::FctQuotation),
             o.fct_onsale_product_inventory
                 .map(TableRow::FctOnsaleProductInventory),
+            o.product_notification_event
+                .map(TableRow::ProductNotificationEvent),
             o.errors.map(TableRow::Errors),
         ])
     }

@@ -2,6 +2,10 @@
 //! state held in `BTreeMap`s, with plain loops. Tests compare the dataflow's
 //! accumulated output with it after every epoch.
 //!
+//! `product_notification_event` depends on the state's history (which SKUs
+//! were on sale at the end of the previous epoch), so [`compute`] leaves it
+//! out and [`EventOracle`] recomputes it epoch by epoch.
+//!
 //! It shares the row constructors and row-level rules with the models (unit
 //! tests pin those down) but none of the incremental machinery: joins,
 //! aggregates and retractions are recomputed here by iteration.
@@ -20,6 +24,9 @@ use crate::models::fct_order::FctOrder;
 use crate::models::fct_order_item::FctOrderItem;
 use crate::models::fct_point_transaction::FctPointTransaction;
 use crate::models::fct_quotation::{FctQuotation, email_key};
+use crate::models::product_notification_event::{
+    ProductNotificationEvent, Subscriber, subscriptions_of,
+};
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -133,8 +140,58 @@ impl RawState {
     }
 }
 
-/// Every output table's rows for `state`, sorted (a multiset: a row may repeat
-/// only if the source repeats line ids across orders).
+/// `product_notification_event` from scratch: the on-sale SKUs at the end of
+/// each epoch, compared with those of the epoch before.
+#[derive(Clone, Debug, Default)]
+pub struct EventOracle {
+    on_sale: std::collections::BTreeSet<i64>,
+}
+
+impl EventOracle {
+    /// The events of `epoch`, whose end state is `state`: one per SKU on sale
+    /// now but not at the end of the previous call, and per customer (present
+    /// in `raw_bc_customer`) subscribed to it now. Sorted.
+    pub fn step(&mut self, epoch: crate::Epoch, state: &RawState) -> Vec<ProductNotificationEvent> {
+        let on_sale: BTreeMap<i64, FctOnsaleProductInventory> = compute(state)
+            .into_iter()
+            .filter_map(|row| match row {
+                TableRow::FctOnsaleProductInventory(r) => Some((r.sku_id, r)),
+                _ => None,
+            })
+            .collect();
+        let mut subscribers: std::collections::BTreeSet<(i64, Subscriber)> = Default::default();
+        for m in state.customer_metafields.values() {
+            let row = RawBcCustomerMetafield::from(m.clone());
+            for (customer_id, sku_id) in subscriptions_of(&row) {
+                if let Some(c) = state.customers.get(&customer_id) {
+                    subscribers.insert((
+                        sku_id,
+                        Subscriber {
+                            customer_id,
+                            email: c.email.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for (sku_id, row) in &on_sale {
+            if self.on_sale.contains(sku_id) {
+                continue;
+            }
+            for (_, subscriber) in subscribers.iter().filter(|(s, _)| s == sku_id) {
+                events.push(ProductNotificationEvent::new(subscriber, row, epoch));
+            }
+        }
+        self.on_sale = on_sale.into_keys().collect();
+        events.sort();
+        events
+    }
+}
+
+/// Every output table's rows for `state` but `product_notification_event`
+/// (see [`EventOracle`]), sorted (a multiset: a row may repeat only if the
+/// source repeats line ids across orders).
 pub fn compute(state: &RawState) -> Vec<TableRow> {
     let customers: BTreeMap<i64, RawBcCustomer> = state
         .customers

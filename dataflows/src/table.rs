@@ -13,6 +13,7 @@ use crate::models::fct_order::FctOrder;
 use crate::models::fct_order_item::FctOrderItem;
 use crate::models::fct_point_transaction::FctPointTransaction;
 use crate::models::fct_quotation::FctQuotation;
+use crate::models::product_notification_event::{ProductNotificationEvent, event_id};
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -62,6 +63,8 @@ pub enum Table {
     FctQuotation,
     /// `fct_onsale_product_inventory`
     FctOnsaleProductInventory,
+    /// `product_notification_event`
+    ProductNotificationEvent,
     /// `_errors`
     #[serde(rename = "_errors")]
     Errors,
@@ -69,7 +72,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order [`TableRow`]s sort.
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::RawBcCustomer,
         Table::RawBcCustomerMetafield,
         Table::RawBcProduct,
@@ -87,6 +90,7 @@ impl Table {
         Table::FctPointTransaction,
         Table::FctQuotation,
         Table::FctOnsaleProductInventory,
+        Table::ProductNotificationEvent,
         Table::Errors,
     ];
 
@@ -110,6 +114,7 @@ impl Table {
             Table::FctPointTransaction => "fct_point_transaction",
             Table::FctQuotation => "fct_quotation",
             Table::FctOnsaleProductInventory => "fct_onsale_product_inventory",
+            Table::ProductNotificationEvent => "product_notification_event",
             Table::Errors => "_errors",
         }
     }
@@ -138,6 +143,7 @@ impl Table {
             Table::FctOrderItem => &["order_item_id"],
             Table::FctPointTransaction => &["point_transaction_id"],
             Table::FctQuotation => &["quotation_id"],
+            Table::ProductNotificationEvent => &["event_id"],
             Table::Errors => &["table", "key", "reason"],
         }
     }
@@ -193,6 +199,8 @@ pub enum TableRow {
     FctQuotation(FctQuotation),
     /// A `fct_onsale_product_inventory` row.
     FctOnsaleProductInventory(FctOnsaleProductInventory),
+    /// A `product_notification_event` row.
+    ProductNotificationEvent(ProductNotificationEvent),
     /// An `_errors` row.
     Errors(ErrorRow),
 }
@@ -204,6 +212,32 @@ pub enum RowKey {
     Id(i64),
     /// `_errors` is keyed by the whole row.
     Error(ErrorRow),
+    /// `product_notification_event` is keyed by (customer, SKU, episode),
+    /// written as its `event_id` text.
+    Event {
+        /// Customer id.
+        customer_id: i64,
+        /// Variant id.
+        sku_id: i64,
+        /// Episode (start epoch).
+        episode: i64,
+    },
+}
+
+impl RowKey {
+    /// The key as text: the id, an `_errors` key `table:key:reason`, or an
+    /// `event_id`.
+    pub fn text(&self) -> String {
+        match self {
+            RowKey::Id(id) => id.to_string(),
+            RowKey::Error(e) => format!("{}:{}:{}", e.table.name(), e.key, e.reason.as_str()),
+            RowKey::Event {
+                customer_id,
+                sku_id,
+                episode,
+            } => event_id(*customer_id, *sku_id, *episode),
+        }
+    }
 }
 
 impl TableRow {
@@ -227,6 +261,7 @@ impl TableRow {
             TableRow::FctPointTransaction(_) => Table::FctPointTransaction,
             TableRow::FctQuotation(_) => Table::FctQuotation,
             TableRow::FctOnsaleProductInventory(_) => Table::FctOnsaleProductInventory,
+            TableRow::ProductNotificationEvent(_) => Table::ProductNotificationEvent,
             TableRow::Errors(_) => Table::Errors,
         }
     }
@@ -256,6 +291,11 @@ impl TableRow {
             TableRow::FctPointTransaction(r) => RowKey::Id(r.point_transaction_id),
             TableRow::FctQuotation(r) => RowKey::Id(r.quotation_id),
             TableRow::FctOnsaleProductInventory(r) => RowKey::Id(r.sku_id),
+            TableRow::ProductNotificationEvent(r) => RowKey::Event {
+                customer_id: r.customer_id,
+                sku_id: r.sku_id,
+                episode: r.episode,
+            },
             TableRow::Errors(r) => RowKey::Error(*r),
         }
     }
@@ -314,6 +354,7 @@ mod tests {
             assert!(!table.key_columns().is_empty());
         }
         assert_eq!(Table::ALL.iter().filter(|t| t.is_raw()).count(), 9);
+        assert!(!Table::ProductNotificationEvent.is_raw());
         assert!(Table::RawPgQuotation.is_raw() && !Table::FctQuotation.is_raw());
         // `Table::ALL` is in declaration (sort) order.
         assert!(Table::ALL.is_sorted());

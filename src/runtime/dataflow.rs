@@ -232,6 +232,20 @@ impl Dataflow {
         self.commands.len()
     }
 
+    /// Makes the next step run at `epoch` at the earliest (epochs only move
+    /// forward): the runtime starts a restarted dataflow at the committed
+    /// epoch, so every later step runs at the epoch it is committed as, and
+    /// epoch-stamped rows (`product_notification_event.episode`) are unique
+    /// across restarts.
+    pub fn skip_to(&mut self, epoch: Epoch) {
+        self.next_epoch = self.next_epoch.max(epoch);
+    }
+
+    /// The epoch the next [`Dataflow::step`] runs at.
+    pub fn next_epoch(&self) -> Epoch {
+        self.next_epoch
+    }
+
     /// Runs one epoch over `upserts` and returns its consolidated changes.
     pub fn step(&mut self, upserts: Vec<Upsert>) -> Result<TableChangeSet, DataflowError> {
         let epoch = self.next_epoch;

@@ -32,10 +32,12 @@ use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
 use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
+use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::schedule::Clock;
 use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::bigquery::{self, BigQueryError, SpoolWriter};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
+use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport, SourceError,
 };
@@ -106,6 +108,9 @@ pub enum RunError {
     /// The BigQuery sink failed (the epochs stay spooled for a replay).
     #[error(transparent)]
     BigQuery(#[from] BigQueryError),
+    /// Notification delivery failed.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 impl RunError {
@@ -307,8 +312,22 @@ pub async fn run(
     };
 
     let mut sources = Vec::new();
+    // Orders poll pages and webhook reads of the same rows (see its doc).
+    let freshness = Freshness::new();
     if let Some(bc) = config.bigcommerce.clone() {
-        let source = BigCommerceSource::new(bc.clone())?;
+        let source = Arc::new(BigCommerceSource::new(bc.clone())?);
+        if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
+            let feed = webhook_feed(tx.clone());
+            WebhookServer::start(
+                webhooks,
+                source.clone(),
+                freshness.clone(),
+                feed,
+                stop.clone(),
+            )
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?;
+        }
         telemetry.source_added("bigcommerce", &reconcile::BIGCOMMERCE_TABLES);
         source.client().observe_latency(
             telemetry
@@ -318,6 +337,7 @@ pub async fn run(
         );
         sources.push(tokio::spawn(bigcommerce_loop(
             source,
+            freshness.clone(),
             bc.poll_interval,
             checkpoint.bigcommerce.clone(),
             options.once,
@@ -362,6 +382,15 @@ pub async fn run(
     }
     drop((tx, events_tx));
 
+    // Restock notifications: delivered from the outbox table by their own task.
+    let notifier = match &config.notifications {
+        Some(n) => Some(Notifier::start(n.clone(), &state_dir, stop.clone())?),
+        None => None,
+    };
+    let outbox = notifier.as_ref().map(Notifier::outbox);
+    let delivered = notifier
+        .as_ref()
+        .map(|n| tokio::spawn(supervisor::count_deliveries(n.stats(), telemetry.clone())));
     let (checks_tx, checks_rx) = watch::channel(Vec::new());
     let alerts = tokio::spawn(supervisor::report_alerts(
         alerter.clone(),
@@ -398,6 +427,7 @@ pub async fn run(
                 progress,
                 check_results: checks_tx,
                 telemetry,
+                outbox,
             },
         )?
         .run(rx, tracker)
@@ -414,6 +444,16 @@ pub async fn run(
         let _ = scheduler.await;
     }
     let _ = alerts.await;
+    if let Some(counter) = delivered {
+        counter.abort();
+    }
+    if let Some(notifier) = notifier {
+        match &result {
+            Ok(()) => notifier.finish(options.once).await?,
+            // A failed run does not wait for an endpoint that may be down.
+            Err(_) => notifier.abort(),
+        }
+    }
     if let Some(task) = flush_task {
         // `--once` flushes every committed epoch to BigQuery before it returns.
         let flushed = task.finish(options.once && result.is_ok()).await;
@@ -440,7 +480,8 @@ fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
 
 /// Polls the store until `stop` (or once), sending what it reads to the epoch loop.
 async fn bigcommerce_loop(
-    source: BigCommerceSource,
+    source: Arc<BigCommerceSource>,
+    freshness: Arc<Freshness>,
     poll_interval: Duration,
     mut cursors: crate::sources::bigcommerce::Cursors,
     once: bool,
@@ -461,16 +502,22 @@ async fn bigcommerce_loop(
         });
         let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
         let forward_tx = links.tx.clone();
+        let forward_freshness = freshness.clone();
         let telemetry = links.telemetry.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
                 telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
                 telemetry.page_read(NAME, b.entity.name(), b.upserts.len() as u64, None);
-                let msg = Msg::Read {
-                    dead_letters: json_lines::<DeadLetter>(&b.dead_letters),
-                    upserts: b.upserts,
-                };
-                if forward_tx.send(msg).is_err() {
+                let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
+                let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
+                    forward_tx
+                        .send(Msg::Read {
+                            upserts,
+                            dead_letters,
+                        })
+                        .is_ok()
+                });
+                if !sent {
                     break;
                 }
             }
@@ -535,6 +582,17 @@ fn progress_kind(full: Option<u64>, backfill: bool) -> Option<&'static str> {
         (None, true) => Some("backfill"),
         (None, false) => None,
     }
+}
+
+/// What the webhook receiver reads goes to the epoch loop like a poll's page.
+fn webhook_feed(tx: std::sync::mpsc::Sender<Msg>) -> Feed {
+    Arc::new(move |upserts, dead: Vec<DeadLetter>| {
+        let msg = Msg::Read {
+            upserts,
+            dead_letters: json_lines(&dead),
+        };
+        tx.send(msg).is_ok()
+    })
 }
 
 /// The end of one read of a source.
@@ -713,6 +771,11 @@ struct EpochLoop {
     telemetry: Arc<Telemetry>,
     /// The BigQuery sink's spool, when the warehouse is BigQuery.
     bigquery: Option<SpoolWriter>,
+    /// Where committed restock events go for delivery.
+    outbox: Option<Outbox>,
+    /// False until the store's first complete pull is committed: episodes
+    /// already running when govflow first reads a store are not announced.
+    announce: bool,
 }
 
 /// How often check results are taken again without a commit (freshness
@@ -727,6 +790,8 @@ struct Outlets {
     check_results: watch::Sender<Vec<CheckResult>>,
     /// The status page and metrics.
     telemetry: Arc<Telemetry>,
+    /// Where committed restock events go for delivery.
+    outbox: Option<Outbox>,
 }
 
 impl EpochLoop {
@@ -743,6 +808,7 @@ impl EpochLoop {
             progress,
             check_results,
             telemetry,
+            outbox,
         } = outlets;
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
@@ -751,6 +817,13 @@ impl EpochLoop {
         )?;
         let mut dataflow =
             Dataflow::start_on(options.workers, options.cluster.as_ref(), checks.clone())?;
+        // Steps run at the epoch they commit as (see `Dataflow::skip_to`).
+        dataflow.skip_to(
+            checkpoint
+                .epoch
+                .max(warehouse.committed_epoch())
+                .unwrap_or(0),
+        );
         // Rebuild the input state from what is committed; its output is already published.
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
@@ -787,6 +860,14 @@ impl EpochLoop {
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
+        if let Some(outbox) = &outbox {
+            let events = Table::ProductNotificationEvent;
+            outbox.backlog(match warehouse.read_table(events.name())? {
+                Some(batch) => crate::notify::events_of(arrow::rows_from_batch(events, &batch)?),
+                None => Vec::new(),
+            });
+        }
+        let announce = !checkpoint.bigcommerce.is_empty();
         let dead_letters = state_dir.join("dead_letters.jsonl");
         let mut epoch_loop = EpochLoop {
             dataflow,
@@ -801,6 +882,8 @@ impl EpochLoop {
             checks_at: Instant::now(),
             telemetry,
             bigquery,
+            outbox,
+            announce,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
@@ -886,11 +969,15 @@ impl EpochLoop {
         }
         let started = Instant::now();
         let n_upserts = upserts.len() as u64;
-        let changes: TableChangeSet = self.dataflow.step(upserts)?;
+        // The step's own epoch: always past the committed one (see `EpochLoop::start`).
+        let epoch = self.dataflow.next_epoch();
+        let mut changes: TableChangeSet = self.dataflow.step(upserts)?;
+        if !self.announce {
+            changes.remove(&Table::ProductNotificationEvent);
+        }
         let mut changed = 0u64;
         let mut committed = None;
         if !changes.is_empty() {
-            let epoch = self.checkpoint.epoch.map_or(1, |e| e + 1);
             let mut batches = Vec::with_capacity(changes.len());
             let mut deltas = std::collections::BTreeMap::new();
             for (table, rows) in &changes {
@@ -909,6 +996,18 @@ impl EpochLoop {
                 bq.committed(epoch);
             }
             self.checkpoint.epoch = Some(epoch);
+            if let (Some(outbox), Some(events)) = (
+                &self.outbox,
+                changes.remove(&Table::ProductNotificationEvent),
+            ) {
+                outbox.committed(crate::notify::events_of(events.into_iter().map(|(r, _)| r)));
+            }
+        }
+        if done
+            .iter()
+            .any(|u| matches!(u, CursorUpdate::BigCommerce(_)))
+        {
+            self.announce = true;
         }
         for update in done {
             match update {

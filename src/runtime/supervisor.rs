@@ -89,6 +89,22 @@ async fn report_checks(alerter: &Alerter, results: &[CheckResult]) {
     }
 }
 
+/// Reports the notifier's deliveries to the status page, once a second.
+pub(super) async fn count_deliveries(
+    stats: Arc<crate::notify::NotifyStats>,
+    telemetry: Arc<Telemetry>,
+) {
+    let mut reported = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = stats.delivered.load(std::sync::atomic::Ordering::Relaxed);
+        if now > reported {
+            telemetry.notifications_delivered(now - reported);
+            reported = now;
+        }
+    }
+}
+
 /// The scheduled jobs of a run, with what they need.
 #[derive(Clone)]
 pub(super) struct Jobs {

@@ -45,6 +45,7 @@ use dataflows::models::fct_order::FctOrder;
 use dataflows::models::fct_order_item::FctOrderItem;
 use dataflows::models::fct_point_transaction::FctPointTransaction;
 use dataflows::models::fct_quotation::FctQuotation;
+use dataflows::models::product_notification_event::ProductNotificationEvent;
 use dataflows::models::raw_bc_customer::RawBcCustomer;
 use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use dataflows::models::raw_bc_inventory::RawBcInventory;
@@ -242,19 +243,25 @@ fn key_column(table: Table) -> &'static str {
 /// A key as written to the key column (and shown in errors).
 fn key_text(key: &RowKey) -> String {
     match key {
-        RowKey::Id(id) => id.to_string(),
         RowKey::Error(row) => error_id(row),
+        other => other.text(),
     }
 }
 
-/// The key column's values for `keys`: Utf8 `error_id`s or Int64 ids.
+/// Whether `table`'s key column is text: `_errors`' synthetic `error_id`, or
+/// `product_notification_event.event_id`.
+fn has_text_key(table: Table) -> bool {
+    has_synthetic_key(table) || table == Table::ProductNotificationEvent
+}
+
+/// The key column's values for `keys`: Utf8 `error_id`s / `event_id`s or Int64 ids.
 fn key_array(table: Table, keys: &[RowKey]) -> ArrayRef {
-    if has_synthetic_key(table) {
+    if has_text_key(table) {
         Arc::new(StringArray::from_iter_values(keys.iter().map(key_text)))
     } else {
         Arc::new(Int64Array::from_iter(keys.iter().map(|k| match k {
             RowKey::Id(id) => Some(*id),
-            RowKey::Error(_) => None,
+            RowKey::Error(_) | RowKey::Event { .. } => None,
         })))
     }
 }
@@ -283,6 +290,7 @@ macro_rules! with_row_type {
             Table::FctPointTransaction => { type $R = FctPointTransaction; $body }
             Table::FctQuotation => { type $R = FctQuotation; $body }
             Table::FctOnsaleProductInventory => { type $R = FctOnsaleProductInventory; $body }
+            Table::ProductNotificationEvent => { type $R = ProductNotificationEvent; $body }
             Table::Errors => { type $R = ErrorRow; $body }
         }
     };
@@ -593,6 +601,18 @@ arrow_rows! {
         sku_id: I64,
         product_id: I64,
         sku: Str,
+        inventory_level: I64,
+        price: Money,
+        sale_price: Money,
+    }
+    ProductNotificationEvent(ProductNotificationEvent) {
+        event_id: Str,
+        customer_id: I64,
+        customer_email: Str,
+        sku_id: I64,
+        product_id: I64,
+        sku: Str,
+        episode: I64,
         inventory_level: I64,
         price: Money,
         sale_price: Money,
@@ -1153,6 +1173,20 @@ mod tests {
                     sale_price: money(9),
                 })
             }
+            Table::ProductNotificationEvent => {
+                TableRow::ProductNotificationEvent(ProductNotificationEvent {
+                    event_id: dataflows::models::product_notification_event::event_id(key, 3, i),
+                    customer_id: key,
+                    customer_email: text("ada@example.com"),
+                    sku_id: 3,
+                    product_id: 2,
+                    sku: text("S"),
+                    episode: i,
+                    inventory_level: 12,
+                    price: money(10),
+                    sale_price: money(9),
+                })
+            }
             Table::Errors => TableRow::Errors(ErrorRow {
                 table: Table::ALL[i as usize % 7],
                 key: -i,
@@ -1582,7 +1616,8 @@ mod tests {
         }
         assert!(wh.commit(1, &commit).unwrap().published);
         // Epoch 2: per table, delete the first row, insert row 4, and update
-        // the (new) first row to other values (but in `_errors`).
+        // the (new) first row to other values (but in `_errors` and the
+        // insert-only events, keyed by what they hold).
         let mut commit = Vec::new();
         for table in Table::ALL {
             let current = model.entry(table).or_default();
@@ -1590,7 +1625,7 @@ mod tests {
             let mut changes = vec![(first.clone(), -1), (sample(table, 4), 1)];
             current.remove(&first.key());
             current.insert(sample(table, 4).key(), sample(table, 4));
-            if table != Table::Errors {
+            if !matches!(table, Table::Errors | Table::ProductNotificationEvent) {
                 let old = current.values().next().unwrap().clone();
                 let RowKey::Id(key) = old.key() else {
                     panic!("{table} has an id key")

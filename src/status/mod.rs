@@ -716,6 +716,7 @@ pub fn model_inputs(table: Table) -> &'static [Table] {
         FctPointTransaction => &[RawPgPointTransaction],
         FctQuotation => &[RawPgQuotation, RawBcCustomer],
         FctOnsaleProductInventory => &[DimSku],
+        ProductNotificationEvent => &[RawBcCustomerMetafield, FctOnsaleProductInventory],
         Errors => &[
             RawBcCustomer,
             RawBcCustomerMetafield,

@@ -374,9 +374,22 @@ pub fn tables(dir: &std::path::Path) -> Vec<(Table, Vec<TableRow>)> {
         .collect()
 }
 
-/// Asserts two warehouses (as read by [`tables`]) hold the same rows, table by table.
+/// Tables that hold the current state of the store, which a fresh full
+/// refresh must reproduce: every table but `product_notification_event`, a
+/// history of restocks that a fresh warehouse never saw.
+pub fn state_tables() -> impl Iterator<Item = Table> {
+    Table::ALL
+        .into_iter()
+        .filter(|t| *t != Table::ProductNotificationEvent)
+}
+
+/// Asserts two warehouses (as read by [`tables`]) hold the same rows, table by
+/// table ([`state_tables`] only).
 pub fn assert_same_warehouses(a: &[(Table, Vec<TableRow>)], b: &[(Table, Vec<TableRow>)]) {
     for ((table, rows_a), (_, rows_b)) in a.iter().zip(b) {
+        if *table == Table::ProductNotificationEvent {
+            continue;
+        }
         assert_eq!(
             rows_a.len(),
             rows_b.len(),
@@ -416,9 +429,9 @@ sys.exit(1 if bad else 0)
 "#;
 
 /// Asserts two warehouses read through their `current.sql` by DuckDB hold the
-/// same rows in every table (`_epoch` aside).
+/// same rows in every table of [`state_tables`] (`_epoch` aside).
 pub fn assert_same_through_duckdb(a: &std::path::Path, b: &std::path::Path) {
-    let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    let names: Vec<&str> = state_tables().map(|t| t.name()).collect();
     let out = std::process::Command::new(python())
         .args(["-c", DUCKDB_COMPARE])
         .arg(a.join("warehouse/current.sql"))

@@ -413,12 +413,9 @@ impl CheckState {
     }
 }
 
-/// A key as text: the id, or `table:key:reason` for `_errors`.
+/// A key as text: the id, `table:key:reason` for `_errors`, an `event_id`.
 fn key_text(key: &RowKey) -> String {
-    match key {
-        RowKey::Id(id) => id.to_string(),
-        RowKey::Error(e) => format!("{}:{}:{}", e.table, e.key, e.reason),
-    }
+    key.text()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! | `unknown_variant` | `raw_bc_inventory` | no `raw_bc_variant` row for the inventory's variant | inventory row unused |
 //! | `unknown_customer` | `raw_pg_point_transaction` | no `raw_bc_customer` row for the transaction's `customer_id` | kept in `fct_point_transaction`; counts in no `dim_customer.point_balance` |
 //! | `empty_email` | `raw_pg_quotation` | `customer_email` empty once trimmed | kept in `fct_quotation` with a null `customer_id` |
+//! | `malformed_subscription` | `raw_bc_customer_metafield` | a `govflow` / `restock_subscriptions` metafield whose value is not a JSON array of positive variant ids | subscribes to nothing (`product_notification_event`) |
 //!
 //! Deliberately **not** errors: an order or metafield whose `customer_id` is
 //! not (yet) in `raw_bc_customer` (guest checkouts and customers read later are
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
 use crate::models::fct_quotation::email_key;
+use crate::models::product_notification_event::{is_subscription, parse_subscriptions};
 use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
@@ -65,11 +67,13 @@ pub enum ErrorReason {
     UnknownCustomer,
     /// A quotation whose `customer_email` is empty (once trimmed).
     EmptyEmail,
+    /// A restock subscriptions metafield whose value does not parse.
+    MalformedSubscription,
 }
 
 impl ErrorReason {
     /// Every reason, in code order.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 9] = [
         ErrorReason::KeyMismatch,
         ErrorReason::NonPositiveQuantity,
         ErrorReason::UnknownOrder,
@@ -78,6 +82,7 @@ impl ErrorReason {
         ErrorReason::UnknownVariant,
         ErrorReason::UnknownCustomer,
         ErrorReason::EmptyEmail,
+        ErrorReason::MalformedSubscription,
     ];
 
     /// The stable `snake_case` code written to the `reason` column.
@@ -91,6 +96,7 @@ impl ErrorReason {
             ErrorReason::UnknownVariant => "unknown_variant",
             ErrorReason::UnknownCustomer => "unknown_customer",
             ErrorReason::EmptyEmail => "empty_email",
+            ErrorReason::MalformedSubscription => "malformed_subscription",
         }
     }
 
@@ -110,6 +116,9 @@ impl ErrorReason {
             }
             ErrorReason::EmptyEmail => {
                 "quotation with an empty customer email, matched to no customer"
+            }
+            ErrorReason::MalformedSubscription => {
+                "restock subscriptions metafield that is not a JSON array of variant ids, subscribing to nothing"
             }
         }
     }
@@ -152,8 +161,20 @@ pub(crate) fn customer_errors(key: i64, row: &RawBcCustomer) -> Option<ErrorRow>
 }
 
 /// Row-level checks of a metafield upserted under `key`.
-pub(crate) fn metafield_errors(key: i64, row: &RawBcCustomerMetafield) -> Option<ErrorRow> {
+pub(crate) fn metafield_errors(
+    key: i64,
+    row: &RawBcCustomerMetafield,
+) -> impl Iterator<Item = ErrorRow> + use<> {
+    let malformed = (is_subscription(row) && parse_subscriptions(&row.value).is_err()).then(|| {
+        ErrorRow::new(
+            Table::RawBcCustomerMetafield,
+            key,
+            ErrorReason::MalformedSubscription,
+        )
+    });
     mismatch(Table::RawBcCustomerMetafield, key, row.id)
+        .into_iter()
+        .chain(malformed)
 }
 
 /// Row-level checks of a product upserted under `key`.
@@ -473,7 +494,8 @@ mod tests {
                 "unknown_product",
                 "unknown_variant",
                 "unknown_customer",
-                "empty_email"
+                "empty_email",
+                "malformed_subscription"
             ]
         );
         for reason in ErrorReason::ALL {

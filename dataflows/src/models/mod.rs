@@ -10,6 +10,7 @@ pub mod fct_order;
 pub mod fct_order_item;
 pub mod fct_point_transaction;
 pub mod fct_quotation;
+pub mod product_notification_event;
 pub mod raw_bc_customer;
 pub mod raw_bc_customer_metafield;
 pub mod raw_bc_inventory;

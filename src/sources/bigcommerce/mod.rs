@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod governor;
 pub mod pull;
+pub mod webhooks;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use tracing::Instrument;
 pub use client::Client;
 pub use dead_letter::DeadLetter;
 pub use error::SourceError;
-pub use pull::{Batch, Entity, EntityPull, PullMode};
+pub use pull::{Batch, Entity, EntityPull, PullMode, Target};
 
 use crate::config::BigCommerceConfig;
 
@@ -35,6 +36,11 @@ use crate::config::BigCommerceConfig;
 pub struct Cursors(BTreeMap<Entity, Micros>);
 
 impl Cursors {
+    /// Whether no entity was ever read (no pull of the store completed).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The cursor of `entity`, if it was ever read.
     pub fn get(&self, entity: Entity) -> Option<Micros> {
         self.0.get(&entity).copied()
@@ -106,6 +112,16 @@ impl BigCommerceSource {
         Ok(PullReport {
             entities: try_join_all(walks).await?,
         })
+    }
+
+    /// Reads one entity by id (what a webhook names): its upserts, dead
+    /// letters, and when the first request started. An entity that is gone
+    /// reads as nothing.
+    pub async fn fetch(
+        &self,
+        target: Target,
+    ) -> Result<(Vec<Upsert>, Vec<DeadLetter>, std::time::Instant), SourceError> {
+        pull::fetch_by_id(&self.client, target, self.config.page_size).await
     }
 
     /// Pulls one entity.

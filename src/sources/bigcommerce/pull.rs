@@ -104,6 +104,9 @@ pub struct Batch {
     pub upserts: Vec<Upsert>,
     /// Records that failed to parse.
     pub dead_letters: Vec<DeadLetter>,
+    /// When the request for the page started: older than any change the
+    /// page may have missed (see `webhooks::Freshness`).
+    pub fetched_at: Option<std::time::Instant>,
 }
 
 /// The result of walking one entity.
@@ -285,13 +288,14 @@ async fn keyset<T: Record>(
         let page: Page<T> =
             fetch(client, list.path, &list.query(min, page_no, limit), list.v2).await?;
         let returned = page.returned;
+        let fetched_at = page.fetched_at;
         let keys: Vec<(i64, Micros)> = page.records.iter().map(|r| (r.id(), modified(r))).collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
         pull.records += page.records.len() as u64;
         for record in page.records {
             to_upserts(record, &mut upserts);
         }
-        deliver(pull, out, upserts, page.dead_letters).await?;
+        deliver(pull, out, upserts, page.dead_letters, fetched_at).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -317,6 +321,7 @@ async fn keyset_orders(
         let page: Page<WireOrder> =
             fetch(client, list.path, &list.query(min, page_no, limit), true).await?;
         let returned = page.returned;
+        let fetched_at = page.fetched_at;
         let keys: Vec<(i64, Micros)> = page
             .records
             .iter()
@@ -338,7 +343,7 @@ async fn keyset_orders(
             }
             order.into_upserts(&mut upserts);
         }
-        deliver(pull, out, upserts, dead).await?;
+        deliver(pull, out, upserts, dead, fetched_at).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -479,10 +484,11 @@ async fn emit<T>(
 ) -> Result<(), SourceError> {
     let mut upserts = Vec::with_capacity(page.records.len());
     pull.records += page.records.len() as u64;
+    let fetched_at = page.fetched_at;
     for record in page.records {
         to_upserts(record, &mut upserts);
     }
-    deliver(pull, out, upserts, page.dead_letters).await
+    deliver(pull, out, upserts, page.dead_letters, fetched_at).await
 }
 
 async fn deliver(
@@ -490,6 +496,7 @@ async fn deliver(
     out: &mpsc::Sender<Batch>,
     upserts: Vec<Upsert>,
     dead_letters: Vec<DeadLetter>,
+    fetched_at: Option<std::time::Instant>,
 ) -> Result<(), SourceError> {
     pull.pages += 1;
     pull.dead_letters += dead_letters.len() as u64;
@@ -503,6 +510,7 @@ async fn deliver(
         entity: pull.entity,
         upserts,
         dead_letters,
+        fetched_at,
     })
     .await
     .map_err(|_| SourceError::ConsumerGone {
@@ -517,7 +525,8 @@ async fn fetch<T: Record>(
     v2: bool,
 ) -> Result<Page<T>, SourceError> {
     let request = format!("GET {path}");
-    client
+    let started = std::time::Instant::now();
+    let mut page = client
         .get(path, query, |payload: Payload| {
             if v2 {
                 wire::parse_v2(payload, &request)
@@ -525,7 +534,107 @@ async fn fetch<T: Record>(
                 wire::parse_v3(payload, &request)
             }
         })
-        .await
+        .await?;
+    page.fetched_at = Some(started);
+    Ok(page)
+}
+
+/// One entity a webhook names, to read by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// A variant (`store/sku/*`): the variant and its inventory.
+    Variant(i64),
+    /// A product (`store/product/*`): the product, its variants and their inventory.
+    Product(i64),
+    /// A customer (`store/customer/*`).
+    Customer(i64),
+    /// A customer metafield (`store/metafield/*`).
+    Metafield(i64),
+    /// An order (`store/order/*`) with its lines.
+    Order(i64),
+}
+
+/// Reads one entity by id, as upserts (nothing when it is gone: deletes are
+/// left to the full refresh). Returns the time the first request started.
+pub(super) async fn fetch_by_id(
+    client: &Client,
+    target: Target,
+    limit: u32,
+) -> Result<(Vec<Upsert>, Vec<DeadLetter>, std::time::Instant), SourceError> {
+    let started = std::time::Instant::now();
+    let mut upserts = Vec::new();
+    let mut dead = Vec::new();
+    let id = |id: i64| id.to_string();
+    match target {
+        Target::Variant(v) => {
+            let q = [("id:in", id(v))];
+            let page: Page<WireVariant> = fetch(client, "v3/catalog/variants", &q, false).await?;
+            upserts.extend(page.records.into_iter().map(WireVariant::into_upsert));
+            dead.extend(page.dead_letters);
+            let q = [("variant_id:in", id(v))];
+            let page: Page<WireInventoryItem> =
+                fetch(client, "v3/inventory/items", &q, false).await?;
+            upserts.extend(page.records.into_iter().map(WireInventoryItem::into_upsert));
+            dead.extend(page.dead_letters);
+        }
+        Target::Product(p) => {
+            let q = [("id:in", id(p)), ("include", "variants".to_string())];
+            let page: Page<WireProduct> = fetch(client, "v3/catalog/products", &q, false).await?;
+            for product in page.records {
+                product.into_upserts(&mut upserts);
+            }
+            dead.extend(page.dead_letters);
+            for page_no in 1.. {
+                let q = [
+                    ("product_id:in", id(p)),
+                    ("limit", limit.to_string()),
+                    ("page", page_no.to_string()),
+                ];
+                let page: Page<WireInventoryItem> =
+                    fetch(client, "v3/inventory/items", &q, false).await?;
+                let full = page.returned >= limit as usize;
+                upserts.extend(page.records.into_iter().map(WireInventoryItem::into_upsert));
+                dead.extend(page.dead_letters);
+                if !full {
+                    break;
+                }
+            }
+        }
+        Target::Customer(c) => {
+            let q = [("id:in", id(c))];
+            let page: Page<WireCustomer> = fetch(client, "v3/customers", &q, false).await?;
+            upserts.extend(page.records.into_iter().map(WireCustomer::into_upsert));
+            dead.extend(page.dead_letters);
+        }
+        Target::Metafield(m) => {
+            let q = [("id:in", id(m))];
+            let page: Page<WireMetafield> =
+                fetch(client, "v3/customers/metafields", &q, false).await?;
+            upserts.extend(page.records.into_iter().map(WireMetafield::into_upsert));
+            dead.extend(page.dead_letters);
+        }
+        Target::Order(o) => {
+            let q = [
+                ("min_id", id(o)),
+                ("max_id", id(o)),
+                ("include", "consignments.line_items".to_string()),
+            ];
+            let page: Page<WireOrder> = fetch(client, "v2/orders", &q, true).await?;
+            dead.extend(page.dead_letters);
+            for order in page.records {
+                if !order.has_lines() {
+                    match order_lines(client, order.id(), limit).await? {
+                        (lines, bad) if bad.is_empty() => {
+                            upserts.push(Upsert::OrderItems(order.id(), Some(lines)))
+                        }
+                        (_, bad) => dead.extend(bad),
+                    }
+                }
+                order.into_upserts(&mut upserts);
+            }
+        }
+    }
+    Ok((upserts, dead, started))
 }
 
 /// Formats a filter date: RFC 2822 for V2, ISO 8601 UTC for V3 (whole seconds, rounded down).

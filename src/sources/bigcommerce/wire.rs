@@ -27,6 +27,8 @@ pub struct Page<T> {
     pub returned: usize,
     /// `meta.pagination.total_pages` (V3).
     pub total_pages: Option<u64>,
+    /// When the request for the page started (set by the fetch).
+    pub fetched_at: Option<std::time::Instant>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +84,7 @@ fn empty<T>() -> Page<T> {
         dead_letters: Vec::new(),
         returned: 0,
         total_pages: None,
+        fetched_at: None,
     }
 }
 
@@ -91,6 +94,7 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
         dead_letters: Vec::new(),
         returned: raw.len(),
         total_pages: None,
+        fetched_at: None,
     };
     for item in raw {
         match serde_json::from_str::<T>(item.get()) {
