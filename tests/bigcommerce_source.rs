@@ -337,3 +337,38 @@ async fn a_long_pull_uses_the_quota_without_a_single_429() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_pages_announce_how_many_pages_the_walk_takes() {
+    let options = store(8, 1000, 50, 20);
+    let sim = start_sim(options.clone()).await;
+    let mut config = config_for(&sim, &options);
+    config.page_size = 100;
+    let source = BigCommerceSource::new(config).unwrap();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let puller = tokio::spawn(async move {
+        source
+            .pull(&Cursors::default(), PullMode::FullSnapshot, &tx)
+            .await
+            .map(|_| ())
+    });
+    let mut customers = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        if batch.entity == Entity::Customers {
+            customers.push(batch.expected_pages);
+        }
+    }
+    puller.await.unwrap().expect("pull succeeds");
+    // The first page announces the whole walk; a keyset walk that restarts at
+    // a newer second reads its boundary page again, and the estimate follows:
+    // the last page's estimate is the number of pages read.
+    let pages = truth(&sim).await.customers.len().div_ceil(100) as u64;
+    assert_eq!(customers.first(), Some(&Some(pages)), "{customers:?}");
+    assert_eq!(
+        customers.last(),
+        Some(&Some(customers.len() as u64)),
+        "{customers:?}"
+    );
+    assert!(customers.iter().all(Option::is_some), "{customers:?}");
+    sim.shutdown().await;
+}

@@ -507,7 +507,12 @@ async fn bigcommerce_loop(
         let forwarder = tokio::spawn(async move {
             while let Some(b) = brx.recv().await {
                 telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
-                telemetry.page_read(NAME, b.entity.name(), b.upserts.len() as u64, None);
+                telemetry.page_read(
+                    NAME,
+                    b.entity.name(),
+                    b.upserts.len() as u64,
+                    b.expected_pages,
+                );
                 let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
                 let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
                     forward_tx

@@ -107,6 +107,9 @@ pub struct Batch {
     /// When the request for the page started: older than any change the
     /// page may have missed (see `webhooks::Freshness`).
     pub fetched_at: Option<std::time::Instant>,
+    /// How many pages the entity's walk is expected to take in all, when the
+    /// API tells (V3 `meta.pagination`), for progress and ETA.
+    pub expected_pages: Option<u64>,
 }
 
 /// The result of walking one entity.
@@ -289,13 +292,17 @@ async fn keyset<T: Record>(
             fetch(client, list.path, &list.query(min, page_no, limit), list.v2).await?;
         let returned = page.returned;
         let fetched_at = page.fetched_at;
+        // Pages read, this one, and what the current query has left after it.
+        let expected = page
+            .total_pages
+            .map(|t| pull.pages + 1 + t.saturating_sub(page_no));
         let keys: Vec<(i64, Micros)> = page.records.iter().map(|r| (r.id(), modified(r))).collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
         pull.records += page.records.len() as u64;
         for record in page.records {
             to_upserts(record, &mut upserts);
         }
-        deliver(pull, out, upserts, page.dead_letters, fetched_at).await?;
+        deliver(pull, out, upserts, page.dead_letters, fetched_at, expected).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -343,7 +350,7 @@ async fn keyset_orders(
             }
             order.into_upserts(&mut upserts);
         }
-        deliver(pull, out, upserts, dead, fetched_at).await?;
+        deliver(pull, out, upserts, dead, fetched_at, None).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -488,7 +495,8 @@ async fn emit<T>(
     for record in page.records {
         to_upserts(record, &mut upserts);
     }
-    deliver(pull, out, upserts, page.dead_letters, fetched_at).await
+    let expected = page.total_pages.map(|t| t.max(pull.pages + 1));
+    deliver(pull, out, upserts, page.dead_letters, fetched_at, expected).await
 }
 
 async fn deliver(
@@ -497,6 +505,7 @@ async fn deliver(
     upserts: Vec<Upsert>,
     dead_letters: Vec<DeadLetter>,
     fetched_at: Option<std::time::Instant>,
+    expected_pages: Option<u64>,
 ) -> Result<(), SourceError> {
     pull.pages += 1;
     pull.dead_letters += dead_letters.len() as u64;
@@ -511,6 +520,7 @@ async fn deliver(
         upserts,
         dead_letters,
         fetched_at,
+        expected_pages,
     })
     .await
     .map_err(|_| SourceError::ConsumerGone {
