@@ -166,6 +166,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
             dir: dir.path().join("state"),
         },
         notifications: Some(NotificationsConfig {
+            slack_webhook: None,
             endpoint: url.parse().expect("url"),
             headers: Vec::new(),
             timeout: Duration::from_secs(10),

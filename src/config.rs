@@ -100,6 +100,9 @@ pub struct NotificationsConfig {
     /// With `govflow run --once`: longest wait for the outbox to drain before
     /// exiting (default 30 s; what is left is delivered by the next run).
     pub drain_timeout: Duration,
+    /// A Slack incoming-webhook URL each event is also posted to, as a
+    /// message, through its own delivery lane (a secret).
+    pub slack_webhook: Option<Secret>,
 }
 
 /// `[webhooks]`: the BigCommerce webhook receiver (see docs/notifications.md).
@@ -207,6 +210,7 @@ impl Config {
         }
         if let Some(n) = &self.notifications {
             secrets.extend(n.headers.iter().map(|(_, v)| v));
+            secrets.extend(&n.slack_webhook);
         }
         if let Some(w) = &self.webhooks {
             secrets.push(&w.secret);
@@ -569,6 +573,7 @@ struct RawNotifications {
     retry_max: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     drain_timeout: Option<Duration>,
+    slack_webhook: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -1073,7 +1078,19 @@ fn validate_notifications(
             "must be between 1 and 256",
         ));
     }
+    if let Some(url) = &raw.slack_webhook {
+        let valid = Url::parse(url.expose().trim())
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            // The URL is a secret: not quoted.
+            return Err(err(
+                "notifications.slack_webhook",
+                "must be an http(s) URL with a host",
+            ));
+        }
+    }
     Ok(NotificationsConfig {
+        slack_webhook: raw.slack_webhook,
         endpoint,
         headers,
         timeout,
@@ -1998,6 +2015,10 @@ cursor = "updated_at"
             (
                 "[notifications]\nendpoint='http://h/'\ntimeout='0s'",
                 "notifications.timeout",
+            ),
+            (
+                "[notifications]\nendpoint='http://h/'\nslack_webhook='SECRET-not-a-url'",
+                "notifications.slack_webhook",
             ),
             (
                 "[webhooks]\nlisten='8700'\nsecret='0123456789abcdef'",

@@ -100,32 +100,93 @@ impl DeliveryError {
     }
 }
 
-/// Sends events to the configured endpoint.
+/// What a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The event as JSON ([`Payload`]), with the configured headers.
+    Json,
+    /// A Slack incoming-webhook message (`{"text": ...}`).
+    Slack,
+}
+
+/// The text of an event's Slack message.
+pub fn slack_text(event: &ProductNotificationEvent) -> String {
+    let price = if event.sale_price.0 > 0 {
+        format!("{} (sale; list {})", event.sale_price, event.price)
+    } else {
+        event.price.to_string()
+    };
+    format!(
+        ":package: Back in stock for customer {}: SKU `{}` (product {}, variant {}), {} in stock at {price}. Event `{}`.",
+        event.customer_id,
+        event.sku,
+        event.product_id,
+        event.sku_id,
+        event.inventory_level,
+        event.event_id
+    )
+}
+
+/// Sends events to the configured endpoint, or to a Slack incoming webhook.
 #[derive(Clone, Debug)]
 pub struct HttpDelivery {
     client: reqwest::Client,
     config: NotificationsConfig,
+    /// Where requests go: `config.endpoint`, or the Slack webhook (a secret:
+    /// never logged; errors are reported without it).
+    target: url::Url,
+    format: Format,
 }
 
 impl HttpDelivery {
-    /// A client for `config`.
+    /// A client for `config`'s endpoint.
     pub fn new(config: NotificationsConfig) -> Result<HttpDelivery, reqwest::Error> {
+        let target = config.endpoint.clone();
+        Self::with_target(config, target, Format::Json)
+    }
+
+    /// A client posting Slack messages to `webhook_url`, with `config`'s
+    /// timeout and retries.
+    pub fn slack(
+        config: NotificationsConfig,
+        webhook_url: url::Url,
+    ) -> Result<HttpDelivery, reqwest::Error> {
+        Self::with_target(config, webhook_url, Format::Slack)
+    }
+
+    fn with_target(
+        config: NotificationsConfig,
+        target: url::Url,
+        format: Format,
+    ) -> Result<HttpDelivery, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .build()?;
-        Ok(HttpDelivery { client, config })
+        Ok(HttpDelivery {
+            client,
+            config,
+            target,
+            format,
+        })
     }
 
     /// One attempt: `Ok` once the endpoint answered 2xx.
     pub async fn send(&self, event: &ProductNotificationEvent) -> Result<(), DeliveryError> {
         let mut request = self
             .client
-            .post(self.config.endpoint.clone())
-            .header("Idempotency-Key", &event.event_id)
-            .json(&Payload::of(event));
-        for (name, value) in &self.config.headers {
-            request = request.header(name.as_str(), value.expose());
+            .post(self.target.clone())
+            .header("Idempotency-Key", &event.event_id);
+        match self.format {
+            Format::Json => {
+                request = request.json(&Payload::of(event));
+                for (name, value) in &self.config.headers {
+                    request = request.header(name.as_str(), value.expose());
+                }
+            }
+            Format::Slack => {
+                request = request.json(&serde_json::json!({ "text": slack_text(event) }));
+            }
         }
         let response = request.send().await.map_err(|e| DeliveryError::Transport {
             event_id: event.event_id.clone(),
@@ -205,6 +266,7 @@ mod tests {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),
+            slack_webhook: None,
         };
         let d = HttpDelivery::new(config).unwrap();
         let ms = |attempt| d.backoff(attempt, &status(503)).as_millis();

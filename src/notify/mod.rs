@@ -41,6 +41,8 @@ const COMPACT_AT: usize = if cfg!(test) { 4 } else { 10_000 };
 
 /// Sub-directory of the state directory holding the delivery log.
 pub const STATE_SUBDIR: &str = "notifications";
+/// Directory of the Slack lane's delivery log in the state directory.
+pub const SLACK_STATE_SUBDIR: &str = "notifications-slack";
 
 /// Errors of the notifier itself (delivery failures are retried, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +168,52 @@ impl Notifier {
         state_dir: &Path,
         stop: watch::Receiver<bool>,
     ) -> Result<Notifier, NotifyError> {
-        let drain_timeout = config.drain_timeout;
-        let max_in_flight = config.max_in_flight;
+        let (drain_timeout, max_in_flight) = (config.drain_timeout, config.max_in_flight);
         let http = HttpDelivery::new(config).map_err(|e| NotifyError::Client(e.to_string()))?;
+        Ok(Self::start_lane(
+            http,
+            state_dir.join(STATE_SUBDIR),
+            drain_timeout,
+            max_in_flight,
+            stop,
+        ))
+    }
+
+    /// Starts posting each event as a Slack message to `config.slack_webhook`
+    /// (`None` when there is none), with its own delivery log under
+    /// `state_dir/notifications-slack`: the same order, retries and
+    /// once-per-event bookkeeping as the endpoint's lane.
+    pub fn start_slack(
+        config: &NotificationsConfig,
+        state_dir: &Path,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Option<Notifier>, NotifyError> {
+        let Some(webhook) = &config.slack_webhook else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(webhook.expose())
+            .map_err(|_| NotifyError::Client("notifications.slack_webhook: not a URL".into()))?;
+        // Slack accepts about one message a second per webhook: one lane at a time.
+        let http = HttpDelivery::slack(config.clone(), url)
+            .map_err(|e| NotifyError::Client(e.to_string()))?;
+        Ok(Some(Self::start_lane(
+            http,
+            state_dir.join(SLACK_STATE_SUBDIR),
+            config.drain_timeout,
+            1,
+            stop,
+        )))
+    }
+
+    fn start_lane(
+        http: HttpDelivery,
+        dir: std::path::PathBuf,
+        drain_timeout: Duration,
+        max_in_flight: usize,
+        stop: watch::Receiver<bool>,
+    ) -> Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(NotifyStats::default());
-        let dir = state_dir.join(STATE_SUBDIR);
         let task_stats = stats.clone();
         let task = tokio::spawn(async move {
             let result = deliver_loop(http, rx, dir, max_in_flight, task_stats, stop).await;
@@ -180,12 +222,12 @@ impl Notifier {
             }
             result
         });
-        Ok(Notifier {
+        Notifier {
             outbox: Outbox { tx },
             task,
             stats,
             drain_timeout,
-        })
+        }
     }
 
     /// A handle for the epoch loop.

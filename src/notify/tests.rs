@@ -70,6 +70,7 @@ fn config(url: &str) -> NotificationsConfig {
         retry_initial: Duration::from_millis(10),
         retry_max: Duration::from_millis(50),
         drain_timeout: Duration::from_secs(20),
+        slack_webhook: None,
     }
 }
 
@@ -246,4 +247,47 @@ async fn stop_leaves_pending_events_for_the_next_run() {
     endpoint.status.store(200, Ordering::SeqCst);
     let stats = run(&url, dir.path(), vec![event(1, 10, 1)], vec![]).await;
     assert_eq!(stats.delivered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_slack_lane_posts_one_message_per_event_and_keeps_its_own_log() {
+    let (receiver, url) = endpoint().await;
+    let (slack, slack_url) = endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&url);
+    config.slack_webhook = Some(crate::config::Secret::new(slack_url));
+    let run_lanes = |events: Vec<ProductNotificationEvent>| {
+        let config = config.clone();
+        let dir = dir.path().to_path_buf();
+        async move {
+            let (_stop_tx, stop) = watch::channel(false);
+            let http = Notifier::start(config.clone(), &dir, stop.clone()).unwrap();
+            let slack = Notifier::start_slack(&config, &dir, stop).unwrap().unwrap();
+            for lane in [&http, &slack] {
+                lane.outbox().backlog(events.clone());
+            }
+            http.finish(true).await.unwrap();
+            slack.finish(true).await.unwrap();
+        }
+    };
+    let events = vec![event(1, 10, 3), event(2, 11, 3), event(1, 12, 5)];
+    run_lanes(events.clone()).await;
+    // A restart with the same outbox sends nothing again on either lane.
+    run_lanes(events).await;
+    assert_eq!(keys(&receiver).len(), 3);
+    let messages = slack.requests.lock().unwrap().clone();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let (_, first) = &messages[0];
+    assert_eq!(
+        first["text"],
+        ":package: Back in stock for customer 1: SKU `V10` (product 1, variant 10), 3 in stock at 12.5000. Event `restock-1-10-3`."
+    );
+    // A Slack message is not the event's JSON, and the endpoint's headers stay with the endpoint.
+    assert!(first.get("event_id").is_none());
+    assert!(
+        dir.path()
+            .join(SLACK_STATE_SUBDIR)
+            .join(log::LOG_FILE)
+            .exists()
+    );
 }

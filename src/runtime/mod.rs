@@ -383,13 +383,17 @@ pub async fn run(
     drop((tx, events_tx));
 
     // Restock notifications: delivered from the outbox table by their own task.
-    let notifier = match &config.notifications {
-        Some(n) => Some(Notifier::start(n.clone(), &state_dir, stop.clone())?),
-        None => None,
-    };
-    let outbox = notifier.as_ref().map(Notifier::outbox);
-    let delivered = notifier
-        .as_ref()
+    // One lane per destination (the endpoint, and Slack when configured), each
+    // with its own delivery log.
+    let mut notifiers = Vec::new();
+    if let Some(n) = &config.notifications {
+        notifiers.push(Notifier::start(n.clone(), &state_dir, stop.clone())?);
+        notifiers.extend(Notifier::start_slack(n, &state_dir, stop.clone())?);
+    }
+    let outbox: Vec<Outbox> = notifiers.iter().map(Notifier::outbox).collect();
+    // The status page counts the endpoint's deliveries.
+    let delivered = notifiers
+        .first()
         .map(|n| tokio::spawn(supervisor::count_deliveries(n.stats(), telemetry.clone())));
     let (checks_tx, checks_rx) = watch::channel(Vec::new());
     let alerts = tokio::spawn(supervisor::report_alerts(
@@ -447,7 +451,7 @@ pub async fn run(
     if let Some(counter) = delivered {
         counter.abort();
     }
-    if let Some(notifier) = notifier {
+    for notifier in notifiers {
         match &result {
             Ok(()) => notifier.finish(options.once).await?,
             // A failed run does not wait for an endpoint that may be down.
@@ -776,8 +780,8 @@ struct EpochLoop {
     telemetry: Arc<Telemetry>,
     /// The BigQuery sink's spool, when the warehouse is BigQuery.
     bigquery: Option<SpoolWriter>,
-    /// Where committed restock events go for delivery.
-    outbox: Option<Outbox>,
+    /// Where committed restock events go for delivery: one per lane.
+    outbox: Vec<Outbox>,
     /// False until the store's first complete pull is committed: episodes
     /// already running when govflow first reads a store are not announced.
     announce: bool,
@@ -795,8 +799,8 @@ struct Outlets {
     check_results: watch::Sender<Vec<CheckResult>>,
     /// The status page and metrics.
     telemetry: Arc<Telemetry>,
-    /// Where committed restock events go for delivery.
-    outbox: Option<Outbox>,
+    /// Where committed restock events go for delivery: one per lane.
+    outbox: Vec<Outbox>,
 }
 
 impl EpochLoop {
@@ -865,12 +869,15 @@ impl EpochLoop {
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
-        if let Some(outbox) = &outbox {
+        if !outbox.is_empty() {
             let events = Table::ProductNotificationEvent;
-            outbox.backlog(match warehouse.read_table(events.name())? {
+            let backlog = match warehouse.read_table(events.name())? {
                 Some(batch) => crate::notify::events_of(arrow::rows_from_batch(events, &batch)?),
                 None => Vec::new(),
-            });
+            };
+            for lane in &outbox {
+                lane.backlog(backlog.clone());
+            }
         }
         let announce = !checkpoint.bigcommerce.is_empty();
         let dead_letters = state_dir.join("dead_letters.jsonl");
@@ -1001,11 +1008,14 @@ impl EpochLoop {
                 bq.committed(epoch);
             }
             self.checkpoint.epoch = Some(epoch);
-            if let (Some(outbox), Some(events)) = (
-                &self.outbox,
-                changes.remove(&Table::ProductNotificationEvent),
-            ) {
-                outbox.committed(crate::notify::events_of(events.into_iter().map(|(r, _)| r)));
+            if let Some(events) = changes
+                .remove(&Table::ProductNotificationEvent)
+                .filter(|_| !self.outbox.is_empty())
+            {
+                let events = crate::notify::events_of(events.into_iter().map(|(r, _)| r));
+                for lane in &self.outbox {
+                    lane.committed(events.clone());
+                }
             }
         }
         if done
