@@ -17,13 +17,9 @@ use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
 use rand::{Rng, SeedableRng};
 
-fn changes(progress: &ProgressHandle) -> u64 {
-    progress.lock().map(|p| p.changes).unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+#[path = "common/lag.rs"]
+mod lag;
+use lag::{changes, committed_after, percentile};
 
 async fn measure(poll: Duration, flush: Duration, samples: usize) -> Vec<Duration> {
     let options = SimOptions {
@@ -88,14 +84,7 @@ async fn measure(poll: Duration, flush: Duration, samples: usize) -> Vec<Duratio
             kinds: Some(vec!["order_update".into()]),
         })
         .expect("mutation");
-        let changed = Instant::now();
-        while changes(&progress) == before {
-            if changed.elapsed() > Duration::from_secs(60) {
-                panic!("the change did not arrive within a minute");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        lags.push(changed.elapsed());
+        lags.push(committed_after(&progress, before, Instant::now()).await);
     }
     let _ = stop.send(true);
     run.await.expect("run task").expect("run");
@@ -105,10 +94,7 @@ async fn measure(poll: Duration, flush: Duration, samples: usize) -> Vec<Duratio
 }
 
 fn main() {
-    let samples: usize = std::env::var("GOVFLOW_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let samples = lag::samples();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

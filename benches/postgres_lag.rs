@@ -21,13 +21,9 @@ use govflow::config::{
 use govflow::runtime::{ProgressHandle, RunOptions};
 use rand::{Rng, SeedableRng};
 
-fn changes(progress: &ProgressHandle) -> u64 {
-    progress.lock().map(|p| p.changes).unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+#[path = "common/lag.rs"]
+mod lag;
+use lag::{changes, committed_after, percentile};
 
 async fn measure(
     url: &str,
@@ -87,14 +83,7 @@ async fn measure(
             )
             .await
             .expect("insert");
-        let committed = Instant::now();
-        while changes(&progress) == before {
-            if committed.elapsed() > Duration::from_secs(60) {
-                panic!("the row did not arrive within a minute");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        lags.push(committed.elapsed());
+        lags.push(committed_after(&progress, before, Instant::now()).await);
     }
     let _ = stop.send(true);
     run.await.expect("run task").expect("run");
@@ -103,10 +92,7 @@ async fn measure(
 }
 
 fn main() {
-    let samples: usize = std::env::var("GOVFLOW_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let samples = lag::samples();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
