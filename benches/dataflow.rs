@@ -1,10 +1,17 @@
 //! `cargo bench --bench dataflow`: govflow's models on the anchor workload
 //! (customers, orders, order lines; changes = order updates, new orders with
-//! 1–5 lines, customer email changes), beside a from-scratch recompute of the
-//! same outputs, and the warehouse flush of such changes.
+//! 1–5 lines, customer email changes), side by side with its baselines in one
+//! run: a from-scratch recompute of the same outputs, and, with
+//! `--features bench-dbsp`, Feldera's dbsp maintaining `fct_order` and
+//! `dim_customer` (the `peers` crate).
+//!
+//! Each engine runs in a child process of its own, so each RSS figure is that
+//! engine's alone; every child generates the same deterministic workload.
 //!
 //! `GOVFLOW_BENCH_SCALE` scales the anchor (1.0 = 1M customers, 5M orders,
-//! 15M lines; default 0.1). `GOVFLOW_BENCH_WORKERS` sets the workers (default 2).
+//! 15M lines; default 0.1). `GOVFLOW_BENCH_WORKERS` sets the workers (default
+//! 2), `GOVFLOW_BENCH_EPOCHS` the 1k-change epochs (default 60),
+//! `GOVFLOW_BENCH_ENGINES` which engines run (default all built).
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dataflows::oracle::{RawState, compute};
 use dataflows::records::{Customer, Inventory, Money, Order, OrderItem, Product, Upsert, Variant};
 use govflow::runtime::dataflow::Dataflow;
-use govflow::sinks::arrow;
-use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
+use govflow::runtime::memory::release_freed_memory;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -139,29 +145,9 @@ fn catalog() -> Vec<Upsert> {
     out
 }
 
-/// Resident memory of this process, in MiB.
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 struct Workload {
     rng: StdRng,
+    orders: i64,
     customers: i64,
     next_order: i64,
     next_line: i64,
@@ -169,6 +155,18 @@ struct Workload {
 }
 
 impl Workload {
+    /// The anchor workload at `scale`, before its initial load.
+    fn new(scale: f64) -> Workload {
+        Workload {
+            rng: StdRng::seed_from_u64(1),
+            customers: (1_000_000.0 * scale) as i64,
+            orders: (5_000_000.0 * scale) as i64,
+            next_order: 1,
+            next_line: 1,
+            version: 0,
+        }
+    }
+
     /// One change of the anchor mix: 40% order update, 40% new order, 20% email change.
     fn change(&mut self, out: &mut Vec<Upsert>) {
         let pick = self.rng.random_range(0..10);
@@ -235,149 +233,251 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn main() {
-    let scale: f64 = env("GOVFLOW_BENCH_SCALE", 0.1);
-    let workers: usize = env("GOVFLOW_BENCH_WORKERS", 2);
-    // `GOVFLOW_BENCH_PARTS`: any of `epochs`, `baseline`, `flush` (default all).
-    let parts: String = env("GOVFLOW_BENCH_PARTS", "epochs,baseline,flush".to_owned());
-    let small_epochs: usize = env("GOVFLOW_BENCH_EPOCHS", 60);
-    let customers = (1_000_000.0 * scale) as i64;
-    let orders = (5_000_000.0 * scale) as i64;
-    let workload = || Workload {
-        rng: StdRng::seed_from_u64(1),
-        customers,
-        next_order: 1,
-        next_line: 1,
-        version: 0,
-    };
-    let mut w = workload();
-    println!(
-        "dataflow bench: {customers} customers, {orders} orders, ~{} lines, {workers} workers",
-        orders * 3
-    );
+/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in MiB.
+fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
 
-    // Initial load.
-    let mut df = Dataflow::start(workers).expect("workers");
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// An engine maintaining `fct_order`/`dim_customer` (and, for govflow, every
+/// other table) from the workload's upserts.
+trait Engine {
+    /// Takes one epoch of the initial load.
+    fn load(&mut self, upserts: Vec<Upsert>);
+    /// Ends the initial load (an engine may compute its outputs only now).
+    fn loaded(&mut self) {}
+    /// Takes one epoch of changes and brings the outputs up to date.
+    fn step(&mut self, upserts: Vec<Upsert>);
+}
+
+/// govflow: all 18 tables of the dataflow, on `workers` threads.
+struct Govflow(Dataflow);
+
+impl Engine for Govflow {
+    fn load(&mut self, upserts: Vec<Upsert>) {
+        self.0.step(upserts).expect("step");
+    }
+    fn step(&mut self, upserts: Vec<Upsert>) {
+        self.0.step(upserts).expect("step");
+    }
+}
+
+/// Baseline: every output recomputed from scratch (the oracle's HashMap and
+/// BTreeMap code, one thread) after each epoch, as a batch job reloading
+/// everything does.
+#[derive(Default)]
+struct Recompute(RawState);
+
+impl Engine for Recompute {
+    fn load(&mut self, upserts: Vec<Upsert>) {
+        upserts.into_iter().for_each(|u| self.0.apply(u));
+    }
+    fn loaded(&mut self) {
+        drop(compute(&self.0));
+    }
+    fn step(&mut self, upserts: Vec<Upsert>) {
+        self.load(upserts);
+        self.loaded();
+    }
+}
+
+/// Baseline: Feldera's dbsp with the same `fct_order`/`dim_customer` logic.
+#[cfg(feature = "bench-dbsp")]
+struct Dbsp(peers::DbspOrders);
+
+#[cfg(feature = "bench-dbsp")]
+impl Engine for Dbsp {
+    fn load(&mut self, upserts: Vec<Upsert>) {
+        self.0.step(upserts).expect("dbsp step");
+    }
+    fn step(&mut self, upserts: Vec<Upsert>) {
+        self.0.step(upserts).expect("dbsp step");
+    }
+}
+
+/// What one engine measured; printed by the child process as a `RESULT` line.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Figures {
+    engine: String,
+    workers: usize,
+    load_rows_per_s: f64,
+    rss_mib: f64,
+    peak_rss_mib: f64,
+    /// Per batch size: (batch, epochs, p50 ms, p99 ms, changes/s).
+    epochs: Vec<(usize, usize, f64, f64, f64)>,
+}
+
+/// Runs `engine` on the workload and measures it (in a process of its own).
+fn measure(
+    name: &str,
+    workers: usize,
+    mut engine: Box<dyn Engine>,
+    samples: [usize; 2],
+) -> Figures {
+    let scale: f64 = env("GOVFLOW_BENCH_SCALE", 0.1);
+    let mut w = Workload::new(scale);
+    let orders = w.orders;
     let mut input_rows = 0u64;
     let mut load_time = Duration::ZERO;
     load_epochs(&mut w, orders, |epoch_in, rows| {
         input_rows += rows;
         let t = Instant::now();
-        df.step(epoch_in).expect("step");
+        engine.load(epoch_in);
         load_time += t.elapsed();
     });
-    println!(
-        "  initial load            {:>10.0} rows/s  ({input_rows} rows in {:.1} s; target ≥ 2.5M rows/s at scale 1)",
-        input_rows as f64 / load_time.as_secs_f64(),
-        load_time.as_secs_f64()
+    let t = Instant::now();
+    engine.loaded();
+    load_time += t.elapsed();
+    // Idle workers give freed pages back after a second (runtime/memory.rs).
+    std::thread::sleep(Duration::from_millis(1_500));
+    release_freed_memory();
+    let mut figures = Figures {
+        engine: name.to_owned(),
+        workers,
+        load_rows_per_s: input_rows as f64 / load_time.as_secs_f64(),
+        rss_mib: proc_status_mib("VmRSS:"),
+        peak_rss_mib: proc_status_mib("VmHWM:"),
+        epochs: Vec::new(),
+    };
+    eprintln!(
+        "  {name}: loaded {input_rows} rows in {:.1} s, RSS {:.0} MiB",
+        load_time.as_secs_f64(),
+        figures.rss_mib
     );
-    println!(
-        "  RSS after load          {:>10.0} MiB   (the whole process: the dataflow's state; target ≤ 1.3 GB at scale 1)",
-        rss_mib()
-    );
-
-    // Change epochs; their upserts are kept for the baseline.
-    let mut history: Vec<Upsert> = Vec::new();
-    if parts.contains("epochs") {
-        for batch in [1_000usize, 10_000] {
-            let epochs = if batch == 1_000 { small_epochs } else { 10 };
-            let mut times = Vec::new();
-            for _ in 0..epochs {
-                let mut ups = Vec::new();
-                for _ in 0..batch {
-                    w.change(&mut ups);
-                }
-                history.extend(ups.iter().cloned());
-                let t = Instant::now();
-                df.step(ups).expect("step");
-                times.push(t.elapsed());
+    for (batch, epochs) in [1_000usize, 10_000].into_iter().zip(samples) {
+        let mut times = Vec::new();
+        for _ in 0..epochs {
+            let mut ups = Vec::new();
+            for _ in 0..batch {
+                w.change(&mut ups);
             }
-            let total: Duration = times.iter().sum();
-            times.sort();
-            println!(
-                "  {batch:>5}-change epochs    p50 {:>7.1} ms  p99 {:>7.1} ms  {:>8.0} changes/s  (targets for 1k: p99 ≤ 15 ms, ≥ 150k/s)",
-                percentile(&times, 0.5).as_secs_f64() * 1e3,
-                percentile(&times, 0.99).as_secs_f64() * 1e3,
-                (batch * epochs) as f64 / total.as_secs_f64(),
-            );
+            let t = Instant::now();
+            engine.step(ups);
+            times.push(t.elapsed());
         }
+        let total: Duration = times.iter().sum();
+        times.sort();
+        figures.epochs.push((
+            batch,
+            epochs,
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+            (batch * epochs) as f64 / total.as_secs_f64(),
+        ));
     }
-    drop(df);
-    if !parts.contains("baseline") && !parts.contains("flush") {
-        return;
-    }
+    figures
+}
 
-    // The same state, rebuilt for the baseline and the flush.
-    let mut state = RawState::default();
-    load_epochs(&mut workload(), orders, |epoch_in, _| {
-        epoch_in.into_iter().for_each(|u| state.apply(u))
+/// Runs engine `name` in a child process (so each RSS is its own) and reads
+/// its figures.
+fn in_child(name: &str) -> Option<Figures> {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .env("GOVFLOW_BENCH_ENGINE", name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("child bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figures = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|json| serde_json::from_str(json).ok());
+    if figures.is_none() {
+        eprintln!("  {name}: no figures ({})", out.status);
+    }
+    figures
+}
+
+fn print_table(all: &[Figures]) {
+    let row = |label: &str, cell: &dyn Fn(&Figures) -> String| {
+        print!("  {label:<28}");
+        for f in all {
+            print!(" {:>22}", cell(f));
+        }
+        println!();
+    };
+    row("", &|f| format!("{} ({}w)", f.engine, f.workers));
+    row("initial load, rows/s", &|f| {
+        format!("{:.0}", f.load_rows_per_s)
     });
-    history.into_iter().for_each(|u| state.apply(u));
-
-    // Baseline: recompute every output from scratch after a batch.
-    if parts.contains("baseline") {
-        let t = Instant::now();
-        let rows = compute(&state).len();
-        let recompute = t.elapsed();
+    row("RSS after load, MiB", &|f| format!("{:.0}", f.rss_mib));
+    row("peak RSS, MiB", &|f| format!("{:.0}", f.peak_rss_mib));
+    for (i, batch) in ["1k", "10k"].iter().enumerate() {
+        row(&format!("{batch}-change epoch p50/p99, ms"), &|f| {
+            f.epochs
+                .get(i)
+                .map_or("-".into(), |e| format!("{:.1} / {:.1}", e.2, e.3))
+        });
+        row(&format!("{batch}-change epochs, changes/s"), &|f| {
+            f.epochs
+                .get(i)
+                .map_or("-".into(), |e| format!("{:.0}", e.4))
+        });
+    }
+    if let (Some(g), Some(r)) = (
+        all.iter().find(|f| f.engine == "govflow"),
+        all.iter().find(|f| f.engine == "recompute"),
+    ) && let (Some(ge), Some(re)) = (g.epochs.first(), r.epochs.first())
+    {
         println!(
-            "  baseline: recompute     {:>10.1} s per batch ({rows} output rows)",
-            recompute.as_secs_f64()
+            "  govflow vs recompute, 1k-change batch: {:.0}× at p50, {:.0}× at p99 (target 1000×)",
+            re.2 / ge.2,
+            re.2 / ge.3
         );
     }
-    if !parts.contains("flush") {
+}
+
+fn main() {
+    let scale: f64 = env("GOVFLOW_BENCH_SCALE", 0.1);
+    let workers: usize = env("GOVFLOW_BENCH_WORKERS", 2);
+    let small_epochs: usize = env("GOVFLOW_BENCH_EPOCHS", 60);
+    if let Ok(name) = std::env::var("GOVFLOW_BENCH_ENGINE") {
+        let figures = match name.as_str() {
+            "govflow" => measure(
+                &name,
+                workers,
+                Box::new(Govflow(Dataflow::start(workers).expect("workers"))),
+                [small_epochs, 10],
+            ),
+            "recompute" => measure(&name, 1, Box::<Recompute>::default(), [3, 1]),
+            #[cfg(feature = "bench-dbsp")]
+            "dbsp" => measure(
+                &name,
+                workers,
+                Box::new(Dbsp(peers::DbspOrders::new(workers).expect("dbsp"))),
+                [small_epochs, 10],
+            ),
+            other => panic!("unknown engine {other}"),
+        };
+        println!("RESULT {}", serde_json::to_string(&figures).expect("json"));
         return;
     }
-
-    // Warehouse flush: the load, then 1k-change epochs into tables of that size.
-    let dir = std::env::temp_dir().join(format!("govflow-bench-{}", std::process::id()));
-    let mut wh = LocalWarehouse::open(&dir, &arrow::table_specs(), WarehouseOptions::default())
-        .expect("warehouse");
-    let mut df2 = Dataflow::start(workers).expect("workers");
-    let load: Vec<Upsert> = state.upserts();
-    drop(state);
-    let initial = df2.step(load).expect("step");
-    let batches: Vec<_> = initial
-        .iter()
-        .map(|(t, rows)| arrow::table_changes(*t, 1, rows).expect("arrow"))
-        .collect();
-    drop(initial);
-    wh.commit(1, &batches).expect("commit");
-    drop(batches);
-    let mut flush_times = Vec::new();
-    for epoch in 2..42u64 {
-        let mut ups = Vec::new();
-        for _ in 0..1_000 {
-            w.change(&mut ups);
-        }
-        let changes = df2.step(ups).expect("step");
-        let t = Instant::now();
-        let batches: Vec<_> = changes
-            .iter()
-            .map(|(t, rows)| arrow::table_changes(*t, epoch, rows).expect("arrow"))
-            .collect();
-        let arrow_time = t.elapsed();
-        wh.commit(epoch, &batches).expect("commit");
-        flush_times.push(t.elapsed());
-        if std::env::var("GOVFLOW_BENCH_DEBUG").is_ok() {
-            eprintln!(
-                "epoch {epoch}: {} changes, arrow {arrow_time:?}, total {:?}",
-                changes.values().map(Vec::len).sum::<usize>(),
-                t.elapsed()
-            );
-        }
-    }
-    flush_times.sort();
-    let largest = wh
-        .manifest()
-        .tables
-        .values()
-        .map(|t| t.files.iter().map(|f| f.rows).sum::<u64>())
-        .max()
-        .unwrap_or(0);
+    let w = Workload::new(scale);
     println!(
-        "  flush of 1k changes     p50 {:>7.1} ms  p99 {:>7.1} ms  into tables of up to {largest} rows (target ≤ 20 ms)",
-        percentile(&flush_times, 0.5).as_secs_f64() * 1e3,
-        percentile(&flush_times, 0.99).as_secs_f64() * 1e3,
+        "dataflow bench: {} customers, {} orders, ~{} lines; targets at scale 1 on 2 workers: load ≥ 2.5M rows/s, RSS ≤ 1.3 GB, 1k-change epoch p99 ≤ 15 ms and ≥ 150k changes/s",
+        w.customers,
+        w.orders,
+        w.orders * 3
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let default_engines = if cfg!(feature = "bench-dbsp") {
+        "govflow,dbsp,recompute"
+    } else {
+        "govflow,recompute"
+    };
+    let engines: String = env("GOVFLOW_BENCH_ENGINES", default_engines.to_owned());
+    let all: Vec<Figures> = engines.split(',').filter_map(in_child).collect();
+    print_table(&all);
+    if !cfg!(feature = "bench-dbsp") {
+        println!("  (dbsp: run `cargo bench --features bench-dbsp --bench dataflow`)");
+    }
 }

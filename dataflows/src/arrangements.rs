@@ -10,7 +10,7 @@ use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
 use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_order_item::OrderLines;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
@@ -92,7 +92,7 @@ pub struct Arrangements<'s> {
     /// Orders (archived included) by id.
     pub orders: Arr<'s, RawBcOrder>,
     /// All lines of an order, by order id.
-    pub order_items: Arr<'s, Vec<RawBcOrderItem>>,
+    pub order_items: Arr<'s, OrderLines>,
     /// Point transactions (PostgreSQL) by id.
     pub point_transactions: Arr<'s, RawPgPointTransaction>,
     /// Quotations (PostgreSQL) by id.

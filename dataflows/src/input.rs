@@ -11,7 +11,7 @@ use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
 use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_order_item::{OrderLines, RawBcOrderItem};
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
@@ -95,7 +95,7 @@ pub(crate) struct SourceStreams<'s> {
     pub variants: UpsertStream<'s, RawBcVariant>,
     pub inventory: UpsertStream<'s, RawBcInventory>,
     pub orders: UpsertStream<'s, RawBcOrder>,
-    pub order_items: UpsertStream<'s, Vec<RawBcOrderItem>>,
+    pub order_items: UpsertStream<'s, OrderLines>,
     pub point_transactions: UpsertStream<'s, RawPgPointTransaction>,
     pub quotations: UpsertStream<'s, RawPgQuotation>,
 }
@@ -124,7 +124,7 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
     let mut variants: Out<RawBcVariant> = OutputBuilder::from(variants);
     let mut inventory: Out<RawBcInventory> = OutputBuilder::from(inventory);
     let mut orders: Out<RawBcOrder> = OutputBuilder::from(orders);
-    let mut items: Out<Vec<RawBcOrderItem>> = OutputBuilder::from(items);
+    let mut items: Out<OrderLines> = OutputBuilder::from(items);
     let mut points: Out<RawPgPointTransaction> = OutputBuilder::from(points);
     let mut quotations: Out<RawPgQuotation> = OutputBuilder::from(quotations);
 
@@ -169,7 +169,7 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
                                 let mut lines: Vec<RawBcOrderItem> =
                                     lines.into_iter().map(Into::into).collect();
                                 lines.sort();
-                                lines
+                                OrderLines::from(lines)
                             });
                             items.give((k, lines, time))
                         }

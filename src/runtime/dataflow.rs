@@ -6,8 +6,9 @@
 //! consolidated output changes. Workers advance together: timely waits for all.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use dataflows::checks::{CheckRow, CheckSpec};
 use dataflows::records::Upsert;
@@ -15,6 +16,8 @@ use dataflows::{Diff, Epoch, EpochChanges, Table, TableRow, UpsertInput};
 use timely::WorkerConfig;
 use timely::communication::Config as CommunicationConfig;
 use timely::execute::Config as TimelyConfig;
+
+use super::memory::release_freed_memory;
 
 /// An epoch's consolidated output changes, by table.
 pub type TableChangeSet = BTreeMap<Table, Vec<(TableRow, Diff)>>;
@@ -93,7 +96,14 @@ impl Cluster {
 
 /// Longest a worker sleeps between checks when it has nothing to do; a
 /// message from another worker wakes it sooner.
-const PARK: std::time::Duration = std::time::Duration::from_millis(1);
+const PARK: Duration = Duration::from_millis(1);
+
+/// How long a worker waits idle before it gives freed memory back to the OS
+/// (see [`release_freed_memory`]).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// How often a follower process's worker gives freed memory back to the OS.
+const FOLLOWER_RELEASE: Duration = Duration::from_secs(10);
 
 /// What a worker hands back after an epoch: its index, its share of the
 /// tables' changes and of the check rows' changes.
@@ -147,7 +157,14 @@ impl Dataflow {
                 dataflows::build(scope, &mut input).capture_on(&checks, Some(workers))
             });
             input.close();
-            while worker.step_or_park(Some(PARK)) {}
+            // Followers cannot tell idle from busy: they release memory on a timer.
+            let mut released = Instant::now();
+            while worker.step_or_park(Some(PARK)) {
+                if released.elapsed() >= FOLLOWER_RELEASE {
+                    release_freed_memory();
+                    released = Instant::now();
+                }
+            }
         })
         .map_err(|detail| DataflowError::Start { workers, detail })?;
         let _ = guards.join();
@@ -197,7 +214,20 @@ impl Dataflow {
             let captured = worker.dataflow(|scope| {
                 dataflows::build(scope, &mut input).capture_on(&checks, collectors)
             });
-            while let Ok(Command::Epoch(epoch, upserts)) = inbox.recv() {
+            // Whether this worker has worked since it last released memory.
+            let mut busy = false;
+            loop {
+                let (epoch, upserts) = match inbox.recv_timeout(IDLE) {
+                    Ok(Command::Epoch(epoch, upserts)) => (epoch, upserts),
+                    Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if std::mem::take(&mut busy) {
+                            release_freed_memory();
+                        }
+                        continue;
+                    }
+                };
+                busy = true;
                 input.advance_to(epoch);
                 input.send_all(upserts);
                 input.advance_to(epoch + 1);

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod dataflow;
+pub mod memory;
 mod reconcile;
 pub mod refresh;
 mod supervisor;

@@ -104,7 +104,7 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, FctOrder> {
     left_join(
         arr.orders.clone(),
         arr.order_items.clone(),
-        |k, order, lines| FctOrder::new(*k, order, lines.map_or(&[], Vec::as_slice)),
+        |k, order, lines| FctOrder::new(*k, order, lines.map_or(&[], |lines| &lines[..])),
     )
 }
 
