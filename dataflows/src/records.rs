@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
 
+/// Text held in the large raw arrangements (order lines, orders,
+/// customers): up to 24 bytes inline, with no allocation of its own, so that
+/// copying a row (arrangement merges copy every value they keep) costs no
+/// allocation for short codes, names, statuses and emails, and a row costs
+/// no allocator block per string.
+pub type Text = compact_str::CompactString;
+
 /// A money amount in ten-thousandths of the currency unit (`"361.9500"` = 3_619_500).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

@@ -419,11 +419,11 @@ macro_rules! arrow_rows {
 arrow_rows! {
     RawBcCustomer(RawBcCustomer) {
         id: I64,
-        email: Str,
-        first_name: Str,
-        last_name: Str,
-        company: Str,
-        phone: Str,
+        email: Txt,
+        first_name: Txt,
+        last_name: Txt,
+        company: Txt,
+        phone: Txt,
         customer_group_id: I64,
         created_at: Ts,
         modified_at: Ts,
@@ -471,13 +471,13 @@ arrow_rows! {
         id: I64,
         customer_id: I64,
         status_id: I64,
-        status: Str,
+        status: Txt,
         subtotal_ex_tax: Money,
         subtotal_inc_tax: Money,
         total_ex_tax: Money,
         total_inc_tax: Money,
         items_total: I64,
-        currency_code: Str,
+        currency_code: Txt,
         is_deleted: Bool,
         created_at: Ts,
         modified_at: Ts,
@@ -487,8 +487,8 @@ arrow_rows! {
         order_id: I64,
         product_id: I64,
         variant_id: I64,
-        sku: Str,
-        name: Str,
+        sku: Txt,
+        name: Txt,
         quantity: I64,
         base_price: Money,
         price_ex_tax: Money,
@@ -751,6 +751,8 @@ impl<K: Kind> Column for Option<K> {
 struct I64;
 /// `String` as Utf8.
 struct Str;
+/// Utf8, held as [`records::Text`].
+struct Txt;
 /// `bool` as Boolean.
 struct Bool;
 /// [`records::Micros`] as `Timestamp(Microsecond, "UTC")`.
@@ -803,6 +805,31 @@ impl Kind for Str {
         Ok(downcast(array.as_string_opt::<i32>(), ctx)?
             .iter()
             .map(|v| v.map(str::to_owned))
+            .collect())
+    }
+}
+
+impl Kind for Txt {
+    type Value = records::Text;
+
+    fn data_type() -> DataType {
+        DataType::Utf8
+    }
+
+    fn build<'a>(
+        values: impl Iterator<Item = Option<&'a records::Text>>,
+    ) -> Result<ArrayRef, (usize, String)> {
+        Ok(Arc::new(
+            values
+                .map(|v| v.map(records::Text::as_str))
+                .collect::<StringArray>(),
+        ))
+    }
+
+    fn read(array: &dyn Array, ctx: Ctx) -> Result<Vec<Option<records::Text>>, ArrowConvError> {
+        Ok(downcast(array.as_string_opt::<i32>(), ctx)?
+            .iter()
+            .map(|v| v.map(records::Text::from))
             .collect())
     }
 }
@@ -981,10 +1008,10 @@ mod tests {
         match table {
             Table::RawBcCustomer => TableRow::RawBcCustomer(RawBcCustomer {
                 id: key,
-                email: text("a@example.com"),
-                first_name: text("Ada"),
-                last_name: String::new(),
-                company: text("Co"),
+                email: text("a@example.com").into(),
+                first_name: text("Ada").into(),
+                last_name: Default::default(),
+                company: text("Co").into(),
                 phone: "+33 1 23".into(),
                 customer_group_id: -i,
                 created_at: at,
@@ -1035,7 +1062,7 @@ mod tests {
                 id: key,
                 customer_id: 0,
                 status_id: 11,
-                status: text("Awaiting Fulfillment"),
+                status: text("Awaiting Fulfillment").into(),
                 subtotal_ex_tax: money(1),
                 subtotal_inc_tax: money(999_999_999_999_999 / 3),
                 total_ex_tax: M(-999_999_999_999_999_999),
@@ -1051,8 +1078,8 @@ mod tests {
                 order_id: 5,
                 product_id: 0,
                 variant_id: 8,
-                sku: String::new(),
-                name: text("Ligne"),
+                sku: Default::default(),
+                name: text("Ligne").into(),
                 quantity: -i,
                 base_price: money(3_619_500),
                 price_ex_tax: money(1),

@@ -182,7 +182,7 @@ impl DimCustomer {
         let stats = stats.and_then(|s| s.orders.as_ref());
         DimCustomer {
             customer_id,
-            email: customer.email.clone(),
+            email: customer.email.to_string(),
             full_name: full_name(&customer.first_name, &customer.last_name),
             customer_group_id: customer.customer_group_id,
             created_at: customer.created_at,

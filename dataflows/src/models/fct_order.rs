@@ -86,7 +86,7 @@ impl FctOrder {
             order_id,
             customer_id: customer_ref(order.customer_id),
             status_id: order.status_id,
-            status: order.status.clone(),
+            status: order.status.to_string(),
             is_complete: is_complete(order.status_id),
             subtotal_ex_tax: order.subtotal_ex_tax,
             total_ex_tax: order.total_ex_tax,

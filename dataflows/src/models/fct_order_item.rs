@@ -65,12 +65,12 @@ impl FctOrderItem {
                 customer_id: customer_ref(order.customer_id),
                 product_id: line.product_id,
                 sku_id: line.variant_id,
-                sku: line.sku.clone(),
+                sku: line.sku.to_string(),
                 quantity: line.quantity,
                 unit_price: line.price_inc_tax,
                 line_total: line.total_inc_tax,
                 status_id: order.status_id,
-                status: order.status.clone(),
+                status: order.status.to_string(),
                 ordered_at: order.created_at,
             })
             .collect()

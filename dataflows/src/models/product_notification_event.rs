@@ -189,7 +189,7 @@ pub(crate) fn render<'s>(
                 *sku_id,
                 Subscriber {
                     customer_id: *customer_id,
-                    email: customer.email.clone(),
+                    email: customer.email.to_string(),
                 },
             ))
         })

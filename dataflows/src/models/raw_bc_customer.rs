@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Customer, Micros};
+use crate::records::{Customer, Micros, Text};
 
 /// A row of `raw_bc_customer`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,15 +20,15 @@ pub struct RawBcCustomer {
     /// Customer id.
     pub id: i64,
     /// Email address.
-    pub email: String,
+    pub email: Text,
     /// Given name.
-    pub first_name: String,
+    pub first_name: Text,
     /// Family name.
-    pub last_name: String,
+    pub last_name: Text,
     /// Company, possibly empty.
-    pub company: String,
+    pub company: Text,
     /// Phone, possibly empty.
-    pub phone: String,
+    pub phone: Text,
     /// Customer group (0: none).
     pub customer_group_id: i64,
     /// When the customer was created.
@@ -41,11 +41,11 @@ impl From<Customer> for RawBcCustomer {
     fn from(c: Customer) -> Self {
         RawBcCustomer {
             id: c.id,
-            email: c.email,
-            first_name: c.first_name,
-            last_name: c.last_name,
-            company: c.company,
-            phone: c.phone,
+            email: c.email.into(),
+            first_name: c.first_name.into(),
+            last_name: c.last_name.into(),
+            company: c.company.into(),
+            phone: c.phone.into(),
             customer_group_id: c.customer_group_id,
             created_at: c.date_created,
             modified_at: c.date_modified,
@@ -57,11 +57,11 @@ impl From<RawBcCustomer> for Customer {
     fn from(r: RawBcCustomer) -> Self {
         Customer {
             id: r.id,
-            email: r.email,
-            first_name: r.first_name,
-            last_name: r.last_name,
-            company: r.company,
-            phone: r.phone,
+            email: r.email.into(),
+            first_name: r.first_name.into(),
+            last_name: r.last_name.into(),
+            company: r.company.into(),
+            phone: r.phone.into(),
             customer_group_id: r.customer_group_id,
             date_created: r.created_at,
             date_modified: r.modified_at,

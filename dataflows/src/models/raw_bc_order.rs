@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Micros, Money, Order};
+use crate::records::{Micros, Money, Order, Text};
 
 /// A row of `raw_bc_order`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct RawBcOrder {
     /// BigCommerce status id (0 Incomplete, 2 Shipped, 5 Cancelled, 6 Declined, 10 Completed, ...).
     pub status_id: i64,
     /// Status name.
-    pub status: String,
+    pub status: Text,
     /// Subtotal excluding tax.
     pub subtotal_ex_tax: Money,
     /// Subtotal including tax.
@@ -34,7 +34,7 @@ pub struct RawBcOrder {
     /// Number of items as reported by the order itself.
     pub items_total: i64,
     /// ISO currency code.
-    pub currency_code: String,
+    pub currency_code: Text,
     /// Whether the order is archived.
     pub is_deleted: bool,
     /// When the order was placed.
@@ -49,13 +49,13 @@ impl From<Order> for RawBcOrder {
             id: o.id,
             customer_id: o.customer_id,
             status_id: o.status_id,
-            status: o.status,
+            status: o.status.into(),
             subtotal_ex_tax: o.subtotal_ex_tax,
             subtotal_inc_tax: o.subtotal_inc_tax,
             total_ex_tax: o.total_ex_tax,
             total_inc_tax: o.total_inc_tax,
             items_total: o.items_total,
-            currency_code: o.currency_code,
+            currency_code: o.currency_code.into(),
             is_deleted: o.is_deleted,
             created_at: o.date_created,
             modified_at: o.date_modified,
@@ -69,13 +69,13 @@ impl From<RawBcOrder> for Order {
             id: r.id,
             customer_id: r.customer_id,
             status_id: r.status_id,
-            status: r.status,
+            status: r.status.into(),
             subtotal_ex_tax: r.subtotal_ex_tax,
             subtotal_inc_tax: r.subtotal_inc_tax,
             total_ex_tax: r.total_ex_tax,
             total_inc_tax: r.total_inc_tax,
             items_total: r.items_total,
-            currency_code: r.currency_code,
+            currency_code: r.currency_code.into(),
             is_deleted: r.is_deleted,
             date_created: r.created_at,
             date_modified: r.modified_at,

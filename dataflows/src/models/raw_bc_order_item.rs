@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Money, OrderItem};
+use crate::records::{Money, OrderItem, Text};
 
 /// A row of `raw_bc_order_item`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,9 +31,9 @@ pub struct RawBcOrderItem {
     /// Variant id, i.e. `sku_id`.
     pub variant_id: i64,
     /// SKU code.
-    pub sku: String,
+    pub sku: Text,
     /// Line name.
-    pub name: String,
+    pub name: Text,
     /// Units ordered.
     pub quantity: i64,
     /// Base unit price.
@@ -61,8 +61,8 @@ impl From<OrderItem> for RawBcOrderItem {
             order_id: i.order_id,
             product_id: i.product_id,
             variant_id: i.variant_id,
-            sku: i.sku,
-            name: i.name,
+            sku: i.sku.into(),
+            name: i.name.into(),
             quantity: i.quantity,
             base_price: i.base_price,
             price_ex_tax: i.price_ex_tax,
@@ -80,8 +80,8 @@ impl From<RawBcOrderItem> for OrderItem {
             order_id: r.order_id,
             product_id: r.product_id,
             variant_id: r.variant_id,
-            sku: r.sku,
-            name: r.name,
+            sku: r.sku.into(),
+            name: r.name.into(),
             quantity: r.quantity,
             base_price: r.base_price,
             price_ex_tax: r.price_ex_tax,
