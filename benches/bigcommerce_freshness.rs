@@ -19,7 +19,10 @@ use rand::{Rng, SeedableRng};
 
 #[path = "common/lag.rs"]
 mod lag;
-use lag::{changes, committed_after, percentile};
+use lag::{changes, committed_after};
+#[path = "common/stats.rs"]
+mod stats;
+use stats::percentile;
 
 async fn measure(poll: Duration, flush: Duration, samples: usize) -> Vec<Duration> {
     let options = SimOptions {

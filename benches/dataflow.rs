@@ -13,6 +13,10 @@
 //! 2), `GOVFLOW_BENCH_EPOCHS` the 1k-change epochs (default 60),
 //! `GOVFLOW_BENCH_ENGINES` which engines run (default all built).
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{env, percentile};
+
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -226,13 +230,6 @@ fn load_epochs(w: &mut Workload, orders: i64, mut each: impl FnMut(Vec<Upsert>, 
     }
 }
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 /// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in MiB.
 fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -243,10 +240,6 @@ fn proc_status_mib(field: &str) -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// An engine maintaining `fct_order`/`dim_customer` (and, for govflow, every

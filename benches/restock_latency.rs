@@ -20,11 +20,15 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+#[path = "common/stats.rs"]
+mod stats;
+use stats::percentile;
+
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use dataflows::oracle::{EventOracle, RawState};
+use dataflows::oracle::EventOracle;
 use govflow::config::{
     Config, NotificationsConfig, Secret, StateConfig, WarehouseConfig, WebhooksConfig,
 };
@@ -92,20 +96,6 @@ impl Matcher {
     }
 }
 
-fn raw_state(t: &common::Tables) -> RawState {
-    RawState {
-        customers: t.customers.clone(),
-        customer_metafields: t.metafields.clone(),
-        products: t.products.clone(),
-        variants: t.variants.clone(),
-        inventory: t.inventory.clone(),
-        orders: t.orders.clone(),
-        order_items: t.order_items.clone(),
-        point_transactions: t.point_transactions.clone(),
-        quotations: t.quotations.clone(),
-    }
-}
-
 fn pulls(progress: &ProgressHandle) -> u64 {
     progress.lock().map(|p| p.pulls).unwrap_or(0)
 }
@@ -114,10 +104,6 @@ async fn wait_for_pulls(progress: &ProgressHandle, n: u64) {
     while pulls(progress) < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 struct Outcome {
@@ -210,7 +196,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
         .await;
     }
     let mut oracle = EventOracle::default();
-    oracle.step(0, &raw_state(&common::truth(&sim).await));
+    oracle.step(0, &common::truth(&sim).await.raw_state());
 
     let mut matcher = Matcher::default();
     // Per restock with events: when it was issued.
@@ -240,7 +226,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
             )
             .await;
             step += 1;
-            let none = oracle.step(step, &raw_state(&common::truth(&sim).await));
+            let none = oracle.step(step, &common::truth(&sim).await.raw_state());
             assert!(none.is_empty(), "sell-outs announce nothing");
             if webhooks {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -258,7 +244,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
         )
         .await;
         step += 1;
-        let expected = oracle.step(step, &raw_state(&common::truth(&sim).await));
+        let expected = oracle.step(step, &common::truth(&sim).await.raw_state());
         if expected.is_empty() {
             dry += 1;
         } else {

@@ -13,6 +13,10 @@
 //!
 //! `GOVFLOW_BENCH_SIZES` (default `1000000,15000000`) sets the table sizes.
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{env, percentile};
+
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -53,19 +57,8 @@ fn line(id: i64, version: i64) -> TableRow {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Commits `rows` (as inserts) at `epoch`; returns the time taken.

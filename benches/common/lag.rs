@@ -1,5 +1,5 @@
 //! What the lag benchmarks share: waiting for a change to be committed by a
-//! running pipeline, percentiles, and the sample count.
+//! running pipeline, and the sample count.
 
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,4 @@ pub async fn committed_after(progress: &ProgressHandle, before: u64, since: Inst
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     since.elapsed()
-}
-
-/// The `p` percentile of sorted durations.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }

@@ -10,6 +10,7 @@ pub mod pg;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dataflows::oracle::RawState;
 use dataflows::records::{
     Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, PointTransaction,
     Product, Quotation, Upsert, Variant,
@@ -66,6 +67,23 @@ pub struct Tables {
     pub point_transactions: BTreeMap<i64, PointTransaction>,
     /// PostgreSQL quotations (none from the simulator).
     pub quotations: BTreeMap<i64, Quotation>,
+}
+
+impl Tables {
+    /// The same tables as the oracle's [`RawState`].
+    pub fn raw_state(&self) -> RawState {
+        RawState {
+            customers: self.customers.clone(),
+            customer_metafields: self.metafields.clone(),
+            products: self.products.clone(),
+            variants: self.variants.clone(),
+            inventory: self.inventory.clone(),
+            orders: self.orders.clone(),
+            order_items: self.order_items.clone(),
+            point_transactions: self.point_transactions.clone(),
+            quotations: self.quotations.clone(),
+        }
+    }
 }
 
 fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
