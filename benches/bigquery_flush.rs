@@ -21,7 +21,7 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 use dataflows::Table;
-use govflow::sinks::arrow::{table_spec, table_specs};
+use govflow::format::{table_spec, table_specs};
 use govflow::sinks::bigquery::{Flusher, Spool};
 use govflow::sinks::local::{TableChanges, TableSpec};
 

@@ -25,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dataflows::models::fct_order_item::FctOrderItem;
 use dataflows::records::Money;
 use dataflows::{Table, TableRow};
-use govflow::sinks::arrow::{table_changes, table_spec};
+use govflow::format::{table_changes, table_spec};
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

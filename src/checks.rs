@@ -16,7 +16,7 @@ use dataflows::checks::{CheckKind, CheckResult, CheckSpec, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use crate::sinks::arrow::table_spec;
+use crate::format::table_spec;
 
 /// `[[checks]]`: one check declared in configuration.
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod checks;
 pub mod config;
+pub mod format;
 pub mod fsutil;
 pub mod notify;
 pub mod runtime;

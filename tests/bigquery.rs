@@ -14,9 +14,9 @@ use common::bigquery::{Emulators, Proxy, bigquery_rows, local_rows};
 use common::*;
 use dataflows::Table;
 use govflow::config::{BigQueryConfig, Config, StateConfig, WarehouseConfig};
+use govflow::format;
 use govflow::runtime::{ProgressHandle, RunError, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
-use govflow::sinks::arrow;
 use govflow::sinks::bigquery::client::Client;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 
@@ -54,7 +54,7 @@ async fn mutate(sim: &SimServer, count: usize) {
 async fn assert_bigquery_equals_local(bq: &BigQueryConfig, state_dir: &Path) -> usize {
     let wh = LocalWarehouse::open(
         &state_dir.join("warehouse"),
-        &arrow::table_specs(),
+        &format::table_specs(),
         WarehouseOptions::default(),
     )
     .unwrap();
@@ -495,7 +495,7 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     let bq = emulators.config("govflow_evolve", &state);
     let client = Client::new(&bq).unwrap();
     client.ensure_dataset(&bq.dataset).await.unwrap();
-    let spec = arrow::table_spec(Table::DimCustomer);
+    let spec = format::table_spec(Table::DimCustomer);
     let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
     fields.retain(|f| f["name"] != "point_balance");
     fields.push(serde_json::json!({"name": "legacy_note", "type": "STRING", "mode": "NULLABLE"}));
@@ -532,7 +532,7 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     let state = dir.path().join("state");
     let bq = emulators.config("govflow_incompatible", &state);
     client.ensure_dataset(&bq.dataset).await.unwrap();
-    let spec = arrow::table_spec(Table::FctOrder);
+    let spec = format::table_spec(Table::FctOrder);
     let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
     for f in fields.iter_mut().filter(|f| f["name"] == "status") {
         f["type"] = serde_json::json!("INTEGER");

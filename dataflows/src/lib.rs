@@ -108,6 +108,7 @@
 
 pub mod arrangements;
 mod capture;
+pub mod catalog;
 pub mod checks;
 pub mod harness;
 mod input;

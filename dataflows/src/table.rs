@@ -1,9 +1,11 @@
-//! The output tables by name, and [`TableRow`], a row of any of them.
+//! The built-in tables ([`Table`]), declared once by their row types in
+//! [`builtin_tables!`], and [`TableRow`], a row of any of them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{Cell, Record, TableDef, Value, ValueError};
 use crate::models::dim_customer::DimCustomer;
 use crate::models::dim_product::DimProduct;
 use crate::models::dim_sku::DimSku;
@@ -25,132 +27,150 @@ use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
 use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::records::{OrderItem, Upsert};
 
-/// An output table of the dataflow. Serialized as its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Table {
-    /// `raw_bc_customer`
-    RawBcCustomer,
-    /// `raw_bc_customer_metafield`
-    RawBcCustomerMetafield,
-    /// `raw_bc_product`
-    RawBcProduct,
-    /// `raw_bc_variant`
-    RawBcVariant,
-    /// `raw_bc_inventory`
-    RawBcInventory,
-    /// `raw_bc_order`
-    RawBcOrder,
-    /// `raw_bc_order_item`
-    RawBcOrderItem,
-    /// `raw_pg_point_transaction`
-    RawPgPointTransaction,
-    /// `raw_pg_quotation`
-    RawPgQuotation,
-    /// `dim_customer`
-    DimCustomer,
-    /// `dim_product`
-    DimProduct,
-    /// `dim_sku`
-    DimSku,
-    /// `fct_order`
-    FctOrder,
-    /// `fct_order_item`
-    FctOrderItem,
-    /// `fct_point_transaction`
-    FctPointTransaction,
-    /// `fct_quotation`
-    FctQuotation,
-    /// `fct_onsale_product_inventory`
-    FctOnsaleProductInventory,
-    /// `product_notification_event`
-    ProductNotificationEvent,
-    /// `_errors`
-    #[serde(rename = "_errors")]
-    Errors,
+/// Declares the built-in tables: one line each, `Variant(RowType)`, in the
+/// order tables (and [`TableRow`]s) sort. Everything about a table but its
+/// variant name comes from its row type's `#[derive(Record)]`.
+macro_rules! builtin_tables {
+    ($($variant:ident($row:ty)),+ $(,)?) => {
+        /// A built-in table of the dataflow. Serialized as its name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Table {
+            $(
+                #[doc = concat!("The table of [`", stringify!($row), "`] rows.")]
+                $variant,
+            )+
+        }
+
+        /// How many built-in tables there are.
+        const TABLE_COUNT: usize = [$(stringify!($variant)),+].len();
+
+        impl Table {
+            /// Every table, in the order [`TableRow`]s sort.
+            pub const ALL: [Table; TABLE_COUNT] = [$(Table::$variant),+];
+
+            /// The table's name (a contract: docs/tables.md).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Table::$variant => <$row as Record>::NAME,)+
+                }
+            }
+
+            /// The table's key column(s).
+            pub fn key_columns(self) -> &'static [&'static str] {
+                match self {
+                    $(Table::$variant => <$row as Record>::KEY,)+
+                }
+            }
+
+            /// The warehouse's single key column (see [`TableDef::key_column`]).
+            pub fn key_column(self) -> &'static str {
+                match self {
+                    $(Table::$variant => <$row as Record>::KEY_COLUMN,)+
+                }
+            }
+
+            /// Whether this is a `raw_*` table (the dataflow's input state),
+            /// filled by a source rather than computed by a model.
+            pub fn is_raw(self) -> bool {
+                match self {
+                    $(Table::$variant => <$row as Record>::ORIGIN != "model",)+
+                }
+            }
+
+            /// The table's declaration.
+            pub fn def(self) -> TableDef {
+                match self {
+                    $(Table::$variant => <$row as Record>::table_def(),)+
+                }
+            }
+        }
+
+        /// A row of any built-in table. Rows sort by table first (in
+        /// [`Table::ALL`] order), then by the row's first column, its key.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum TableRow {
+            $(
+                #[doc = concat!("A [`", stringify!($row), "`].")]
+                $variant($row),
+            )+
+        }
+
+        impl TableRow {
+            /// The row's table.
+            pub fn table_id(&self) -> Table {
+                match self {
+                    $(TableRow::$variant(_) => Table::$variant,)+
+                }
+            }
+
+            /// The row's key within its table.
+            pub fn key(&self) -> RowKey {
+                match self {
+                    $(TableRow::$variant(r) => r.row_key(),)+
+                }
+            }
+
+            /// The value of column `column` (an index into the table's columns).
+            pub fn cell(&self, column: usize) -> Cell<'_> {
+                match self {
+                    $(TableRow::$variant(r) => r.cell(column),)+
+                }
+            }
+
+            /// The row of `table` made of `values`, one per column in order.
+            pub fn from_values(
+                table: Table,
+                values: &mut dyn Iterator<Item = Value>,
+            ) -> Result<TableRow, ValueError> {
+                Ok(match table {
+                    $(Table::$variant => TableRow::$variant(<$row>::from_values(values)?),)+
+                })
+            }
+        }
+    };
+}
+
+builtin_tables! {
+    RawBcCustomer(RawBcCustomer),
+    RawBcCustomerMetafield(RawBcCustomerMetafield),
+    RawBcProduct(RawBcProduct),
+    RawBcVariant(RawBcVariant),
+    RawBcInventory(RawBcInventory),
+    RawBcOrder(RawBcOrder),
+    RawBcOrderItem(RawBcOrderItem),
+    RawPgPointTransaction(RawPgPointTransaction),
+    RawPgQuotation(RawPgQuotation),
+    DimCustomer(DimCustomer),
+    DimProduct(DimProduct),
+    DimSku(DimSku),
+    FctOrder(FctOrder),
+    FctOrderItem(FctOrderItem),
+    FctPointTransaction(FctPointTransaction),
+    FctQuotation(FctQuotation),
+    FctOnsaleProductInventory(FctOnsaleProductInventory),
+    ProductNotificationEvent(ProductNotificationEvent),
+    Errors(ErrorRow),
 }
 
 impl Table {
-    /// Every table, in the order [`TableRow`]s sort.
-    pub const ALL: [Table; 19] = [
-        Table::RawBcCustomer,
-        Table::RawBcCustomerMetafield,
-        Table::RawBcProduct,
-        Table::RawBcVariant,
-        Table::RawBcInventory,
-        Table::RawBcOrder,
-        Table::RawBcOrderItem,
-        Table::RawPgPointTransaction,
-        Table::RawPgQuotation,
-        Table::DimCustomer,
-        Table::DimProduct,
-        Table::DimSku,
-        Table::FctOrder,
-        Table::FctOrderItem,
-        Table::FctPointTransaction,
-        Table::FctQuotation,
-        Table::FctOnsaleProductInventory,
-        Table::ProductNotificationEvent,
-        Table::Errors,
-    ];
-
-    /// The table's name (a contract: see DESIGN.md, Tables).
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::RawBcCustomer => "raw_bc_customer",
-            Table::RawBcCustomerMetafield => "raw_bc_customer_metafield",
-            Table::RawBcProduct => "raw_bc_product",
-            Table::RawBcVariant => "raw_bc_variant",
-            Table::RawBcInventory => "raw_bc_inventory",
-            Table::RawBcOrder => "raw_bc_order",
-            Table::RawBcOrderItem => "raw_bc_order_item",
-            Table::RawPgPointTransaction => "raw_pg_point_transaction",
-            Table::RawPgQuotation => "raw_pg_quotation",
-            Table::DimCustomer => "dim_customer",
-            Table::DimProduct => "dim_product",
-            Table::DimSku => "dim_sku",
-            Table::FctOrder => "fct_order",
-            Table::FctOrderItem => "fct_order_item",
-            Table::FctPointTransaction => "fct_point_transaction",
-            Table::FctQuotation => "fct_quotation",
-            Table::FctOnsaleProductInventory => "fct_onsale_product_inventory",
-            Table::ProductNotificationEvent => "product_notification_event",
-            Table::Errors => "_errors",
-        }
-    }
-
     /// The table of that name, if any.
     pub fn from_name(name: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == name)
     }
+}
 
-    /// The table's key column(s).
-    pub fn key_columns(self) -> &'static [&'static str] {
-        match self {
-            Table::RawBcCustomer
-            | Table::RawBcCustomerMetafield
-            | Table::RawBcProduct
-            | Table::RawBcVariant
-            | Table::RawBcOrder
-            | Table::RawBcOrderItem
-            | Table::RawPgPointTransaction
-            | Table::RawPgQuotation => &["id"],
-            Table::RawBcInventory => &["variant_id"],
-            Table::DimCustomer => &["customer_id"],
-            Table::DimProduct => &["product_id"],
-            Table::DimSku | Table::FctOnsaleProductInventory => &["sku_id"],
-            Table::FctOrder => &["order_id"],
-            Table::FctOrderItem => &["order_item_id"],
-            Table::FctPointTransaction => &["point_transaction_id"],
-            Table::FctQuotation => &["quotation_id"],
-            Table::ProductNotificationEvent => &["event_id"],
-            Table::Errors => &["table", "key", "reason"],
-        }
+impl Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
+}
 
-    /// Whether this is a `raw_*` table (the dataflow's input state).
-    pub fn is_raw(self) -> bool {
-        self <= Table::RawPgQuotation
+impl<'de> Deserialize<'de> for Table {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Table, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Table::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown table {name:?}")))
     }
 }
 
@@ -158,51 +178,6 @@ impl std::fmt::Display for Table {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// A row of any output table. Rows sort by table first (in [`Table::ALL`]
-/// order), then by the row's first column, its key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[allow(clippy::large_enum_variant)]
-pub enum TableRow {
-    /// A `raw_bc_customer` row.
-    RawBcCustomer(RawBcCustomer),
-    /// A `raw_bc_customer_metafield` row.
-    RawBcCustomerMetafield(RawBcCustomerMetafield),
-    /// A `raw_bc_product` row.
-    RawBcProduct(RawBcProduct),
-    /// A `raw_bc_variant` row.
-    RawBcVariant(RawBcVariant),
-    /// A `raw_bc_inventory` row.
-    RawBcInventory(RawBcInventory),
-    /// A `raw_bc_order` row.
-    RawBcOrder(RawBcOrder),
-    /// A `raw_bc_order_item` row.
-    RawBcOrderItem(RawBcOrderItem),
-    /// A `raw_pg_point_transaction` row.
-    RawPgPointTransaction(RawPgPointTransaction),
-    /// A `raw_pg_quotation` row.
-    RawPgQuotation(RawPgQuotation),
-    /// A `dim_customer` row.
-    DimCustomer(DimCustomer),
-    /// A `dim_product` row.
-    DimProduct(DimProduct),
-    /// A `dim_sku` row.
-    DimSku(DimSku),
-    /// A `fct_order` row.
-    FctOrder(FctOrder),
-    /// A `fct_order_item` row.
-    FctOrderItem(FctOrderItem),
-    /// A `fct_point_transaction` row.
-    FctPointTransaction(FctPointTransaction),
-    /// A `fct_quotation` row.
-    FctQuotation(FctQuotation),
-    /// A `fct_onsale_product_inventory` row.
-    FctOnsaleProductInventory(FctOnsaleProductInventory),
-    /// A `product_notification_event` row.
-    ProductNotificationEvent(ProductNotificationEvent),
-    /// An `_errors` row.
-    Errors(ErrorRow),
 }
 
 /// The key of a [`TableRow`] within its table.
@@ -241,63 +216,9 @@ impl RowKey {
 }
 
 impl TableRow {
-    /// The row's table.
-    pub fn table_id(&self) -> Table {
-        match self {
-            TableRow::RawBcCustomer(_) => Table::RawBcCustomer,
-            TableRow::RawBcCustomerMetafield(_) => Table::RawBcCustomerMetafield,
-            TableRow::RawBcProduct(_) => Table::RawBcProduct,
-            TableRow::RawBcVariant(_) => Table::RawBcVariant,
-            TableRow::RawBcInventory(_) => Table::RawBcInventory,
-            TableRow::RawBcOrder(_) => Table::RawBcOrder,
-            TableRow::RawBcOrderItem(_) => Table::RawBcOrderItem,
-            TableRow::RawPgPointTransaction(_) => Table::RawPgPointTransaction,
-            TableRow::RawPgQuotation(_) => Table::RawPgQuotation,
-            TableRow::DimCustomer(_) => Table::DimCustomer,
-            TableRow::DimProduct(_) => Table::DimProduct,
-            TableRow::DimSku(_) => Table::DimSku,
-            TableRow::FctOrder(_) => Table::FctOrder,
-            TableRow::FctOrderItem(_) => Table::FctOrderItem,
-            TableRow::FctPointTransaction(_) => Table::FctPointTransaction,
-            TableRow::FctQuotation(_) => Table::FctQuotation,
-            TableRow::FctOnsaleProductInventory(_) => Table::FctOnsaleProductInventory,
-            TableRow::ProductNotificationEvent(_) => Table::ProductNotificationEvent,
-            TableRow::Errors(_) => Table::Errors,
-        }
-    }
-
     /// The name of the row's table.
     pub fn table(&self) -> &'static str {
         self.table_id().name()
-    }
-
-    /// The row's key within its table.
-    pub fn key(&self) -> RowKey {
-        match self {
-            TableRow::RawBcCustomer(r) => RowKey::Id(r.id),
-            TableRow::RawBcCustomerMetafield(r) => RowKey::Id(r.id),
-            TableRow::RawBcProduct(r) => RowKey::Id(r.id),
-            TableRow::RawBcVariant(r) => RowKey::Id(r.id),
-            TableRow::RawBcInventory(r) => RowKey::Id(r.variant_id),
-            TableRow::RawBcOrder(r) => RowKey::Id(r.id),
-            TableRow::RawBcOrderItem(r) => RowKey::Id(r.id),
-            TableRow::RawPgPointTransaction(r) => RowKey::Id(r.id),
-            TableRow::RawPgQuotation(r) => RowKey::Id(r.id),
-            TableRow::DimCustomer(r) => RowKey::Id(r.customer_id),
-            TableRow::DimProduct(r) => RowKey::Id(r.product_id),
-            TableRow::DimSku(r) => RowKey::Id(r.sku_id),
-            TableRow::FctOrder(r) => RowKey::Id(r.order_id),
-            TableRow::FctOrderItem(r) => RowKey::Id(r.order_item_id),
-            TableRow::FctPointTransaction(r) => RowKey::Id(r.point_transaction_id),
-            TableRow::FctQuotation(r) => RowKey::Id(r.quotation_id),
-            TableRow::FctOnsaleProductInventory(r) => RowKey::Id(r.sku_id),
-            TableRow::ProductNotificationEvent(r) => RowKey::Event {
-                customer_id: r.customer_id,
-                sku_id: r.sku_id,
-                episode: r.episode,
-            },
-            TableRow::Errors(r) => RowKey::Error(*r),
-        }
     }
 }
 

@@ -33,9 +33,9 @@ use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
 use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
+use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::schedule::Clock;
-use crate::sinks::arrow::{self, ArrowConvError};
 use crate::sinks::bigquery::{self, BigQueryError, SpoolWriter};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
 use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
@@ -275,7 +275,7 @@ pub async fn run(
         WarehouseConfig::Local { dir } => (dir, None),
         WarehouseConfig::BigQuery(bq) => (
             &bq.local_dir,
-            Some(bigquery::start(bq, &state_dir, &arrow::table_specs())?),
+            Some(bigquery::start(bq, &state_dir, &format::table_specs())?),
         ),
     };
     let (spool_writer, flush_task) = bigquery.unzip();
@@ -822,7 +822,7 @@ impl EpochLoop {
         } = outlets;
         let warehouse = LocalWarehouse::open(
             &warehouse_dir,
-            &arrow::table_specs(),
+            &format::table_specs(),
             WarehouseOptions::default(),
         )?;
         let mut dataflow =
@@ -838,7 +838,7 @@ impl EpochLoop {
         let mut restored = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
             if let Some(batch) = warehouse.read_table(table.name())? {
-                restored.extend(arrow::rows_from_batch(table, &batch)?);
+                restored.extend(format::rows_from_batch(table, &batch)?);
             }
         }
         let upserts = dataflows::upserts_from_raw(restored);
@@ -873,7 +873,7 @@ impl EpochLoop {
         if !outbox.is_empty() {
             let events = Table::ProductNotificationEvent;
             let backlog = match warehouse.read_table(events.name())? {
-                Some(batch) => crate::notify::events_of(arrow::rows_from_batch(events, &batch)?),
+                Some(batch) => crate::notify::events_of(format::rows_from_batch(events, &batch)?),
                 None => Vec::new(),
             };
             for lane in &outbox {
@@ -997,7 +997,7 @@ impl EpochLoop {
                 changed += rows.len() as u64;
                 let delta: i64 = rows.iter().map(|(_, d)| *d as i64).sum();
                 deltas.insert(*table, (delta, rows.len() as u64));
-                batches.push(arrow::table_changes(*table, epoch, rows)?);
+                batches.push(format::table_changes(*table, epoch, rows)?);
             }
             if let Some(bq) = &self.bigquery {
                 bq.write(epoch, &batches)?;

@@ -1,5 +1,4 @@
 //! Sinks: where each committed epoch's changes are published.
 
-pub mod arrow;
 pub mod bigquery;
 pub mod local;

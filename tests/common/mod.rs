@@ -17,8 +17,8 @@ use dataflows::records::{
 };
 use dataflows::{Table, TableRow};
 use govflow::config::{BigCommerceConfig, Secret};
+use govflow::format;
 use govflow::sim::{SimOptions, SimServer};
-use govflow::sinks::arrow;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 use serde_json::Value;
 
@@ -375,7 +375,7 @@ pub async fn control(sim: &SimServer, path: &str, body: Value) -> Value {
 pub fn tables(dir: &std::path::Path) -> Vec<(Table, Vec<TableRow>)> {
     let wh = LocalWarehouse::open(
         &dir.join("warehouse"),
-        &arrow::table_specs(),
+        &format::table_specs(),
         WarehouseOptions::default(),
     )
     .unwrap();
@@ -383,7 +383,7 @@ pub fn tables(dir: &std::path::Path) -> Vec<(Table, Vec<TableRow>)> {
         .into_iter()
         .map(|t| {
             let mut rows = match wh.read_table(t.name()).unwrap() {
-                Some(batch) => arrow::rows_from_batch(t, &batch).unwrap(),
+                Some(batch) => format::rows_from_batch(t, &batch).unwrap(),
                 None => Vec::new(),
             };
             rows.sort();
@@ -469,7 +469,7 @@ pub fn assert_same_through_duckdb(a: &std::path::Path, b: &std::path::Path) {
 pub fn committed_epoch(dir: &std::path::Path) -> Option<u64> {
     LocalWarehouse::open(
         &dir.join("warehouse"),
-        &arrow::table_specs(),
+        &format::table_specs(),
         WarehouseOptions::default(),
     )
     .unwrap()

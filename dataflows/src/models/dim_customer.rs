@@ -30,6 +30,7 @@
 //! an amount per order, a number per distinct points value), then left-joined
 //! with the customer arrangement (state: ids of customers without activity).
 
+use dataflows_derive::Record;
 use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +41,14 @@ use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
 use crate::records::{Micros, Money};
 
 /// A row of `dim_customer`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "dim_customer",
+    key = "customer_id",
+    grain = "one row per customer in raw_bc_customer",
+    origin = "model",
+    reads = "raw_bc_customer, raw_bc_order, raw_pg_point_transaction"
+)]
 pub struct DimCustomer {
     /// Customer id.
     pub customer_id: i64,

@@ -18,6 +18,7 @@
 //! left-joined with the product arrangement (state: ids of products without
 //! variants).
 
+use dataflows_derive::Record;
 use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +28,14 @@ use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
 use crate::records::Money;
 
 /// A row of `dim_product`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "dim_product",
+    key = "product_id",
+    grain = "one row per product in raw_bc_product",
+    origin = "model",
+    reads = "raw_bc_product, raw_bc_variant, raw_bc_inventory"
+)]
 pub struct DimProduct {
     /// Product id.
     pub product_id: i64,

@@ -18,6 +18,7 @@
 //! **Dataflow.** A join of the shared variants-by-product arrangement with the
 //! product arrangement: no state of its own.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::{Arrangements, SkuBase};
@@ -26,7 +27,14 @@ use crate::ops::Coll;
 use crate::records::Money;
 
 /// A row of `dim_sku`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "dim_sku",
+    key = "sku_id",
+    grain = "one row per variant whose product is known",
+    origin = "model",
+    reads = "raw_bc_product, raw_bc_variant, raw_bc_inventory"
+)]
 pub struct DimSku {
     /// Variant id.
     pub sku_id: i64,

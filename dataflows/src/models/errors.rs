@@ -30,6 +30,7 @@
 //! line read before its order, points read before their customer) appear and
 //! then vanish as the state catches up.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
@@ -131,7 +132,18 @@ impl std::fmt::Display for ErrorReason {
 }
 
 /// A row of `_errors`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record,
+)]
+#[record(
+    table = "_errors",
+    key = "table, key, reason",
+    grain = "one row per (source row, broken expectation) currently true",
+    origin = "model",
+    reads = "raw_bc_customer, raw_bc_customer_metafield, raw_bc_product, raw_bc_variant, raw_bc_order, raw_pg_quotation",
+    key_column = "error_id",
+    key_fn = "error_key"
+)]
 pub struct ErrorRow {
     /// The `raw_*` table holding the offending row.
     pub table: Table,
@@ -139,6 +151,11 @@ pub struct ErrorRow {
     pub key: i64,
     /// The broken expectation.
     pub reason: ErrorReason,
+}
+
+/// The key of an `_errors` row: the whole row.
+fn error_key(row: &ErrorRow) -> crate::table::RowKey {
+    crate::table::RowKey::Error(*row)
 }
 
 impl ErrorRow {

@@ -10,6 +10,7 @@
 //!
 //! **Dataflow.** A filter of `dim_sku`'s changes: no state.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::models::dim_sku::DimSku;
@@ -17,7 +18,14 @@ use crate::ops::Coll;
 use crate::records::Money;
 
 /// A row of `fct_onsale_product_inventory`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "fct_onsale_product_inventory",
+    key = "sku_id",
+    grain = "one row per SKU that is visible, purchasable and in stock",
+    origin = "model",
+    reads = "dim_sku"
+)]
 pub struct FctOnsaleProductInventory {
     /// Variant id.
     pub sku_id: i64,

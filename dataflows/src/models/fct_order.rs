@@ -18,6 +18,7 @@
 //! lines-by-order arrangement (same key); its only state is the ids of orders
 //! without lines.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
@@ -27,7 +28,14 @@ use crate::ops::{Coll, left_join};
 use crate::records::{Micros, Money};
 
 /// A row of `fct_order`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "fct_order",
+    key = "order_id",
+    grain = "one row per order that is not archived",
+    origin = "model",
+    reads = "raw_bc_order, raw_bc_order_item"
+)]
 pub struct FctOrder {
     /// Order id.
     pub order_id: i64,

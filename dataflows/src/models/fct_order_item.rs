@@ -12,6 +12,7 @@
 //! **Dataflow.** A join of the lines-by-order arrangement with the order
 //! arrangement (same key): no state of its own.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
@@ -22,7 +23,14 @@ use crate::ops::Coll;
 use crate::records::{Micros, Money};
 
 /// A row of `fct_order_item`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "fct_order_item",
+    key = "order_item_id",
+    grain = "one row per line, with a positive quantity, of a live order",
+    origin = "model",
+    reads = "raw_bc_order, raw_bc_order_item"
+)]
 pub struct FctOrderItem {
     /// Line id.
     pub order_item_id: i64,

@@ -18,6 +18,7 @@
 //! **Dataflow.** A map over the point transaction arrangement: no state of
 //! its own.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
@@ -26,7 +27,14 @@ use crate::ops::Coll;
 use crate::records::Micros;
 
 /// A row of `fct_point_transaction`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "fct_point_transaction",
+    key = "point_transaction_id",
+    grain = "one row per point transaction",
+    origin = "model",
+    reads = "raw_pg_point_transaction"
+)]
 pub struct FctPointTransaction {
     /// Point transaction id.
     pub point_transaction_id: i64,

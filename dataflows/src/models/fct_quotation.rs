@@ -26,6 +26,7 @@
 //! quotations' email keys and ids, one customer id per matched quotation, and
 //! the ids of quotations without a customer.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
@@ -34,7 +35,14 @@ use crate::ops::{Coll, left_join};
 use crate::records::{Micros, Money};
 
 /// A row of `fct_quotation`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "fct_quotation",
+    key = "quotation_id",
+    grain = "one row per quotation",
+    origin = "model",
+    reads = "raw_pg_quotation, raw_bc_customer"
+)]
 pub struct FctQuotation {
     /// Quotation id.
     pub quotation_id: i64,

@@ -55,6 +55,7 @@
 
 use std::collections::BTreeSet;
 
+use dataflows_derive::Record;
 use differential_dataflow::AsCollection;
 use differential_dataflow::consolidation::ConsolidatingContainerBuilder;
 use differential_dataflow::operators::join::join_traces;
@@ -74,7 +75,15 @@ pub const SUBSCRIPTION_NAMESPACE: &str = "govflow";
 pub const SUBSCRIPTION_KEY: &str = "restock_subscriptions";
 
 /// A row of `product_notification_event`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "product_notification_event",
+    key = "event_id",
+    grain = "one row per (customer, SKU, restock episode)",
+    origin = "model",
+    reads = "raw_bc_customer_metafield, fct_onsale_product_inventory",
+    key_fn = "event_key"
+)]
 pub struct ProductNotificationEvent {
     /// `restock-<customer_id>-<sku_id>-<episode>` (see [`event_id`]).
     pub event_id: String,
@@ -96,6 +105,15 @@ pub struct ProductNotificationEvent {
     pub price: Money,
     /// Effective sale price at the start.
     pub sale_price: Money,
+}
+
+/// The key of an event: (customer, SKU, episode), written as its `event_id`.
+fn event_key(event: &ProductNotificationEvent) -> crate::table::RowKey {
+    crate::table::RowKey::Event {
+        customer_id: event.customer_id,
+        sku_id: event.sku_id,
+        episode: event.episode,
+    }
 }
 
 /// The event id of (customer, SKU, episode): `restock-<customer>-<sku>-<episode>`.

@@ -9,13 +9,20 @@
 //! Built with upsert semantics: re-reading an unchanged customer changes
 //! nothing; `Upsert::Customer(id, None)` removes it.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Customer, Micros, Text};
 
 /// A row of `raw_bc_customer`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_customer",
+    key = "id",
+    grain = "one row per customer currently known upstream",
+    origin = "bigcommerce"
+)]
 pub struct RawBcCustomer {
     /// Customer id.
     pub id: i64,

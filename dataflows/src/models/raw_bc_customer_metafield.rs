@@ -7,13 +7,20 @@
 //!
 //! A metafield whose customer is unknown is kept (customers may arrive later).
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{CustomerMetafield, Micros};
 
 /// A row of `raw_bc_customer_metafield`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_customer_metafield",
+    key = "id",
+    grain = "one row per customer metafield",
+    origin = "bigcommerce"
+)]
 pub struct RawBcCustomerMetafield {
     /// Metafield id.
     pub id: i64,

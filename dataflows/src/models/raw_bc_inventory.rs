@@ -5,13 +5,20 @@
 //! - **Columns**: `variant_id`, `product_id`, `sku`, `available_to_sell`,
 //!   `total_inventory_onhand`, `is_in_stock`.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::Inventory;
 
 /// A row of `raw_bc_inventory`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_inventory",
+    key = "variant_id",
+    grain = "one row per variant with an inventory record",
+    origin = "bigcommerce"
+)]
 pub struct RawBcInventory {
     /// The variant this inventory is for.
     pub variant_id: i64,

@@ -7,13 +7,20 @@
 //!   `items_total`, `currency_code`, `is_deleted` (archived), `created_at`,
 //!   `modified_at`.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Micros, Money, Order, Text};
 
 /// A row of `raw_bc_order`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_order",
+    key = "id",
+    grain = "one row per order, archived ones included",
+    origin = "bigcommerce"
+)]
 pub struct RawBcOrder {
     /// Order id.
     pub id: i64,

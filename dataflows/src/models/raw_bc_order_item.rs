@@ -14,13 +14,20 @@
 
 use std::sync::Arc;
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Money, OrderItem, Text};
 
 /// A row of `raw_bc_order_item`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_order_item",
+    key = "id",
+    grain = "one row per order line",
+    origin = "bigcommerce"
+)]
 pub struct RawBcOrderItem {
     /// Line id.
     pub id: i64,

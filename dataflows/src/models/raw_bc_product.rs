@@ -7,13 +7,20 @@
 //!   `inventory_tracking` (`none` / `product` / `variant`), `brand_id`,
 //!   `created_at`, `modified_at`.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Micros, Money, Product};
 
 /// A row of `raw_bc_product`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_product",
+    key = "id",
+    grain = "one row per product",
+    origin = "bigcommerce"
+)]
 pub struct RawBcProduct {
     /// Product id.
     pub id: i64,

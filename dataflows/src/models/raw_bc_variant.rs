@@ -5,13 +5,20 @@
 //! - **Columns**: `id`, `product_id`, `sku`, `price` and `sale_price` (null when
 //!   inherited from the product), `inventory_level`, `is_purchasing_disabled`.
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Money, Variant};
 
 /// A row of `raw_bc_variant`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_bc_variant",
+    key = "id",
+    grain = "one row per variant",
+    origin = "bigcommerce"
+)]
 pub struct RawBcVariant {
     /// Variant id.
     pub id: i64,

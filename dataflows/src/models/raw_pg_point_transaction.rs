@@ -23,13 +23,20 @@
 //! customer is not in `raw_bc_customer` is kept (and reported in `_errors` as
 //! `unknown_customer`).
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Micros, PointTransaction};
 
 /// A row of `raw_pg_point_transaction`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_pg_point_transaction",
+    key = "id",
+    grain = "one row per point transaction currently known upstream",
+    origin = "postgres"
+)]
 pub struct RawPgPointTransaction {
     /// Point transaction id.
     pub id: i64,

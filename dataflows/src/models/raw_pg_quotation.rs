@@ -23,13 +23,20 @@
 //! `Upsert::Quotation(id, None)` removes it. A quotation with an empty email
 //! is kept (and reported in `_errors` as `empty_email`).
 
+use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::records::{Micros, Money, Quotation};
 
 /// A row of `raw_pg_quotation`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
+#[record(
+    table = "raw_pg_quotation",
+    key = "id",
+    grain = "one row per quotation currently known upstream",
+    origin = "postgres"
+)]
 pub struct RawPgQuotation {
     /// Quotation id.
     pub id: i64,

@@ -535,7 +535,7 @@ pub fn merge_sql(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::arrow::table_spec;
+    use crate::format::table_spec;
     use dataflows::Table;
 
     #[test]

@@ -207,7 +207,7 @@ pub fn evolve(spec: &TableSpec, existing: &[Value]) -> Result<Evolution, BigQuer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::arrow::table_spec;
+    use crate::format::table_spec;
     use dataflows::Table;
 
     #[test]

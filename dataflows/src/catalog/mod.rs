@@ -1,0 +1,173 @@
+//! The table catalogue: every table declared once, with its name, grain, key,
+//! typed columns, what fills it and what it reads.
+//!
+//! A built-in table is declared by its row type with `#[derive(Record)]`
+//! (see the `dataflows-derive` crate): the struct's fields are the columns.
+//! Everything else about tables is derived from the [`TableDef`]s of
+//! [`Catalogue::builtin`]: the warehouse's Arrow/Parquet schemas and encoding,
+//! BigQuery schemas, `current.sql`, the status page's lineage graph, the full
+//! refresh's covered tables and the demo banner.
+//!
+//! Values cross the boundary between a row type and a format as [`Cell`]s
+//! (borrowed, to encode) and [`Value`]s (owned, to decode), so a format is
+//! written once per [`ColumnType`], not once per table.
+
+mod codec;
+mod value;
+
+pub use codec::{Codec, Nullable, Plain, TextValue, Timestamp};
+pub use value::{Cell, Value, ValueError};
+
+use crate::table::RowKey;
+
+/// The type of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ColumnType {
+    /// A 64-bit signed integer.
+    Int64,
+    /// A boolean.
+    Bool,
+    /// UTF-8 text.
+    Text,
+    /// Money: a decimal with 18 digits, 4 after the point, held as an `i64`
+    /// in ten-thousandths.
+    Money,
+    /// A UTC timestamp, held as microseconds since the Unix epoch.
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The type's name in docs and `govflow validate` (`int64`, `money`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int64 => "int64",
+            ColumnType::Bool => "bool",
+            ColumnType::Text => "text",
+            ColumnType::Money => "money",
+            ColumnType::Timestamp => "timestamp",
+        }
+    }
+}
+
+/// A column of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnDef {
+    /// The column's name (`snake_case`).
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+    /// Whether it may be null.
+    pub nullable: bool,
+    /// What it holds (the field's doc comment).
+    pub doc: String,
+}
+
+/// What fills a table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A raw table, filled by a source of this kind (`bigcommerce`, `postgres`).
+    Source(String),
+    /// A model of the dataflow, computed from the tables it reads.
+    Model,
+}
+
+impl Origin {
+    /// `model`, or a source kind.
+    pub fn parse(text: &str) -> Origin {
+        match text {
+            "model" => Origin::Model,
+            kind => Origin::Source(kind.to_string()),
+        }
+    }
+}
+
+/// A table of the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDef {
+    /// The table's name: a contract (docs/tables.md).
+    pub name: String,
+    /// What the table is (the row type's doc comment).
+    pub doc: String,
+    /// One line on what a row is.
+    pub grain: String,
+    /// The key column(s).
+    pub key: Vec<String>,
+    /// The warehouse's single key column: the key itself, or a synthetic
+    /// text column holding the key's text when the key is composite.
+    pub key_column: String,
+    /// Whether [`key_column`](Self::key_column) is synthetic (not a column).
+    pub synthetic_key: bool,
+    /// What fills it.
+    pub origin: Origin,
+    /// The tables a model reads (empty for a raw table).
+    pub reads: Vec<String>,
+    /// The columns, in order (without the synthetic key or `_epoch`).
+    pub columns: Vec<ColumnDef>,
+}
+
+impl TableDef {
+    /// Whether this is a raw table (the current state of a source table).
+    pub fn is_raw(&self) -> bool {
+        matches!(self.origin, Origin::Source(_))
+    }
+
+    /// The column of that name.
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A row type that declares a table (implemented by `#[derive(Record)]`).
+pub trait Record: Sized {
+    /// The table's name.
+    const NAME: &'static str;
+    /// The key column(s).
+    const KEY: &'static [&'static str];
+    /// The warehouse's key column (see [`TableDef::key_column`]).
+    const KEY_COLUMN: &'static str;
+    /// `model`, or the kind of source that fills the table.
+    const ORIGIN: &'static str;
+    /// The table's declaration.
+    fn table_def() -> TableDef;
+    /// The row's key within its table.
+    fn row_key(&self) -> RowKey;
+    /// The value of column `column` (an index into the columns).
+    fn cell(&self, column: usize) -> Cell<'_>;
+    /// The row of these values, one per column in order.
+    fn from_values(values: &mut dyn Iterator<Item = Value>) -> Result<Self, ValueError>;
+}
+
+/// The tables of a pipeline, in a fixed order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Catalogue {
+    tables: Vec<TableDef>,
+}
+
+impl Catalogue {
+    /// The built-in tables, in [`crate::Table::ALL`] order.
+    pub fn builtin() -> Catalogue {
+        Catalogue {
+            tables: crate::Table::ALL.iter().map(|t| t.def()).collect(),
+        }
+    }
+
+    /// Every table, in order.
+    pub fn tables(&self) -> &[TableDef] {
+        &self.tables
+    }
+
+    /// The table of that name.
+    pub fn get(&self, name: &str) -> Option<&TableDef> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The raw tables filled by sources of `kind`.
+    pub fn raw_tables_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a TableDef> + 'a {
+        self.tables
+            .iter()
+            .filter(move |t| matches!(&t.origin, Origin::Source(k) if k == kind))
+    }
+}
+
+#[cfg(test)]
+mod tests;

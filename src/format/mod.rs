@@ -1,0 +1,329 @@
+//! The warehouse's format: Arrow batches of the catalogue's tables, generic
+//! over their declarations (docs/tables.md).
+//!
+//! Every table has a stable Arrow schema ([`table_spec`]), derived from its
+//! [`TableDef`]: a leading Utf8 key column when the key is composite (the
+//! synthetic [`TableDef::key_column`], e.g. `_errors.error_id`,
+//! `"<table>:<key>:<reason>"`, see [`error_id`]), one column per declared
+//! column in order, typed as [`columns`] says, nullable only when declared so,
+//! then `_epoch` (Int64, non-null: the commit that wrote the row).
+//!
+//! [`table_changes`] turns one epoch's consolidated changes of a table into the
+//! warehouse's upserts and deleted keys; [`rows_from_batch`] is the exact
+//! inverse of the upserts' conversion (`_epoch` aside), used to rebuild the
+//! dataflow's input from the committed `raw_*` tables at restart.
+
+pub mod columns;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use dataflows::catalog::{ColumnType, TableDef};
+use dataflows::models::errors::ErrorRow;
+use dataflows::{RowKey, Table, TableRow};
+
+use crate::sinks::local::{EPOCH, TableChanges, TableSpec};
+
+/// The synthetic key column of `_errors`.
+pub const ERROR_ID: &str = "error_id";
+
+/// A conversion failure, naming the table and the key, column or row.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArrowConvError {
+    /// Changes that are not one epoch's consolidated net changes of the table.
+    #[error("table {table}, epoch {epoch}, key {key}: {detail}")]
+    Change {
+        /// The table.
+        table: Table,
+        /// The epoch.
+        epoch: u64,
+        /// The key, as text (an `error_id` for `_errors`).
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The epoch does not fit the Int64 `_epoch` column.
+    #[error("table {table}: epoch {epoch} does not fit the Int64 _epoch column")]
+    Epoch {
+        /// The table.
+        table: Table,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// A column missing from a batch, or of the wrong type.
+    #[error("table {table}, column {column}: {detail}")]
+    Column {
+        /// The table.
+        table: Table,
+        /// The column.
+        column: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A value of a batch that does not convert back.
+    #[error("table {table}, column {column}, row {row}: {detail}")]
+    Value {
+        /// The table.
+        table: Table,
+        /// The column.
+        column: String,
+        /// The row's index in the batch.
+        row: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Arrow refused to assemble a batch (a schema bug of this module).
+    #[error("table {table}: {detail}")]
+    Arrow {
+        /// The table.
+        table: Table,
+        /// Arrow's message.
+        detail: String,
+    },
+}
+
+/// The warehouse spec of `table`: its name, key column and Arrow schema.
+pub fn table_spec(table: Table) -> TableSpec {
+    let def = table.def();
+    TableSpec {
+        name: def.name.clone(),
+        key: def.key_column.clone(),
+        schema: Arc::new(schema_of(&def)),
+    }
+}
+
+/// The specs of every table, in [`Table::ALL`] order.
+pub fn table_specs() -> Vec<TableSpec> {
+    Table::ALL.into_iter().map(table_spec).collect()
+}
+
+/// The stable key of an `_errors` row: `"<table>:<key>:<reason>"`, e.g.
+/// `raw_bc_order_item:52:non_positive_quantity`.
+pub fn error_id(row: &ErrorRow) -> String {
+    RowKey::Error(*row).text()
+}
+
+/// The full Arrow schema of a table.
+fn schema_of(def: &TableDef) -> Schema {
+    let mut fields = Vec::with_capacity(def.columns.len() + 2);
+    if def.synthetic_key {
+        fields.push(Field::new(&def.key_column, DataType::Utf8, false));
+    }
+    fields.extend(
+        def.columns
+            .iter()
+            .map(|c| Field::new(&c.name, columns::data_type(c.ty), c.nullable)),
+    );
+    fields.push(Field::new(EPOCH, DataType::Int64, false));
+    Schema::new(fields)
+}
+
+/// Converts one epoch's consolidated changes of `table` into the warehouse's
+/// upserts (with `_epoch` = `epoch`, in key order) and deleted keys.
+///
+/// Per key: `+1` alone inserts, `-1` alone deletes, `-1` (old row) with `+1`
+/// (new row) updates to the new row. Any other diff, two insertions or two
+/// retractions of a key, a row of another table, or a value that does not fit
+/// its column is an error naming the table, key and epoch.
+pub fn table_changes(
+    table: Table,
+    epoch: u64,
+    changes: &[(TableRow, isize)],
+) -> Result<TableChanges, ArrowConvError> {
+    #[derive(Default)]
+    struct Net<'a> {
+        retracted: Option<&'a TableRow>,
+        inserted: Option<&'a TableRow>,
+    }
+    let mut net: BTreeMap<RowKey, Net> = BTreeMap::new();
+    for (row, diff) in changes {
+        let key = row.key();
+        let err = |detail: String| ArrowConvError::Change {
+            table,
+            epoch,
+            key: key.text(),
+            detail,
+        };
+        if row.table_id() != table {
+            return Err(err(format!("a row of table {}", row.table_id())));
+        }
+        let entry = net.entry(key).or_default();
+        let (slot, what) = match diff {
+            1 => (&mut entry.inserted, "inserted"),
+            -1 => (&mut entry.retracted, "retracted"),
+            d => return Err(err(format!("diff {d}, expected +1 or -1"))),
+        };
+        if slot.replace(row).is_some() {
+            return Err(err(format!("{what} twice in one epoch")));
+        }
+    }
+    let mut upserts = Vec::new();
+    let mut deleted = Vec::new();
+    for (key, change) in net {
+        match change.inserted {
+            Some(row) => upserts.push(row),
+            None => deleted.push(key),
+        }
+    }
+    let epoch_value = i64::try_from(epoch).map_err(|_| ArrowConvError::Epoch { table, epoch })?;
+    let def = table.def();
+    let upserts = upsert_batch(table, &def, epoch, epoch_value, &upserts)?;
+    Ok(TableChanges {
+        table: def.name.clone(),
+        upserts,
+        deleted_keys: key_array(&def, &deleted),
+    })
+}
+
+/// The rows of a batch of `table` (as written by [`table_changes`] or read
+/// back from the warehouse), in batch order; `_epoch` and any other extra
+/// column are ignored, and columns are found by name. Exact inverse of the
+/// upserts' conversion. Errors name the table, column and row.
+pub fn rows_from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<TableRow>, ArrowConvError> {
+    let def = table.def();
+    let mut columns = Vec::with_capacity(def.columns.len());
+    for column in &def.columns {
+        columns
+            .push(read_column(table, batch, &column.name, column.ty, column.nullable)?.into_iter());
+    }
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut values = columns.iter_mut().map_while(Iterator::next);
+        let parsed =
+            TableRow::from_values(table, &mut values).map_err(|e| ArrowConvError::Value {
+                table,
+                column: e.column.to_string(),
+                row,
+                detail: e.detail,
+            })?;
+        rows.push(parsed);
+    }
+    if def.synthetic_key {
+        let ids = read_column(table, batch, &def.key_column, ColumnType::Text, false)?;
+        for (i, (row, id)) in rows.iter().zip(ids).enumerate() {
+            let expected = row.key().text();
+            if id != dataflows::catalog::Value::Text(expected.clone()) {
+                let id = match id {
+                    dataflows::catalog::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                };
+                return Err(ArrowConvError::Value {
+                    table,
+                    column: def.key_column.clone(),
+                    row: i,
+                    detail: format!("{id:?} does not match the row, whose id is {expected:?}"),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The key column's values for `keys`: text for a synthetic or text key
+/// (`error_id`, `event_id`), else Int64 ids.
+fn key_array(def: &TableDef, keys: &[RowKey]) -> ArrayRef {
+    let text_key = def.synthetic_key
+        || def
+            .column(&def.key_column)
+            .is_some_and(|c| c.ty == ColumnType::Text);
+    if text_key {
+        Arc::new(StringArray::from_iter_values(keys.iter().map(RowKey::text)))
+    } else {
+        Arc::new(Int64Array::from_iter(keys.iter().map(|k| match k {
+            RowKey::Id(id) => Some(*id),
+            RowKey::Error(_) | RowKey::Event { .. } => None,
+        })))
+    }
+}
+
+/// The upserts batch of `rows`, all of `table`.
+fn upsert_batch(
+    table: Table,
+    def: &TableDef,
+    epoch: u64,
+    epoch_value: i64,
+    rows: &[&TableRow],
+) -> Result<RecordBatch, ArrowConvError> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(def.columns.len() + 2);
+    if def.synthetic_key {
+        let keys: Vec<RowKey> = rows.iter().map(|row| row.key()).collect();
+        arrays.push(key_array(def, &keys));
+    }
+    for (i, column) in def.columns.iter().enumerate() {
+        let array = columns::build(column.ty, rows.iter().map(|r| r.cell(i))).map_err(
+            |(row, detail)| match rows.get(row) {
+                Some(r) => ArrowConvError::Change {
+                    table,
+                    epoch,
+                    key: r.key().text(),
+                    detail: format!("column {}: {detail}", column.name),
+                },
+                None => ArrowConvError::Arrow {
+                    table,
+                    detail: format!("column {}: {detail}", column.name),
+                },
+            },
+        )?;
+        arrays.push(array);
+    }
+    arrays.push(Arc::new(Int64Array::from(vec![epoch_value; rows.len()])));
+    RecordBatch::try_new(Arc::new(schema_of(def)), arrays).map_err(|e| ArrowConvError::Arrow {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// The values of column `name` of `batch`, checked against its declared type
+/// and nullability.
+fn read_column(
+    table: Table,
+    batch: &RecordBatch,
+    name: &str,
+    ty: ColumnType,
+    nullable: bool,
+) -> Result<Vec<dataflows::catalog::Value>, ArrowConvError> {
+    let column_err = |detail: String| ArrowConvError::Column {
+        table,
+        column: name.to_string(),
+        detail,
+    };
+    let value_err = |row: usize, detail: String| ArrowConvError::Value {
+        table,
+        column: name.to_string(),
+        row,
+        detail,
+    };
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| column_err("missing from the batch".to_string()))?;
+    let expected = columns::data_type(ty);
+    if array.data_type() != &expected {
+        return Err(column_err(format!(
+            "type {}, expected {expected}",
+            array.data_type()
+        )));
+    }
+    let values = columns::read(ty, array.as_ref())
+        .ok_or_else(|| column_err("unexpected array type".to_string()))?
+        .map_err(|(row, detail)| value_err(row, detail))?;
+    if !nullable
+        && let Some(row) = values
+            .iter()
+            .position(|v| *v == dataflows::catalog::Value::Null)
+    {
+        return Err(value_err(row, "null in a non-null column".to_string()));
+    }
+    if values.len() != batch.num_rows() {
+        return Err(column_err(format!(
+            "{} values for {} rows",
+            values.len(),
+            batch.num_rows()
+        )));
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests;
