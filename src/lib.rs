@@ -14,6 +14,7 @@ pub mod config;
 pub mod format;
 pub mod fsutil;
 pub mod notify;
+pub mod raw;
 pub mod runtime;
 pub mod schedule;
 pub mod sim;

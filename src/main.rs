@@ -676,9 +676,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "  duckdb -c \".read {}\" -c \"SELECT * FROM dim_customer ORDER BY lifetime_revenue DESC LIMIT 5\"",
         current.display()
     );
-    println!(
-        "Tables: raw_bc_*, raw_pg_*, dim_customer, dim_product, dim_sku, fct_order, fct_order_item, fct_point_transaction, fct_quotation, fct_onsale_product_inventory, product_notification_event, _errors. Ctrl-C stops."
-    );
+    let tables: Vec<&str> = dataflows::Table::ALL.iter().map(|t| t.name()).collect();
+    println!("Tables: {}. Ctrl-C stops.", tables.join(", "));
     let mutator = {
         let per_second = args.changes_per_second;
         let server = std::sync::Arc::new(server);

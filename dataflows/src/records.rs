@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::table::Table;
+
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
 
@@ -265,18 +267,23 @@ pub enum Upsert {
 
 impl Upsert {
     /// The `raw_*` table this upsert belongs to.
-    pub fn table(&self) -> &'static str {
+    pub fn raw_table(&self) -> Table {
         match self {
-            Upsert::Customer(..) => "raw_bc_customer",
-            Upsert::CustomerMetafield(..) => "raw_bc_customer_metafield",
-            Upsert::Product(..) => "raw_bc_product",
-            Upsert::Variant(..) => "raw_bc_variant",
-            Upsert::Inventory(..) => "raw_bc_inventory",
-            Upsert::Order(..) => "raw_bc_order",
-            Upsert::OrderItems(..) => "raw_bc_order_item",
-            Upsert::PointTransaction(..) => "raw_pg_point_transaction",
-            Upsert::Quotation(..) => "raw_pg_quotation",
+            Upsert::Customer(..) => Table::RawBcCustomer,
+            Upsert::CustomerMetafield(..) => Table::RawBcCustomerMetafield,
+            Upsert::Product(..) => Table::RawBcProduct,
+            Upsert::Variant(..) => Table::RawBcVariant,
+            Upsert::Inventory(..) => Table::RawBcInventory,
+            Upsert::Order(..) => Table::RawBcOrder,
+            Upsert::OrderItems(..) => Table::RawBcOrderItem,
+            Upsert::PointTransaction(..) => Table::RawPgPointTransaction,
+            Upsert::Quotation(..) => Table::RawPgQuotation,
         }
+    }
+
+    /// The name of the `raw_*` table this upsert belongs to.
+    pub fn table(&self) -> &'static str {
+        self.raw_table().name()
     }
 
     /// The upserted key (for order lines, the order id).

@@ -9,13 +9,22 @@
 //! | `text` | `Utf8` | |
 //! | `money` | `Decimal128(18, 4)` | the raw value is the `i64` in 1/10000 units; amounts of 10^14 units or more do not fit and are an error |
 //! | `timestamp` | `Timestamp(Microsecond, "UTC")` | the raw value is the micros |
+//! | `float64` | `Float64` | |
+//! | `decimal(p,s)` | `Decimal128(p, s)` | exact; at most 38 digits |
+//! | `date` | `Date32` | days since 1970-01-01 |
+//! | `json` | `Utf8` | the document's text |
+//! | `bytes` | `Binary` | |
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder};
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, Decimal128Array, TimestampMicrosecondArray};
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef, Date32Array, Decimal128Array, TimestampMicrosecondArray};
 use arrow_schema::{DataType, TimeUnit};
 use dataflows::catalog::{Cell, ColumnType, Value};
 use dataflows::records::Money;
@@ -36,6 +45,11 @@ pub fn data_type(ty: ColumnType) -> DataType {
         ColumnType::Text => DataType::Utf8,
         ColumnType::Money => DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE),
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Json => DataType::Utf8,
+        ColumnType::Bytes => DataType::Binary,
     }
 }
 
@@ -115,6 +129,66 @@ pub fn build<'a>(
             }
             Arc::new(TimestampMicrosecondArray::from(raw).with_timezone(UTC))
         }
+        ColumnType::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    Cell::Float(v) => b.append_value(v),
+                    Cell::Null => b.append_null(),
+                    other => return Err(mismatch(row, &other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Decimal { precision, .. } => {
+            let bound = 10i128.pow(u32::from(precision.min(38)));
+            let mut raw = Vec::with_capacity(n);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    Cell::Decimal(v) if v.unsigned_abs() >= bound.unsigned_abs() => {
+                        return Err((row, format!("{v} does not fit {}", ty.describe())));
+                    }
+                    Cell::Decimal(v) => raw.push(Some(v)),
+                    Cell::Null => raw.push(None),
+                    other => return Err(mismatch(row, &other)),
+                }
+            }
+            let array = Decimal128Array::from(raw).with_data_type(data_type(ty));
+            Arc::new(array)
+        }
+        ColumnType::Date => {
+            let mut raw = Vec::with_capacity(n);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    Cell::Date(v) => raw.push(Some(v)),
+                    Cell::Null => raw.push(None),
+                    other => return Err(mismatch(row, &other)),
+                }
+            }
+            Arc::new(Date32Array::from(raw))
+        }
+        ColumnType::Json => {
+            let mut b = StringBuilder::with_capacity(n, n * 32);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    Cell::Json(v) => b.append_value(v),
+                    Cell::Null => b.append_null(),
+                    other => return Err(mismatch(row, &other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Bytes => {
+            let mut b = BinaryBuilder::with_capacity(n, n * 16);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    Cell::Bytes(v) => b.append_value(v),
+                    Cell::Null => b.append_null(),
+                    other => return Err(mismatch(row, &other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
     })
 }
 
@@ -159,5 +233,30 @@ pub fn read(ty: ColumnType, array: &dyn Array) -> Option<Result<Vec<Value>, Cell
             }
             values
         }
+        ColumnType::Float64 => array
+            .as_primitive_opt::<Float64Type>()?
+            .iter()
+            .map(|v| nullable(v.map(Value::Float)))
+            .collect(),
+        ColumnType::Decimal { .. } => array
+            .as_primitive_opt::<Decimal128Type>()?
+            .iter()
+            .map(|v| nullable(v.map(Value::Decimal)))
+            .collect(),
+        ColumnType::Date => array
+            .as_primitive_opt::<Date32Type>()?
+            .iter()
+            .map(|v| nullable(v.map(Value::Date)))
+            .collect(),
+        ColumnType::Json => array
+            .as_string_opt::<i32>()?
+            .iter()
+            .map(|v| nullable(v.map(|s| Value::Json(s.to_string()))))
+            .collect(),
+        ColumnType::Bytes => array
+            .as_binary_opt::<i32>()?
+            .iter()
+            .map(|v| nullable(v.map(|b| Value::Bytes(b.to_vec()))))
+            .collect(),
     }))
 }

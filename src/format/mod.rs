@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use dataflows::catalog::{ColumnType, TableDef};
+use dataflows::catalog::{Cell, ColumnType, TableDef, Value};
 use dataflows::models::errors::ErrorRow;
 use dataflows::{RowKey, Table, TableRow};
 
@@ -36,7 +36,7 @@ pub enum ArrowConvError {
     #[error("table {table}, epoch {epoch}, key {key}: {detail}")]
     Change {
         /// The table.
-        table: Table,
+        table: String,
         /// The epoch.
         epoch: u64,
         /// The key, as text (an `error_id` for `_errors`).
@@ -48,7 +48,7 @@ pub enum ArrowConvError {
     #[error("table {table}: epoch {epoch} does not fit the Int64 _epoch column")]
     Epoch {
         /// The table.
-        table: Table,
+        table: String,
         /// The epoch.
         epoch: u64,
     },
@@ -56,7 +56,7 @@ pub enum ArrowConvError {
     #[error("table {table}, column {column}: {detail}")]
     Column {
         /// The table.
-        table: Table,
+        table: String,
         /// The column.
         column: String,
         /// What is wrong.
@@ -66,7 +66,7 @@ pub enum ArrowConvError {
     #[error("table {table}, column {column}, row {row}: {detail}")]
     Value {
         /// The table.
-        table: Table,
+        table: String,
         /// The column.
         column: String,
         /// The row's index in the batch.
@@ -78,23 +78,52 @@ pub enum ArrowConvError {
     #[error("table {table}: {detail}")]
     Arrow {
         /// The table.
-        table: Table,
+        table: String,
         /// Arrow's message.
         detail: String,
     },
 }
 
-/// The warehouse spec of `table`: its name, key column and Arrow schema.
-pub fn table_spec(table: Table) -> TableSpec {
-    let def = table.def();
-    TableSpec {
-        name: def.name.clone(),
-        key: def.key_column.clone(),
-        schema: Arc::new(schema_of(&def)),
+/// A row whose columns can be read by index: a built-in [`TableRow`], or a
+/// configured table's values.
+pub trait Cells {
+    /// The value of column `column`.
+    fn cell(&self, column: usize) -> Cell<'_>;
+}
+
+impl Cells for TableRow {
+    fn cell(&self, column: usize) -> Cell<'_> {
+        TableRow::cell(self, column)
     }
 }
 
-/// The specs of every table, in [`Table::ALL`] order.
+impl Cells for [Value] {
+    fn cell(&self, column: usize) -> Cell<'_> {
+        self.get(column).map_or(Cell::Null, Value::cell)
+    }
+}
+
+impl Cells for Vec<Value> {
+    fn cell(&self, column: usize) -> Cell<'_> {
+        self.as_slice().cell(column)
+    }
+}
+
+/// The warehouse spec of a table: its name, key column and Arrow schema.
+pub fn spec_of(def: &TableDef) -> TableSpec {
+    TableSpec {
+        name: def.name.clone(),
+        key: def.key_column.clone(),
+        schema: Arc::new(schema_of(def)),
+    }
+}
+
+/// The warehouse spec of `table`: its name, key column and Arrow schema.
+pub fn table_spec(table: Table) -> TableSpec {
+    spec_of(&table.def())
+}
+
+/// The specs of every built-in table, in [`Table::ALL`] order.
 pub fn table_specs() -> Vec<TableSpec> {
     Table::ALL.into_iter().map(table_spec).collect()
 }
@@ -106,7 +135,7 @@ pub fn error_id(row: &ErrorRow) -> String {
 }
 
 /// The full Arrow schema of a table.
-fn schema_of(def: &TableDef) -> Schema {
+pub fn schema_of(def: &TableDef) -> Schema {
     let mut fields = Vec::with_capacity(def.columns.len() + 2);
     if def.synthetic_key {
         fields.push(Field::new(&def.key_column, DataType::Utf8, false));
@@ -141,7 +170,7 @@ pub fn table_changes(
     for (row, diff) in changes {
         let key = row.key();
         let err = |detail: String| ArrowConvError::Change {
-            table,
+            table: table.name().to_string(),
             epoch,
             key: key.text(),
             detail,
@@ -160,21 +189,43 @@ pub fn table_changes(
         }
     }
     let mut upserts = Vec::new();
+    let mut upsert_keys = Vec::new();
     let mut deleted = Vec::new();
     for (key, change) in net {
         match change.inserted {
-            Some(row) => upserts.push(row),
+            Some(row) => {
+                upserts.push(row);
+                upsert_keys.push(key.text());
+            }
             None => deleted.push(key),
         }
     }
-    let epoch_value = i64::try_from(epoch).map_err(|_| ArrowConvError::Epoch { table, epoch })?;
     let def = table.def();
-    let upserts = upsert_batch(table, &def, epoch, epoch_value, &upserts)?;
+    let text_key = has_text_key(&def);
+    let deleted_keys: ArrayRef = if text_key {
+        Arc::new(StringArray::from_iter_values(
+            deleted.iter().map(RowKey::text),
+        ))
+    } else {
+        Arc::new(Int64Array::from_iter(deleted.iter().map(|k| match k {
+            RowKey::Id(id) => Some(*id),
+            RowKey::Error(_) | RowKey::Event { .. } => None,
+        })))
+    };
     Ok(TableChanges {
         table: def.name.clone(),
-        upserts,
-        deleted_keys: key_array(&def, &deleted),
+        upserts: upsert_batch(&def, epoch, &upserts, &upsert_keys)?,
+        deleted_keys,
     })
+}
+
+/// Whether the table's warehouse key column is text (synthetic, or a text
+/// column such as `event_id`) rather than Int64.
+pub fn has_text_key(def: &TableDef) -> bool {
+    def.synthetic_key
+        || def
+            .column(&def.key_column)
+            .is_none_or(|c| c.ty != ColumnType::Int64)
 }
 
 /// The rows of a batch of `table` (as written by [`table_changes`] or read
@@ -183,34 +234,30 @@ pub fn table_changes(
 /// upserts' conversion. Errors name the table, column and row.
 pub fn rows_from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<TableRow>, ArrowConvError> {
     let def = table.def();
-    let mut columns = Vec::with_capacity(def.columns.len());
-    for column in &def.columns {
-        columns
-            .push(read_column(table, batch, &column.name, column.ty, column.nullable)?.into_iter());
-    }
-    let mut rows = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let mut values = columns.iter_mut().map_while(Iterator::next);
-        let parsed =
-            TableRow::from_values(table, &mut values).map_err(|e| ArrowConvError::Value {
-                table,
+    let values = values_from_batch(&def, batch)?;
+    let mut rows = Vec::with_capacity(values.len());
+    for (row, values) in values.into_iter().enumerate() {
+        let parsed = TableRow::from_values(table, &mut values.into_iter()).map_err(|e| {
+            ArrowConvError::Value {
+                table: def.name.clone(),
                 column: e.column.to_string(),
                 row,
                 detail: e.detail,
-            })?;
+            }
+        })?;
         rows.push(parsed);
     }
     if def.synthetic_key {
-        let ids = read_column(table, batch, &def.key_column, ColumnType::Text, false)?;
+        let ids = read_column(&def, batch, &def.key_column, ColumnType::Text, false)?;
         for (i, (row, id)) in rows.iter().zip(ids).enumerate() {
             let expected = row.key().text();
-            if id != dataflows::catalog::Value::Text(expected.clone()) {
-                let id = match id {
-                    dataflows::catalog::Value::Text(t) => t,
-                    other => format!("{other:?}"),
-                };
+            let id = match id {
+                Value::Text(t) => t,
+                other => format!("{other:?}"),
+            };
+            if id != expected {
                 return Err(ArrowConvError::Value {
-                    table,
+                    table: def.name.clone(),
                     column: def.key_column.clone(),
                     row: i,
                     detail: format!("{id:?} does not match the row, whose id is {expected:?}"),
@@ -221,56 +268,63 @@ pub fn rows_from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<TableRow
     Ok(rows)
 }
 
-/// The key column's values for `keys`: text for a synthetic or text key
-/// (`error_id`, `event_id`), else Int64 ids.
-fn key_array(def: &TableDef, keys: &[RowKey]) -> ArrayRef {
-    let text_key = def.synthetic_key
-        || def
-            .column(&def.key_column)
-            .is_some_and(|c| c.ty == ColumnType::Text);
-    if text_key {
-        Arc::new(StringArray::from_iter_values(keys.iter().map(RowKey::text)))
-    } else {
-        Arc::new(Int64Array::from_iter(keys.iter().map(|k| match k {
-            RowKey::Id(id) => Some(*id),
-            RowKey::Error(_) | RowKey::Event { .. } => None,
-        })))
+/// The values of every row of a batch of a table, one per declared column in
+/// order, checked against the declared types and nullability; columns are
+/// found by name and extra ones are ignored.
+pub fn values_from_batch(
+    def: &TableDef,
+    batch: &RecordBatch,
+) -> Result<Vec<Vec<Value>>, ArrowConvError> {
+    let mut columns = Vec::with_capacity(def.columns.len());
+    for column in &def.columns {
+        columns
+            .push(read_column(def, batch, &column.name, column.ty, column.nullable)?.into_iter());
     }
+    Ok((0..batch.num_rows())
+        .map(|_| columns.iter_mut().map_while(Iterator::next).collect())
+        .collect())
 }
 
-/// The upserts batch of `rows`, all of `table`.
-fn upsert_batch(
-    table: Table,
+/// The upserts batch of `rows` of a table, with `_epoch` = `epoch`; `keys`
+/// are the rows' keys as text (the synthetic key column's values, and for
+/// errors).
+pub fn upsert_batch<R: Cells + ?Sized>(
     def: &TableDef,
     epoch: u64,
-    epoch_value: i64,
-    rows: &[&TableRow],
+    rows: &[&R],
+    keys: &[String],
 ) -> Result<RecordBatch, ArrowConvError> {
+    let epoch_value = i64::try_from(epoch).map_err(|_| ArrowConvError::Epoch {
+        table: def.name.clone(),
+        epoch,
+    })?;
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(def.columns.len() + 2);
     if def.synthetic_key {
-        let keys: Vec<RowKey> = rows.iter().map(|row| row.key()).collect();
-        arrays.push(key_array(def, &keys));
+        arrays.push(Arc::new(StringArray::from_iter_values(keys)));
     }
     for (i, column) in def.columns.iter().enumerate() {
         let array = columns::build(column.ty, rows.iter().map(|r| r.cell(i))).map_err(
-            |(row, detail)| match rows.get(row) {
-                Some(r) => ArrowConvError::Change {
-                    table,
-                    epoch,
-                    key: r.key().text(),
-                    detail: format!("column {}: {detail}", column.name),
-                },
-                None => ArrowConvError::Arrow {
-                    table,
-                    detail: format!("column {}: {detail}", column.name),
-                },
+            |(row, detail)| {
+                let detail = format!("column {}: {detail}", column.name);
+                match keys.get(row) {
+                    Some(key) => ArrowConvError::Change {
+                        table: def.name.clone(),
+                        epoch,
+                        key: key.clone(),
+                        detail,
+                    },
+                    None => ArrowConvError::Arrow {
+                        table: def.name.clone(),
+                        detail,
+                    },
+                }
             },
         )?;
         arrays.push(array);
     }
     arrays.push(Arc::new(Int64Array::from(vec![epoch_value; rows.len()])));
     RecordBatch::try_new(Arc::new(schema_of(def)), arrays).map_err(|e| ArrowConvError::Arrow {
-        table,
+        table: def.name.clone(),
         detail: e.to_string(),
     })
 }
@@ -278,19 +332,19 @@ fn upsert_batch(
 /// The values of column `name` of `batch`, checked against its declared type
 /// and nullability.
 fn read_column(
-    table: Table,
+    def: &TableDef,
     batch: &RecordBatch,
     name: &str,
     ty: ColumnType,
     nullable: bool,
-) -> Result<Vec<dataflows::catalog::Value>, ArrowConvError> {
+) -> Result<Vec<Value>, ArrowConvError> {
     let column_err = |detail: String| ArrowConvError::Column {
-        table,
+        table: def.name.clone(),
         column: name.to_string(),
         detail,
     };
     let value_err = |row: usize, detail: String| ArrowConvError::Value {
-        table,
+        table: def.name.clone(),
         column: name.to_string(),
         row,
         detail,
@@ -308,11 +362,7 @@ fn read_column(
     let values = columns::read(ty, array.as_ref())
         .ok_or_else(|| column_err("unexpected array type".to_string()))?
         .map_err(|(row, detail)| value_err(row, detail))?;
-    if !nullable
-        && let Some(row) = values
-            .iter()
-            .position(|v| *v == dataflows::catalog::Value::Null)
-    {
+    if !nullable && let Some(row) = values.iter().position(|v| *v == Value::Null) {
         return Err(value_err(row, "null in a non-null column".to_string()));
     }
     if values.len() != batch.num_rows() {

@@ -547,7 +547,7 @@ fn invalid_changes_are_errors() {
     assert_eq!(
         err,
         ArrowConvError::Epoch {
-            table,
+            table: table.name().to_string(),
             epoch: u64::MAX
         }
     );

@@ -329,7 +329,7 @@ pub async fn run(
             .await
             .map_err(|e| RunError::Config(e.to_string()))?;
         }
-        telemetry.source_added("bigcommerce", &reconcile::BIGCOMMERCE_TABLES);
+        telemetry.source_added("bigcommerce", &reconcile::raw_tables_of("bigcommerce"));
         source.client().observe_latency(
             telemetry
                 .metrics
@@ -546,7 +546,7 @@ async fn bigcommerce_loop(
                     update: CursorUpdate::BigCommerce(report),
                     full: full.map(|generation| FullRead {
                         generation,
-                        tables: reconcile::BIGCOMMERCE_TABLES.to_vec(),
+                        tables: reconcile::raw_tables_of("bigcommerce"),
                     }),
                 })
             }

@@ -6,24 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use dataflows::Table;
+use dataflows::catalog::Origin;
 use dataflows::records::Upsert;
 
 use crate::sinks::local::{LocalWarehouse, SinkError};
-
-/// The raw table an upsert belongs to, with the key a delete would use.
-pub fn raw_table(upsert: &Upsert) -> Table {
-    match upsert {
-        Upsert::Customer(..) => Table::RawBcCustomer,
-        Upsert::CustomerMetafield(..) => Table::RawBcCustomerMetafield,
-        Upsert::Product(..) => Table::RawBcProduct,
-        Upsert::Variant(..) => Table::RawBcVariant,
-        Upsert::Inventory(..) => Table::RawBcInventory,
-        Upsert::Order(..) => Table::RawBcOrder,
-        Upsert::OrderItems(..) => Table::RawBcOrderItem,
-        Upsert::PointTransaction(..) => Table::RawPgPointTransaction,
-        Upsert::Quotation(..) => Table::RawPgQuotation,
-    }
-}
 
 /// The delete of `key` in a raw table (for order lines, `key` is the order).
 fn delete(table: Table, key: i64) -> Option<Upsert> {
@@ -49,16 +35,14 @@ fn key_column(table: Table) -> &'static str {
     }
 }
 
-/// The raw tables a full read of the store covers.
-pub const BIGCOMMERCE_TABLES: [Table; 7] = [
-    Table::RawBcCustomer,
-    Table::RawBcCustomerMetafield,
-    Table::RawBcProduct,
-    Table::RawBcVariant,
-    Table::RawBcInventory,
-    Table::RawBcOrder,
-    Table::RawBcOrderItem,
-];
+/// The raw tables filled by sources of `kind` (`bigcommerce`, `postgres`),
+/// from the catalogue: what a full read of such a source covers.
+pub fn raw_tables_of(kind: &str) -> Vec<Table> {
+    Table::ALL
+        .into_iter()
+        .filter(|t| matches!(t.def().origin, Origin::Source(ref k) if k == kind))
+        .collect()
+}
 
 /// Keys seen during a full read, per raw table.
 #[derive(Debug, Default)]
@@ -68,7 +52,7 @@ impl Seen {
     /// Records the keys of `upserts`.
     pub fn note(&mut self, upserts: &[Upsert]) {
         for u in upserts {
-            self.0.entry(raw_table(u)).or_default().insert(u.key());
+            self.0.entry(u.raw_table()).or_default().insert(u.key());
         }
     }
 

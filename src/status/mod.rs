@@ -706,27 +706,15 @@ impl Telemetry {
     }
 }
 
-/// The tables each model reads (for the graph; raw tables read sources).
-pub fn model_inputs(table: Table) -> &'static [Table] {
-    use Table::*;
-    match table {
-        DimCustomer => &[RawBcCustomer, RawBcOrder, RawPgPointTransaction],
-        DimProduct | DimSku => &[RawBcProduct, RawBcVariant, RawBcInventory],
-        FctOrder | FctOrderItem => &[RawBcOrder, RawBcOrderItem],
-        FctPointTransaction => &[RawPgPointTransaction],
-        FctQuotation => &[RawPgQuotation, RawBcCustomer],
-        FctOnsaleProductInventory => &[DimSku],
-        ProductNotificationEvent => &[RawBcCustomerMetafield, FctOnsaleProductInventory],
-        Errors => &[
-            RawBcCustomer,
-            RawBcCustomerMetafield,
-            RawBcProduct,
-            RawBcVariant,
-            RawBcOrder,
-            RawPgQuotation,
-        ],
-        _ => &[],
-    }
+/// The tables each model reads (for the graph; raw tables read sources),
+/// from the catalogue.
+pub fn model_inputs(table: Table) -> Vec<Table> {
+    table
+        .def()
+        .reads
+        .iter()
+        .filter_map(|name| Table::from_name(name))
+        .collect()
 }
 
 fn jobs(state: &ScheduleState) -> Vec<JobStatus> {

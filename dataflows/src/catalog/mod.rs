@@ -34,6 +34,22 @@ pub enum ColumnType {
     Money,
     /// A UTC timestamp, held as microseconds since the Unix epoch.
     Timestamp,
+    /// A 64-bit float.
+    Float64,
+    /// An exact decimal of `precision` digits, `scale` of them after the
+    /// point (at most 38 digits), held as an `i128` at that scale.
+    Decimal {
+        /// Total digits.
+        precision: u8,
+        /// Digits after the point.
+        scale: i8,
+    },
+    /// A calendar date, held as days since 1970-01-01.
+    Date,
+    /// A JSON document, held as its text.
+    Json,
+    /// Bytes.
+    Bytes,
 }
 
 impl ColumnType {
@@ -45,6 +61,19 @@ impl ColumnType {
             ColumnType::Text => "text",
             ColumnType::Money => "money",
             ColumnType::Timestamp => "timestamp",
+            ColumnType::Float64 => "float64",
+            ColumnType::Decimal { .. } => "decimal",
+            ColumnType::Date => "date",
+            ColumnType::Json => "json",
+            ColumnType::Bytes => "bytes",
+        }
+    }
+
+    /// The type as docs and `govflow validate` show it (`decimal(12,2)`).
+    pub fn describe(self) -> String {
+        match self {
+            ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+            other => other.name().to_string(),
         }
     }
 }

@@ -59,14 +59,7 @@ fn rows_round_trip_through_values() {
     let row = TableRow::RawBcCustomer(customer(4, "a").into());
     let def = Table::RawBcCustomer.def();
     let values: Vec<Value> = (0..def.columns.len())
-        .map(|i| match row.cell(i) {
-            Cell::Null => Value::Null,
-            Cell::Int(v) => Value::Int(v),
-            Cell::Bool(v) => Value::Bool(v),
-            Cell::Text(v) => Value::Text(v.to_string()),
-            Cell::Money(v) => Value::Money(v),
-            Cell::Micros(v) => Value::Micros(v),
-        })
+        .map(|i| row.cell(i).to_value())
         .collect();
     let back = TableRow::from_values(Table::RawBcCustomer, &mut values.into_iter());
     assert_eq!(back, Ok(row));

@@ -1,5 +1,7 @@
 //! Values of columns: [`Cell`] borrowed from a row, [`Value`] owned.
 
+use serde::{Deserialize, Serialize};
+
 /// A column value borrowed from a row, to encode.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell<'a> {
@@ -15,10 +17,20 @@ pub enum Cell<'a> {
     Money(i64),
     /// A `timestamp`, in microseconds since the Unix epoch.
     Micros(i64),
+    /// A `float64`.
+    Float(f64),
+    /// A `decimal`, as an integer at the column's scale.
+    Decimal(i128),
+    /// A `date`, in days since 1970-01-01.
+    Date(i32),
+    /// `json` text.
+    Json(&'a str),
+    /// `bytes`.
+    Bytes(&'a [u8]),
 }
 
-/// A column value, owned, as decoded from a format.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A column value, owned, as decoded from a format or read from a source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// Null.
     Null,
@@ -32,6 +44,16 @@ pub enum Value {
     Money(i64),
     /// A `timestamp`, in microseconds since the Unix epoch.
     Micros(i64),
+    /// A `float64`.
+    Float(f64),
+    /// A `decimal`, as an integer at the column's scale.
+    Decimal(i128),
+    /// A `date`, in days since 1970-01-01.
+    Date(i32),
+    /// `json` text.
+    Json(String),
+    /// `bytes`.
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -44,6 +66,47 @@ impl Value {
             Value::Text(_) => "text",
             Value::Money(_) => "money",
             Value::Micros(_) => "timestamp",
+            Value::Float(_) => "float64",
+            Value::Decimal(_) => "decimal",
+            Value::Date(_) => "date",
+            Value::Json(_) => "json",
+            Value::Bytes(_) => "bytes",
+        }
+    }
+
+    /// The value as a cell, to encode.
+    pub fn cell(&self) -> Cell<'_> {
+        match self {
+            Value::Null => Cell::Null,
+            Value::Int(v) => Cell::Int(*v),
+            Value::Bool(v) => Cell::Bool(*v),
+            Value::Text(v) => Cell::Text(v),
+            Value::Money(v) => Cell::Money(*v),
+            Value::Micros(v) => Cell::Micros(*v),
+            Value::Float(v) => Cell::Float(*v),
+            Value::Decimal(v) => Cell::Decimal(*v),
+            Value::Date(v) => Cell::Date(*v),
+            Value::Json(v) => Cell::Json(v),
+            Value::Bytes(v) => Cell::Bytes(v),
+        }
+    }
+}
+
+impl Cell<'_> {
+    /// The cell as an owned value.
+    pub fn to_value(self) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Int(v) => Value::Int(v),
+            Cell::Bool(v) => Value::Bool(v),
+            Cell::Text(v) => Value::Text(v.to_string()),
+            Cell::Money(v) => Value::Money(v),
+            Cell::Micros(v) => Value::Micros(v),
+            Cell::Float(v) => Value::Float(v),
+            Cell::Decimal(v) => Value::Decimal(v),
+            Cell::Date(v) => Value::Date(v),
+            Cell::Json(v) => Value::Json(v.to_string()),
+            Cell::Bytes(v) => Value::Bytes(v.to_vec()),
         }
     }
 }

@@ -8,6 +8,11 @@
 //! | `Boolean` | `BOOLEAN` |
 //! | `Timestamp(µs, UTC)` | `TIMESTAMP` |
 //! | `Decimal128(18, 4)` (money) | `NUMERIC` |
+//! | `Decimal128(p, s)`, s ≤ 9 and p − s ≤ 29 | `NUMERIC` |
+//! | any other `Decimal128(p, s)` | `BIGNUMERIC` |
+//! | `Float64` | `FLOAT` |
+//! | `Date32` | `DATE` |
+//! | `Binary` | `BYTES` |
 //!
 //! Every column is `NULLABLE` in BigQuery except the key (`REQUIRED`), so a
 //! column govflow adds later can always be added to an existing table.
@@ -61,6 +66,10 @@ pub fn bigquery_type(
         DataType::Decimal128(p, s) if *s >= 0 && *s <= 9 && (*p as i16 - *s as i16) <= 29 => {
             "NUMERIC"
         }
+        DataType::Decimal128(_, s) if *s >= 0 => "BIGNUMERIC",
+        DataType::Float64 => "FLOAT",
+        DataType::Date32 => "DATE",
+        DataType::Binary => "BYTES",
         other => {
             return Err(BigQueryError::Schema {
                 table: table.to_string(),
