@@ -42,7 +42,9 @@ async fn measure(
         vec![PostgresTable {
             name: "point_transaction".into(),
             key: vec!["id".into()],
-            cursor: "updated_at".into(),
+            cursor: Some("updated_at".into()),
+            columns: None,
+            filter: None,
         }],
     );
     db.poll_interval = poll;

@@ -103,7 +103,9 @@ fn main() {
             vec![PostgresTable {
                 name: "point_transaction".into(),
                 key: vec!["id".into()],
-                cursor: "updated_at".into(),
+                cursor: Some("updated_at".into()),
+        columns: None,
+        filter: None,
             }],
         );
         config.page_size = PAGE;

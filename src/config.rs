@@ -519,15 +519,34 @@ impl PostgresConfig {
     }
 }
 
-/// `[[postgres.NAME.tables]]`: one table and its cursor.
+/// `[[postgres.NAME.tables]]`: one table, its key and its cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresTable {
     /// Table name, optionally schema-qualified.
     pub name: String,
     /// Key columns.
     pub key: Vec<String>,
-    /// Monotonic-ish change column (default `updated_at`).
-    pub cursor: String,
+    /// Monotonic-ish change column. `None`: `updated_at` when the table has
+    /// it, else the table has no cursor and every poll reads a snapshot of it
+    /// (which also finds its deletes).
+    pub cursor: Option<String>,
+    /// The columns to read (the key and cursor are always read); `None`: all.
+    pub columns: Option<Vec<String>>,
+    /// A filter on the rows read (`where` in the config): a SQL expression.
+    pub filter: Option<String>,
+}
+
+impl PostgresTable {
+    /// Table `name` keyed by `key`, every column, the default cursor, no filter.
+    pub fn new(name: &str, key: &[&str]) -> PostgresTable {
+        PostgresTable {
+            name: name.to_string(),
+            key: key.iter().map(|k| k.to_string()).collect(),
+            cursor: None,
+            columns: None,
+            filter: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -703,6 +722,9 @@ struct RawPostgresTable {
     name: String,
     key: Vec<String>,
     cursor: Option<String>,
+    columns: Option<Vec<String>>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
 }
 
 impl Default for Config {
@@ -884,16 +906,31 @@ impl RawConfig {
                         &format!("table {:?} is listed twice", t.name),
                     ));
                 }
-                let cursor = t.cursor.unwrap_or_else(|| "updated_at".to_string());
-                for column in t.key.iter().chain(std::iter::once(&cursor)) {
+                for column in t
+                    .key
+                    .iter()
+                    .chain(&t.cursor)
+                    .chain(t.columns.iter().flatten())
+                {
                     if !is_sql_name(column) || column.contains('.') {
                         return Err(err(&tkey, &format!("{column:?} is not a column name")));
                     }
                 }
+                if t.columns.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(err(
+                        &format!("{tkey}.columns"),
+                        "must name at least one column",
+                    ));
+                }
+                if let Some(filter) = &t.filter {
+                    check_filter(filter).map_err(|why| err(&format!("{tkey}.where"), &why))?;
+                }
                 tables.push(PostgresTable {
                     name: t.name,
                     key: t.key,
-                    cursor,
+                    cursor: t.cursor,
+                    columns: t.columns,
+                    filter: t.filter,
                 });
             }
             postgres.insert(
@@ -1385,6 +1422,30 @@ impl BigCommerceConfig {
     }
 }
 
+/// Accepts a `where` filter only if it is one SQL expression that keeps a
+/// `SELECT` read-only (no statement break, no subquery that writes).
+fn check_filter(filter: &str) -> Result<(), String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    use sqlparser::tokenizer::Token;
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(filter)
+        .map_err(|e| format!("does not parse as a SQL expression: {e}"))?;
+    parser
+        .parse_expr()
+        .map_err(|e| format!("does not parse as a SQL expression: {e}"))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(format!(
+            "must be one SQL expression; unexpected {} after it",
+            parser.peek_token().token
+        ));
+    }
+    crate::sources::postgres::query::check_read_only(&format!("SELECT 1 WHERE ({filter})"))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn is_sql_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').count() <= 2
@@ -1660,7 +1721,7 @@ cursor = "updated_at"
             }
         );
         let wise = &cfg.postgres["wise"];
-        assert_eq!(wise.tables[0].cursor, "updated_at");
+        assert_eq!(wise.tables[0].cursor, None);
         assert_eq!(wise.lookback, Duration::from_secs(3600));
         assert_eq!(wise.page_size, 5000);
         assert_eq!(wise.ca_file, None);

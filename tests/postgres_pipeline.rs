@@ -42,7 +42,9 @@ fn table(name: &str) -> PostgresTable {
     PostgresTable {
         name: name.into(),
         key: vec!["id".into()],
-        cursor: "updated_at".into(),
+        cursor: Some("updated_at".into()),
+        columns: None,
+        filter: None,
     }
 }
 

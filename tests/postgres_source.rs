@@ -18,7 +18,9 @@ fn table(name: &str, key: &[&str]) -> PostgresTable {
     PostgresTable {
         name: name.into(),
         key: key.iter().map(|k| k.to_string()).collect(),
-        cursor: "updated_at".into(),
+        cursor: Some("updated_at".into()),
+        columns: None,
+        filter: None,
     }
 }
 
@@ -324,7 +326,7 @@ async fn configuration_mistakes_fail_at_once_naming_the_table() {
         (table("t", &["nope"]), "has no column \"nope\"", None),
         (
             PostgresTable {
-                cursor: "label".into(),
+                cursor: Some("label".into()),
                 ..table("t", &["id"])
             },
             "cursor column \"label\" has type text",

@@ -16,12 +16,14 @@ mod reconcile;
 pub mod refresh;
 mod supervisor;
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataflows::Table;
+use dataflows::catalog::TableDef;
 use dataflows::checks::{CheckResult, CheckSpec, CheckState};
 use dataflows::records::Upsert;
 use tokio::sync::{mpsc, watch};
@@ -35,6 +37,7 @@ use crate::checks::ChecksFile;
 use crate::config::{Config, WarehouseConfig};
 use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
+use crate::raw::{RawChange, RawError, RawLayer, RowKeyValue};
 use crate::schedule::Clock;
 use crate::sinks::bigquery::{self, BigQueryError, SpoolWriter};
 use crate::sinks::local::{LocalWarehouse, SinkError, WarehouseOptions};
@@ -42,6 +45,7 @@ use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
 use crate::sources::bigcommerce::{
     Batch, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport, SourceError,
 };
+use crate::sources::postgres::tables as pg_tables;
 use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
 use crate::sources::postgres::{PgBatch, PgCursors, PgError, PgSource, TablePull};
 use crate::status::Telemetry;
@@ -100,6 +104,9 @@ pub enum RunError {
     /// Rows did not convert to or from Arrow.
     #[error(transparent)]
     Arrow(#[from] ArrowConvError),
+    /// The configured raw tables failed.
+    #[error(transparent)]
+    Raw(#[from] RawError),
     /// The dataflow failed.
     #[error(transparent)]
     Dataflow(#[from] DataflowError),
@@ -182,17 +189,22 @@ struct FullRead {
 }
 
 enum Msg {
-    /// Upserts a source read, with its dead letters as JSON lines.
+    /// Upserts a source read for the dataflow, changes of configured raw
+    /// tables, and its dead letters as JSON lines.
     Read {
         upserts: Vec<Upsert>,
+        raw: Vec<RawChange>,
         dead_letters: Vec<String>,
     },
     /// A source starts a full read for a full refresh (before its first batch).
     FullReadStarted { source: String, generation: u64 },
-    /// A pull completed. `full`: it was a full read.
+    /// A pull completed. `full`: it was a full read. `snapshots`: the keys
+    /// each configured raw table's whole-table read delivered (keys it did
+    /// not deliver are gone upstream).
     PullDone {
         update: CursorUpdate,
         full: Option<FullRead>,
+        snapshots: Vec<(String, HashSet<RowKeyValue>)>,
     },
     /// A full read failed; the source goes on with incremental pulls.
     FullReadFailed {
@@ -270,12 +282,22 @@ pub async fn run(
             .map_err(RunError::from);
     }
     let state_dir = config.state.dir.clone();
+    let postgres = postgres_sources(&config).await?;
+    let raw = RawLayer::new(
+        postgres
+            .iter()
+            .flat_map(|(_, _, targets)| targets.iter().filter_map(|(_, t)| t.raw_def()))
+            .cloned()
+            .collect(),
+    );
+    let mut specs = format::table_specs();
+    specs.extend(raw.specs());
     // With BigQuery, the local warehouse stays the source of truth for restarts.
     let (warehouse_dir, bigquery) = match &config.warehouse {
         WarehouseConfig::Local { dir } => (dir, None),
         WarehouseConfig::BigQuery(bq) => (
             &bq.local_dir,
-            Some(bigquery::start(bq, &state_dir, &format::table_specs())?),
+            Some(bigquery::start(bq, &state_dir, &specs)?),
         ),
     };
     let (spool_writer, flush_task) = bigquery.unzip();
@@ -294,6 +316,7 @@ pub async fn run(
         .telemetry
         .clone()
         .unwrap_or_else(|| Arc::new(Telemetry::new(Some(state_dir.clone()), sinks.clone())));
+    telemetry.tables_added(&raw.defs().cloned().collect::<Vec<_>>());
     let observed = telemetry.clone();
     let alerter = Arc::new(
         Alerter::new(&config.alerts, config.secrets())
@@ -329,7 +352,10 @@ pub async fn run(
             .await
             .map_err(|e| RunError::Config(e.to_string()))?;
         }
-        telemetry.source_added("bigcommerce", &reconcile::raw_tables_of("bigcommerce"));
+        telemetry.source_added(
+            "bigcommerce",
+            &table_names(&reconcile::raw_tables_of("bigcommerce")),
+        );
         source.client().observe_latency(
             telemetry
                 .metrics
@@ -345,23 +371,10 @@ pub async fn run(
             links(),
         )));
     }
-    for (name, db) in &config.postgres {
-        let mut models = Vec::new();
-        for (i, table) in db.tables.iter().enumerate() {
-            let model = PgModel::for_table(&table.name).ok_or_else(|| {
-                let known: Vec<&str> = PgModel::ALL.iter().map(|(t, _)| *t).collect();
-                RunError::Config(format!(
-                    "postgres.{name}.tables[{i}].name: no model reads table {:?} (known: {})",
-                    table.name,
-                    known.join(", ")
-                ))
-            })?;
-            models.push((table.name.clone(), model));
-        }
-        let source = PgSource::new(name, db.clone())?;
+    for (name, source, targets) in postgres {
         let source_name = format!("postgres.{name}");
-        let raw: Vec<Table> = models.iter().map(|(_, m)| m.raw_table()).collect();
-        telemetry.source_added(&source_name, &raw);
+        let tables: Vec<String> = targets.iter().map(|(_, t)| t.table_name()).collect();
+        telemetry.source_added(&source_name, &tables);
         source.observe_latency(
             telemetry
                 .metrics
@@ -370,8 +383,8 @@ pub async fn run(
         );
         sources.push(tokio::spawn(postgres_loop(
             source,
-            models,
-            checkpoint.postgres.get(name).cloned().unwrap_or_default(),
+            targets,
+            checkpoint.postgres.get(&name).cloned().unwrap_or_default(),
             options.once,
             links(),
         )));
@@ -422,12 +435,15 @@ pub async fn run(
     let loop_dir = warehouse_dir.clone();
     let epoch_loop = tokio::task::spawn_blocking(move || {
         EpochLoop::start(
-            loop_dir,
-            state_dir,
+            Stores {
+                warehouse_dir: loop_dir,
+                state_dir,
+                raw,
+                bigquery: spool_writer,
+            },
             checkpoint,
             &loop_options,
             checks,
-            spool_writer,
             Outlets {
                 progress,
                 check_results: checks_tx,
@@ -522,6 +538,7 @@ async fn bigcommerce_loop(
                 let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
                     forward_tx
                         .send(Msg::Read {
+                            raw: Vec::new(),
                             upserts,
                             dead_letters,
                         })
@@ -548,6 +565,7 @@ async fn bigcommerce_loop(
                         generation,
                         tables: reconcile::raw_tables_of("bigcommerce"),
                     }),
+                    snapshots: Vec::new(),
                 })
             }
             Err(e) => {
@@ -599,6 +617,7 @@ fn webhook_feed(tx: std::sync::mpsc::Sender<Msg>) -> Feed {
     Arc::new(move |upserts, dead: Vec<DeadLetter>| {
         let msg = Msg::Read {
             upserts,
+            raw: Vec::new(),
             dead_letters: json_lines(&dead),
         };
         tx.send(msg).is_ok()
@@ -665,12 +684,75 @@ async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> b
     }
 }
 
+/// What a configured PostgreSQL table feeds.
+#[derive(Clone, Debug)]
+enum PgTarget {
+    /// A model's typed raw table (`raw_pg_point_transaction`, `raw_pg_quotation`).
+    Model(PgModel),
+    /// A raw table no model reads, with its discovered declaration; without
+    /// a cursor, every poll reads it whole.
+    Raw {
+        def: Arc<TableDef>,
+        has_cursor: bool,
+    },
+}
+
+impl PgTarget {
+    /// The warehouse table it fills.
+    fn table_name(&self) -> String {
+        match self {
+            PgTarget::Model(model) => model.raw_table().name().to_string(),
+            PgTarget::Raw { def, .. } => def.name.clone(),
+        }
+    }
+
+    /// The declaration of a configured raw table.
+    fn raw_def(&self) -> Option<&TableDef> {
+        match self {
+            PgTarget::Model(_) => None,
+            PgTarget::Raw { def, .. } => Some(def),
+        }
+    }
+}
+
+/// One PostgreSQL database's source and what each of its tables feeds.
+type PgSourceSetup = (String, PgSource, Vec<(String, PgTarget)>);
+
+/// The PostgreSQL sources of `config`: a table a model reads feeds it; any
+/// other table is a configured raw table, whose columns are discovered from
+/// the database now (so the warehouse knows its schema before the first
+/// read).
+async fn postgres_sources(config: &Config) -> Result<Vec<PgSourceSetup>, RunError> {
+    let mut out = Vec::new();
+    for (name, db) in &config.postgres {
+        let source = PgSource::new(name, db.clone())?;
+        let mut targets = Vec::new();
+        for table in &db.tables {
+            let target = match PgModel::for_table(&table.name) {
+                Some(model) => PgTarget::Model(model),
+                None => {
+                    let (def, has_cursor) = source.describe(&table.name).await?;
+                    tracing::info!(database = %name, table = %table.name, raw_table = %def.name, columns = def.columns.len(), has_cursor, "configured table");
+                    PgTarget::Raw {
+                        def: Arc::new(def),
+                        has_cursor,
+                    }
+                }
+            };
+            targets.push((table.name.clone(), target));
+        }
+        out.push((name.clone(), source, targets));
+    }
+    Ok(out)
+}
+
 /// Polls one PostgreSQL database's tables until `stop` (or once), sending
-/// their upserts to the epoch loop. `models`: each configured table and the
-/// model it feeds. A full refresh reads every table whole.
+/// their upserts (and configured tables' changes) to the epoch loop.
+/// `targets`: each configured table and what it feeds. A full refresh reads
+/// every table whole.
 async fn postgres_loop(
     source: PgSource,
-    models: Vec<(String, PgModel)>,
+    targets: Vec<(String, PgTarget)>,
     mut cursors: PgCursors,
     once: bool,
     mut links: SourceLinks,
@@ -686,32 +768,51 @@ async fn postgres_loop(
         });
         let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
         let forward_tx = links.tx.clone();
-        let forward_models = models.clone();
+        let forward_targets = targets.clone();
         let telemetry = links.telemetry.clone();
         let forward_name = name.clone();
+        let whole_reads = full.is_some();
+        // Forwards each page; returns the keys of the configured tables read whole.
         let forwarder = tokio::spawn(async move {
+            let mut seen: HashMap<String, HashSet<RowKeyValue>> = HashMap::new();
             while let Some(batch) = brx.recv().await {
-                let Some((_, model)) = forward_models.iter().find(|(t, _)| *t == batch.table)
+                let Some((_, target)) = forward_targets.iter().find(|(t, _)| *t == batch.table)
                 else {
                     continue;
                 };
-                let (upserts, mut dead) = pg_upserts(*model, &batch);
+                let (upserts, raw, mut dead) = match target {
+                    PgTarget::Model(model) => {
+                        let (upserts, dead) = pg_upserts(*model, &batch);
+                        (upserts, Vec::new(), dead)
+                    }
+                    PgTarget::Raw { def, has_cursor } => {
+                        let (raw, dead) = pg_tables::changes(def, &batch);
+                        if whole_reads || !has_cursor {
+                            let keys = seen.entry(def.name.clone()).or_default();
+                            keys.extend(raw.iter().map(|c| c.key.clone()));
+                        }
+                        (Vec::new(), raw, dead)
+                    }
+                };
                 dead.extend(batch.dead_letters);
-                telemetry.records_read(&forward_name, upserts.len() as u64, dead.len() as u64);
-                telemetry.page_read(&forward_name, &batch.table, upserts.len() as u64, None);
+                let n = (upserts.len() + raw.len()) as u64;
+                telemetry.records_read(&forward_name, n, dead.len() as u64);
+                telemetry.page_read(&forward_name, &batch.table, n, None);
                 let msg = Msg::Read {
                     upserts,
+                    raw,
                     dead_letters: json_lines(&dead),
                 };
                 if forward_tx.send(msg).is_err() {
                     break;
                 }
             }
+            seen
         });
         let read = async {
             if full.is_some() {
                 let mut pulls = Vec::new();
-                for (table, _) in &models {
+                for (table, _) in &targets {
                     pulls.push(source.full_snapshot(table, &btx).await?);
                 }
                 Ok(pulls)
@@ -724,11 +825,21 @@ async fn postgres_loop(
             _ = links.stop.changed() => None,
         };
         drop(btx);
-        let _ = forwarder.await;
+        let mut seen = forwarder.await.unwrap_or_default();
         let Some(pulled) = pulled else { break };
         let outcome = match pulled {
             Ok(pulls) => {
                 cursors.advance(&pulls);
+                // Whole-table reads of configured tables: their keys, even when empty.
+                let snapshots = targets
+                    .iter()
+                    .filter_map(|(table, target)| {
+                        let def = target.raw_def()?;
+                        let whole = pulls.iter().any(|p| p.table == *table && p.snapshot);
+                        whole
+                            .then(|| (def.name.clone(), seen.remove(&def.name).unwrap_or_default()))
+                    })
+                    .collect();
                 ReadOutcome::Done(Msg::PullDone {
                     update: CursorUpdate::Postgres {
                         database: database.clone(),
@@ -736,8 +847,15 @@ async fn postgres_loop(
                     },
                     full: full.map(|generation| FullRead {
                         generation,
-                        tables: models.iter().map(|(_, m)| m.raw_table()).collect(),
+                        tables: targets
+                            .iter()
+                            .filter_map(|(_, t)| match t {
+                                PgTarget::Model(m) => Some(m.raw_table()),
+                                PgTarget::Raw { .. } => None,
+                            })
+                            .collect(),
                     }),
+                    snapshots,
                 })
             }
             Err(e) => {
@@ -763,9 +881,16 @@ async fn postgres_loop(
     }
 }
 
+/// The names of `tables`.
+fn table_names(tables: &[Table]) -> Vec<String> {
+    tables.iter().map(|t| t.name().to_string()).collect()
+}
+
 /// The thread that turns source messages into committed epochs.
 struct EpochLoop {
     dataflow: Dataflow,
+    /// Configured raw tables, written beside the dataflow's changes.
+    raw: RawLayer,
     warehouse: LocalWarehouse,
     state_dir: PathBuf,
     checkpoint: Checkpoint,
@@ -804,27 +929,41 @@ struct Outlets {
     outbox: Vec<Outbox>,
 }
 
+/// Where the epoch loop keeps what it commits.
+struct Stores {
+    /// The local warehouse's directory.
+    warehouse_dir: PathBuf,
+    /// The state directory (checkpoint, dead letters, check results).
+    state_dir: PathBuf,
+    /// The configured raw tables.
+    raw: RawLayer,
+    /// The BigQuery sink's spool, when the warehouse is BigQuery.
+    bigquery: Option<SpoolWriter>,
+}
+
 impl EpochLoop {
     fn start(
-        warehouse_dir: PathBuf,
-        state_dir: PathBuf,
+        stores: Stores,
         checkpoint: Checkpoint,
         options: &RunOptions,
         checks: Vec<CheckSpec>,
-        mut bigquery: Option<SpoolWriter>,
         outlets: Outlets,
     ) -> Result<EpochLoop, RunError> {
+        let Stores {
+            warehouse_dir,
+            state_dir,
+            mut raw,
+            mut bigquery,
+        } = stores;
         let Outlets {
             progress,
             check_results,
             telemetry,
             outbox,
         } = outlets;
-        let warehouse = LocalWarehouse::open(
-            &warehouse_dir,
-            &format::table_specs(),
-            WarehouseOptions::default(),
-        )?;
+        let mut specs = format::table_specs();
+        specs.extend(raw.specs());
+        let warehouse = LocalWarehouse::open(&warehouse_dir, &specs, WarehouseOptions::default())?;
         let mut dataflow =
             Dataflow::start_on(options.workers, options.cluster.as_ref(), checks.clone())?;
         // Steps run at the epoch they commit as (see `Dataflow::skip_to`).
@@ -845,10 +984,14 @@ impl EpochLoop {
         let n = upserts.len();
         let started = Instant::now();
         let restored = dataflow.step(upserts)?;
-        let rows: std::collections::BTreeMap<Table, i64> = restored
+        let mut rows: std::collections::BTreeMap<String, i64> = restored
             .iter()
-            .map(|(table, changes)| (*table, changes.iter().map(|(_, d)| *d as i64).sum()))
+            .map(|(table, changes)| {
+                let n = changes.iter().map(|(_, d)| *d as i64).sum();
+                (table.name().to_string(), n)
+            })
             .collect();
+        rows.extend(raw.restore(&warehouse)?);
         telemetry.tables_restored(&rows, warehouse.committed_epoch());
         if n > 0 {
             tracing::info!(
@@ -884,6 +1027,7 @@ impl EpochLoop {
         let dead_letters = state_dir.join("dead_letters.jsonl");
         let mut epoch_loop = EpochLoop {
             dataflow,
+            raw,
             warehouse,
             state_dir,
             checkpoint,
@@ -916,18 +1060,30 @@ impl EpochLoop {
                 match rx.recv_timeout(wait) {
                     Ok(Msg::Read {
                         upserts: read,
+                        raw,
                         dead_letters,
                     }) => {
                         self.keep_dead_letters(&dead_letters);
                         refresh.note(&read);
                         upserts.extend(read);
+                        self.raw.apply(raw);
                     }
                     Ok(Msg::FullReadStarted { source, generation }) => {
                         refresh.started(&source, generation)
                     }
-                    Ok(Msg::PullDone { update, full }) => {
+                    Ok(Msg::PullDone {
+                        update,
+                        full,
+                        snapshots,
+                    }) => {
                         let source = update.source();
                         done.push(update);
+                        // Everything the whole-table reads delivered is applied: what
+                        // they did not deliver is gone upstream.
+                        let tables = snapshots.iter().map(|(t, _)| t.clone()).collect();
+                        let seen = snapshots.into_iter().collect();
+                        let gone = self.raw.unseen(&tables, &seen);
+                        self.raw.apply(gone);
                         if let Some(read) = full
                             && refresh.ended(&source, read.generation, Ok(read.tables))
                         {
@@ -977,7 +1133,7 @@ impl EpochLoop {
         if let Some(bq) = &self.bigquery {
             bq.check()?;
         }
-        if upserts.is_empty() && done.is_empty() {
+        if upserts.is_empty() && done.is_empty() && !self.raw.has_pending() {
             return Ok(());
         }
         let started = Instant::now();
@@ -990,14 +1146,20 @@ impl EpochLoop {
         }
         let mut changed = 0u64;
         let mut committed = None;
-        if !changes.is_empty() {
-            let mut batches = Vec::with_capacity(changes.len());
+        let raw_changes = self.raw.take(epoch)?;
+        if !changes.is_empty() || !raw_changes.is_empty() {
+            let mut batches = Vec::with_capacity(changes.len() + raw_changes.len());
             let mut deltas = std::collections::BTreeMap::new();
             for (table, rows) in &changes {
                 changed += rows.len() as u64;
                 let delta: i64 = rows.iter().map(|(_, d)| *d as i64).sum();
-                deltas.insert(*table, (delta, rows.len() as u64));
+                deltas.insert(table.name().to_string(), (delta, rows.len() as u64));
                 batches.push(format::table_changes(*table, epoch, rows)?);
+            }
+            for (batch, delta, n) in raw_changes {
+                changed += n;
+                deltas.insert(batch.table.clone(), (delta, n));
+                batches.push(batch);
             }
             if let Some(bq) = &self.bigquery {
                 bq.write(epoch, &batches)?;

@@ -358,7 +358,7 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
         let telemetry = Telemetry::new(None, vec!["local warehouse".into()]);
-        telemetry.source_added("bigcommerce", &[dataflows::Table::RawBcOrder]);
+        telemetry.source_added("bigcommerce", &["raw_bc_order".to_string()]);
         telemetry.pull_ended(
             "bigcommerce",
             Some("HTTP 500: <img src=x onerror=alert(1)>".into()),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use dataflows::Table;
+use dataflows::catalog::{Catalogue, TableDef};
 use dataflows::checks::{CheckResult, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -254,7 +254,30 @@ pub struct NotificationsStatus {
 struct SourceLive {
     status: SourceStatus,
     /// Raw tables the source feeds.
-    tables: Vec<Table>,
+    tables: Vec<String>,
+}
+
+/// A table of the catalogue as the status page follows it.
+#[derive(Debug)]
+struct LiveTable {
+    /// Whether a source fills it.
+    raw: bool,
+    /// The tables a model reads.
+    reads: Vec<String>,
+    status: TableStatus,
+}
+
+impl LiveTable {
+    fn of(def: &TableDef) -> LiveTable {
+        LiveTable {
+            raw: def.is_raw(),
+            reads: def.reads.clone(),
+            status: TableStatus {
+                name: def.name.clone(),
+                ..TableStatus::default()
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -269,7 +292,8 @@ struct Live {
     reads: BTreeMap<String, ReadLive>,
     epoch: Option<u64>,
     last_commit_at: Option<DateTime<Utc>>,
-    tables: BTreeMap<Table, TableStatus>,
+    /// In catalogue order: the built-in tables, then configured ones.
+    tables: Vec<LiveTable>,
     sources: BTreeMap<String, SourceLive>,
     checks: Vec<CheckStatus>,
     dbt: Option<DbtStatus>,
@@ -297,17 +321,10 @@ impl Telemetry {
     /// scheduler's `schedule.json` is read from); `sinks` name the warehouse(s).
     pub fn new(state_dir: Option<PathBuf>, sinks: Vec<String>) -> Telemetry {
         let live = Live {
-            tables: Table::ALL
-                .into_iter()
-                .map(|t| {
-                    (
-                        t,
-                        TableStatus {
-                            name: t.name().to_string(),
-                            ..TableStatus::default()
-                        },
-                    )
-                })
+            tables: Catalogue::builtin()
+                .tables()
+                .iter()
+                .map(LiveTable::of)
                 .collect(),
             ..Live::default()
         };
@@ -324,8 +341,18 @@ impl Telemetry {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Tables configured beside the built-in ones (raw tables no model reads).
+    pub fn tables_added(&self, defs: &[TableDef]) {
+        let mut live = self.lock();
+        for def in defs {
+            if !live.tables.iter().any(|t| t.status.name == def.name) {
+                live.tables.push(LiveTable::of(def));
+            }
+        }
+    }
+
     /// A source exists and feeds these raw tables.
-    pub fn source_added(&self, source: &str, tables: &[Table]) {
+    pub fn source_added(&self, source: &str, tables: &[String]) {
         let mut live = self.lock();
         let entry = live.sources.entry(source.to_string()).or_default();
         entry.status.name = source.to_string();
@@ -333,15 +360,15 @@ impl Telemetry {
     }
 
     /// Rows restored at start, per table (the committed state).
-    pub fn tables_restored(&self, rows: &BTreeMap<Table, i64>, epoch: Option<u64>) {
+    pub fn tables_restored(&self, rows: &BTreeMap<String, i64>, epoch: Option<u64>) {
         let mut live = self.lock();
         live.epoch = epoch;
         for (table, n) in rows {
-            if let Some(t) = live.tables.get_mut(table) {
+            if let Some(t) = live.table_mut(table) {
                 t.rows = *n;
                 self.metrics
                     .table_rows
-                    .get_or_create(&label("table", table.name()))
+                    .get_or_create(&label("table", table))
                     .set(*n);
             }
         }
@@ -356,7 +383,7 @@ impl Telemetry {
     pub fn epoch_committed(
         &self,
         epoch: u64,
-        deltas: &BTreeMap<Table, (i64, u64)>,
+        deltas: &BTreeMap<String, (i64, u64)>,
         took: std::time::Duration,
         flush: std::time::Duration,
     ) {
@@ -365,11 +392,11 @@ impl Telemetry {
         live.epoch = Some(epoch);
         live.last_commit_at = Some(now);
         for (table, (delta, changes)) in deltas {
-            if let Some(t) = live.tables.get_mut(table) {
+            if let Some(t) = live.table_mut(table) {
                 t.rows += delta;
                 t.last_epoch = Some(epoch);
                 t.last_commit_at = Some(now);
-                let labels = label("table", table.name());
+                let labels = label("table", table);
                 self.metrics.table_rows.get_or_create(&labels).set(t.rows);
                 self.metrics.changes.get_or_create(&labels).inc_by(*changes);
             }
@@ -621,11 +648,11 @@ impl Telemetry {
             })
             .collect();
         // A table is as fresh as the oldest of the sources feeding it.
-        let freshness = |table: Table| {
+        let freshness = |table: &LiveTable| {
             let feeding: Vec<&SourceLive> = live
                 .sources
                 .values()
-                .filter(|s| !table.is_raw() || s.tables.contains(&table))
+                .filter(|s| !table.raw || s.tables.contains(&table.status.name))
                 .collect();
             if feeding.is_empty() || feeding.iter().any(|s| s.status.last_commit_at.is_none()) {
                 return None;
@@ -635,9 +662,9 @@ impl Telemetry {
         let tables = live
             .tables
             .iter()
-            .map(|(table, t)| TableStatus {
-                freshness_lag_seconds: freshness(*table),
-                ..t.clone()
+            .map(|t| TableStatus {
+                freshness_lag_seconds: freshness(t),
+                ..t.status.clone()
             })
             .collect();
         let minute = now.timestamp() / 60 * 60;
@@ -683,38 +710,34 @@ impl Telemetry {
     fn graph(&self, live: &Live) -> Graph {
         let mut graph = Graph {
             sources: live.sources.keys().cloned().collect(),
-            tables: Table::ALL.iter().map(|t| t.name().to_string()).collect(),
+            tables: live.tables.iter().map(|t| t.status.name.clone()).collect(),
             sinks: self.sinks.clone(),
             edges: Vec::new(),
         };
         for (name, source) in &live.sources {
             for table in &source.tables {
-                graph.edges.push((name.clone(), table.name().to_string()));
+                graph.edges.push((name.clone(), table.clone()));
             }
         }
-        for table in Table::ALL {
-            for input in model_inputs(table) {
-                graph
-                    .edges
-                    .push((input.name().to_string(), table.name().to_string()));
+        for table in &live.tables {
+            for input in &table.reads {
+                graph.edges.push((input.clone(), table.status.name.clone()));
             }
             for sink in &self.sinks {
-                graph.edges.push((table.name().to_string(), sink.clone()));
+                graph.edges.push((table.status.name.clone(), sink.clone()));
             }
         }
         graph
     }
 }
 
-/// The tables each model reads (for the graph; raw tables read sources),
-/// from the catalogue.
-pub fn model_inputs(table: Table) -> Vec<Table> {
-    table
-        .def()
-        .reads
-        .iter()
-        .filter_map(|name| Table::from_name(name))
-        .collect()
+impl Live {
+    fn table_mut(&mut self, name: &str) -> Option<&mut TableStatus> {
+        self.tables
+            .iter_mut()
+            .find(|t| t.status.name == name)
+            .map(|t| &mut t.status)
+    }
 }
 
 fn jobs(state: &ScheduleState) -> Vec<JobStatus> {

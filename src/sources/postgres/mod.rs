@@ -66,6 +66,8 @@ pub mod error;
 pub mod output;
 pub mod query;
 pub mod read;
+pub mod schema;
+pub mod tables;
 pub mod upserts;
 pub mod value;
 
@@ -86,6 +88,7 @@ pub use read::CursorValue;
 pub use value::{Decimal, PgValue};
 
 use crate::config::{PostgresConfig, PostgresTable};
+use dataflows::catalog::TableDef;
 use read::{RawParam, TablePlan, WalkKind};
 
 /// First backoff delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
@@ -155,6 +158,9 @@ pub struct TablePull {
     pub pages: u64,
     /// Failed attempts that were retried (reconnects).
     pub retries: u64,
+    /// Whether the walk read the whole table (a full snapshot, or a poll of a
+    /// table without a cursor): keys it did not deliver are gone upstream.
+    pub snapshot: bool,
 }
 
 /// The outcome of polling every table.
@@ -351,6 +357,17 @@ impl PgSource {
         previous: Option<CursorValue>,
         out: &mpsc::Sender<PgBatch>,
     ) -> Result<TablePull, PgError> {
+        // A table without a cursor is read whole at every poll.
+        let kind = match kind {
+            WalkKind::Incremental => {
+                let session = self.session().await?;
+                match self.plan(&session, table).await?.cursor {
+                    Some(_) => WalkKind::Incremental,
+                    None => WalkKind::Snapshot,
+                }
+            }
+            snapshot => snapshot,
+        };
         let mut pull = TablePull {
             table: table.name.clone(),
             cursor: previous,
@@ -358,6 +375,7 @@ impl PgSource {
             dead_letters: 0,
             pages: 0,
             retries: 0,
+            snapshot: kind == WalkKind::Snapshot,
         };
         let mut after: Option<Vec<RawParam>> = None;
         let mut null_keys_pending = kind == WalkKind::Snapshot;
@@ -439,8 +457,11 @@ impl PgSource {
                             .map(|(v, k)| format!("{k}={v}"))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        column: Some(table.cursor.clone()),
-                        reason: format!("column {}: {reason}", table.cursor),
+                        column: plan.cursor.clone(),
+                        reason: format!(
+                            "column {}: {reason}",
+                            plan.cursor.as_deref().unwrap_or("?")
+                        ),
                     }),
                     (Err(dead), Ok(c)) => {
                         pull.cursor = Some(pull.cursor.map_or(c, |p| p.max(c)));
@@ -507,6 +528,18 @@ impl PgSource {
         }
     }
 
+    /// The declaration of configured table `table` as it lands in the
+    /// warehouse (`raw_pg_<db>_<table>`), its columns discovered from the
+    /// database's catalog; and whether it has a cursor column (without one,
+    /// every poll reads it whole).
+    pub async fn describe(&self, table: &str) -> Result<(TableDef, bool), PgError> {
+        let config = self.table(table)?;
+        let session = self.session().await?;
+        let plan = self.plan(&session, config).await?;
+        let def = tables::table_def(&self.name, config, plan.column_defs.clone());
+        Ok((def, plan.cursor.is_some()))
+    }
+
     async fn plan(
         &self,
         session: &Arc<Session>,
@@ -564,6 +597,7 @@ mod tests {
             dead_letters: 0,
             pages: 0,
             retries: 0,
+            snapshot: false,
         };
         c.advance(&[pull(Some(CursorValue::Timestamp(5)))]);
         c.advance(&[pull(Some(CursorValue::Timestamp(3))), pull(None)]);

@@ -14,10 +14,17 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
+use dataflows::catalog::ColumnDef;
+use tokio_postgres::types::Kind;
+
 use super::error::PgError;
+use super::schema;
 use super::value::{Decoder, PgValue, RawBytes, timestamp_micros, timestamp_to_pg};
 use super::{PgColumn, PgDeadLetter, PgRow};
 use crate::config::PostgresTable;
+
+/// The cursor column a table without a configured one uses when it has it.
+pub const DEFAULT_CURSOR: &str = "updated_at";
 
 /// A cursor value: the newest value of a table's cursor column that was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,16 +108,21 @@ pub(crate) enum WalkKind {
 /// The prepared statements and decoders of one table on one connection.
 pub(crate) struct TablePlan {
     pub columns: Arc<[PgColumn]>,
+    /// The columns read, as the catalogue declares them (types from the
+    /// database's catalog).
+    pub column_defs: Vec<ColumnDef>,
+    /// The cursor column, when the table has one; without one every poll is a
+    /// snapshot of the whole table.
+    pub cursor: Option<String>,
     decoders: Vec<Decoder>,
     /// Result positions of the key columns' values.
     key_values: Vec<usize>,
-    /// Result positions of the raw bound columns: cursor first (incremental), then keys.
-    cursor_raw: usize,
-    cursor_type: Type,
+    /// The cursor's raw bound position and type (incremental walks).
+    cursor_bound: Option<(usize, Type)>,
+    /// Result positions of the raw bound key columns.
     key_raw: Vec<usize>,
-    incremental_all: Statement,
-    incremental_since: Statement,
-    incremental_next: Statement,
+    /// `all`, `since` and `next` statements of incremental walks.
+    incremental: Option<[Statement; 3]>,
     snapshot_first: Statement,
     snapshot_next: Statement,
     snapshot_null_keys: Statement,
@@ -137,41 +149,65 @@ impl TablePlan {
             .prepare(&format!("SELECT * FROM {qtable} LIMIT 0"))
             .await
             .map_err(driver)?;
-        let find = |name: &str| {
-            probe
-                .columns()
-                .iter()
-                .position(|c| c.name() == name)
-                .ok_or_else(|| table_err(format!("has no column {name:?}")))
+        let all = probe.columns();
+        let exists = |name: &str| all.iter().any(|c| c.name() == name);
+        let cursor = match &table.cursor {
+            Some(c) if !exists(c) => return Err(table_err(format!("has no column {c:?}"))),
+            Some(c) => Some(c.clone()),
+            None => exists(DEFAULT_CURSOR).then(|| DEFAULT_CURSOR.to_string()),
         };
-        let cursor_pos = find(&table.cursor)?;
-        let key_pos: Vec<usize> = table
-            .key
+        for name in table.key.iter().chain(table.columns.iter().flatten()) {
+            if !exists(name) {
+                return Err(table_err(format!("has no column {name:?}")));
+            }
+        }
+        // The columns read: all, or those configured plus the key and cursor.
+        let read: Vec<&tokio_postgres::Column> = all
             .iter()
-            .map(|k| find(k))
-            .collect::<Result<_, _>>()?;
-        let cursor_type = probe.columns()[cursor_pos].type_().clone();
-        if !matches!(
-            cursor_type,
-            Type::TIMESTAMPTZ | Type::TIMESTAMP | Type::INT2 | Type::INT4 | Type::INT8
-        ) {
+            .filter(|c| match &table.columns {
+                None => true,
+                Some(list) => {
+                    list.iter().any(|n| n == c.name())
+                        || table.key.iter().any(|n| n == c.name())
+                        || cursor.as_deref() == Some(c.name())
+                }
+            })
+            .collect();
+        let find = |name: &str| read.iter().position(|c| c.name() == name);
+        let key_pos: Vec<usize> = table.key.iter().filter_map(|k| find(k)).collect();
+        let cursor_pos = cursor.as_deref().and_then(find);
+        let cursor_type = cursor_pos.map(|p| read[p].type_().clone());
+        if let (Some(c), Some(t)) = (&cursor, &cursor_type)
+            && !matches!(
+                *t,
+                Type::TIMESTAMPTZ | Type::TIMESTAMP | Type::INT2 | Type::INT4 | Type::INT8
+            )
+        {
             return Err(table_err(format!(
-                "cursor column {:?} has type {}; expected timestamptz, timestamp or an integer",
-                table.cursor,
-                cursor_type.name()
+                "cursor column {c:?} has type {}; expected timestamptz, timestamp or an integer",
+                t.name()
             )));
         }
+        let attributes = schema::attributes(client, &table.name)
+            .await
+            .map_err(driver)?;
         let mut select = Vec::new();
         let mut decoders = Vec::new();
         let mut columns = Vec::new();
-        for c in probe.columns() {
+        let mut column_defs = Vec::new();
+        for c in &read {
             let q = quote_ident(c.name());
-            match Decoder::for_type(c.type_()) {
-                Some(d) => {
+            match (Decoder::for_type(c.type_()), c.type_().kind()) {
+                (Some(d), _) => {
                     select.push(q);
                     decoders.push(d);
                 }
-                None => {
+                // Arrays (and composites) as JSON documents.
+                (None, Kind::Array(_) | Kind::Composite(_)) => {
+                    select.push(format!("to_json({q})::text"));
+                    decoders.push(Decoder::Json);
+                }
+                (None, _) => {
                     select.push(format!("{q}::text"));
                     decoders.push(Decoder::Text);
                 }
@@ -180,39 +216,36 @@ impl TablePlan {
                 name: c.name().to_string(),
                 pg_type: c.type_().name().to_string(),
             });
+            column_defs.push(schema::column_def(c, attributes.get(c.name())));
         }
-        // Bound columns read as text get a raw copy at the end.
+        // Bound columns read through a cast get a raw copy at the end.
         let raw_pos = |pos: usize, select: &mut Vec<String>| -> usize {
-            if Decoder::for_type(probe.columns()[pos].type_()).is_some() {
+            if Decoder::for_type(read[pos].type_()).is_some() {
                 pos
             } else {
-                select.push(quote_ident(probe.columns()[pos].name()));
+                select.push(quote_ident(read[pos].name()));
                 select.len() - 1
             }
         };
-        let cursor_raw = raw_pos(cursor_pos, &mut select);
+        let cursor_raw = cursor_pos.map(|p| raw_pos(p, &mut select));
         let key_raw: Vec<usize> = key_pos.iter().map(|&p| raw_pos(p, &mut select)).collect();
-        let qcursor = quote_ident(&table.cursor);
         let qkeys: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
         let keys = qkeys.join(", ");
         let base = format!("SELECT {} FROM {qtable}", select.join(", "));
+        let filter = table
+            .filter
+            .as_ref()
+            .map_or(String::new(), |f| format!(" AND ({f})"));
         let limit = format!("LIMIT {page_size}");
-        let key_types: Vec<Type> = key_pos
-            .iter()
-            .map(|&p| probe.columns()[p].type_().clone())
-            .collect();
+        let key_types: Vec<Type> = key_pos.iter().map(|&p| read[p].type_().clone()).collect();
         let placeholders = |from: usize, n: usize| -> String {
             (from..from + n)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let order_inc = format!("ORDER BY {qcursor}, {keys}");
-        let order_snap = format!("ORDER BY {keys}");
         let prepare =
             |sql: String, types: Vec<Type>| async move { client.prepare_typed(&sql, &types).await };
-        let mut all_types = vec![cursor_type.clone()];
-        all_types.extend(key_types.iter().cloned());
         let null_keys = qkeys
             .iter()
             .map(|k| format!("{k} IS NULL"))
@@ -223,51 +256,65 @@ impl TablePlan {
             .map(|k| format!("{k} IS NOT NULL"))
             .collect::<Vec<_>>()
             .join(" AND ");
+        let incremental = match (&cursor, &cursor_type) {
+            (Some(c), Some(t)) => {
+                let qcursor = quote_ident(c);
+                let order = format!("ORDER BY {qcursor}, {keys}");
+                let mut all_types = vec![t.clone()];
+                all_types.extend(key_types.iter().cloned());
+                Some([
+                    prepare(
+                        format!("{base} WHERE {qcursor} IS NOT NULL{filter} {order} {limit}"),
+                        vec![],
+                    )
+                    .await
+                    .map_err(driver)?,
+                    prepare(
+                        format!("{base} WHERE {qcursor} >= $1{filter} {order} {limit}"),
+                        vec![t.clone()],
+                    )
+                    .await
+                    .map_err(driver)?,
+                    prepare(
+                        format!(
+                            "{base} WHERE ({qcursor}, {keys}) > ({}){filter} {order} {limit}",
+                            placeholders(1, key_pos.len() + 1)
+                        ),
+                        all_types,
+                    )
+                    .await
+                    .map_err(driver)?,
+                ])
+            }
+            _ => None,
+        };
+        let order_snap = format!("ORDER BY {keys}");
         let plan = TablePlan {
-            incremental_all: prepare(
-                format!("{base} WHERE {qcursor} IS NOT NULL {order_inc} {limit}"),
-                vec![],
-            )
-            .await
-            .map_err(driver)?,
-            incremental_since: prepare(
-                format!("{base} WHERE {qcursor} >= $1 {order_inc} {limit}"),
-                vec![cursor_type.clone()],
-            )
-            .await
-            .map_err(driver)?,
-            incremental_next: prepare(
-                format!(
-                    "{base} WHERE ({qcursor}, {keys}) > ({}) {order_inc} {limit}",
-                    placeholders(1, key_pos.len() + 1)
-                ),
-                all_types,
-            )
-            .await
-            .map_err(driver)?,
+            incremental,
             snapshot_first: prepare(
-                format!("{base} WHERE {keys_set} {order_snap} {limit}"),
+                format!("{base} WHERE {keys_set}{filter} {order_snap} {limit}"),
                 vec![],
             )
             .await
             .map_err(driver)?,
             snapshot_next: prepare(
                 format!(
-                    "{base} WHERE {keys_set} AND ({keys}) > ({}) {order_snap} {limit}",
+                    "{base} WHERE {keys_set} AND ({keys}) > ({}){filter} {order_snap} {limit}",
                     placeholders(1, key_pos.len())
                 ),
                 key_types,
             )
             .await
             .map_err(driver)?,
-            snapshot_null_keys: prepare(format!("{base} WHERE {null_keys}"), vec![])
+            snapshot_null_keys: prepare(format!("{base} WHERE ({null_keys}){filter}"), vec![])
                 .await
                 .map_err(driver)?,
             columns: columns.into(),
+            column_defs,
+            cursor,
             decoders,
             key_values: key_pos,
-            cursor_raw,
-            cursor_type,
+            cursor_bound: cursor_raw.zip(cursor_type),
             key_raw,
             page_size: page_size as usize,
         };
@@ -285,21 +332,25 @@ impl TablePlan {
         let params: Vec<&(dyn ToSql + Sync)>;
         let owned;
         let stmt = match (kind, after) {
-            (WalkKind::Incremental, None) => match since {
-                None => {
+            (WalkKind::Incremental, None) => match (since, &self.incremental) {
+                (_, None) => return Ok(Vec::new()),
+                (None, Some([all, _, _])) => {
                     params = vec![];
-                    &self.incremental_all
+                    all
                 }
-                Some(since) => {
+                (Some(since), Some([_, from, _])) => {
                     owned = [self.cursor_param(since)];
                     params = vec![&owned[0]];
-                    &self.incremental_since
+                    from
                 }
             },
-            (WalkKind::Incremental, Some(bound)) => {
-                params = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                &self.incremental_next
-            }
+            (WalkKind::Incremental, Some(bound)) => match &self.incremental {
+                None => return Ok(Vec::new()),
+                Some([_, _, next]) => {
+                    params = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    next
+                }
+            },
             (WalkKind::Snapshot, None) => {
                 params = vec![];
                 &self.snapshot_first
@@ -322,7 +373,8 @@ impl TablePlan {
 
     /// The binary form of a cursor value for the cursor column's type.
     fn cursor_param(&self, value: CursorValue) -> RawParam {
-        let bytes = match (value, &self.cursor_type) {
+        let cursor_type = self.cursor_bound.as_ref().map_or(&Type::INT8, |(_, t)| t);
+        let bytes = match (value, cursor_type) {
             (CursorValue::Timestamp(t), _) => timestamp_to_pg(t).to_be_bytes().to_vec(),
             (CursorValue::Int(i), &Type::INT2) => (i.clamp(i16::MIN.into(), i16::MAX.into())
                 as i16)
@@ -348,8 +400,10 @@ impl TablePlan {
             )
         };
         let mut bound = Vec::with_capacity(self.key_raw.len() + 1);
-        if kind == WalkKind::Incremental {
-            bound.push(raw(self.cursor_raw));
+        if kind == WalkKind::Incremental
+            && let Some((position, _)) = &self.cursor_bound
+        {
+            bound.push(raw(*position));
         }
         bound.extend(self.key_raw.iter().map(|&i| raw(i)));
         bound
@@ -357,17 +411,20 @@ impl TablePlan {
 
     /// The cursor value of a row; an error for NULL or infinite values.
     pub fn cursor_of(&self, row: &Row) -> Result<CursorValue, String> {
+        let Some((position, cursor_type)) = &self.cursor_bound else {
+            return Err("the table has no cursor".into());
+        };
         let raw = row
-            .try_get::<_, Option<RawBytes>>(self.cursor_raw)
+            .try_get::<_, Option<RawBytes>>(*position)
             .map_err(|e| e.to_string())?
             .ok_or("cursor is NULL")?
             .0;
-        let value = match self.cursor_type {
+        let value = match *cursor_type {
             Type::TIMESTAMP | Type::TIMESTAMPTZ => {
                 let pg = i64::from_be_bytes(raw.try_into().map_err(|_| "bad timestamp")?);
                 CursorValue::Timestamp(timestamp_micros(pg).map_err(|e| format!("cursor {e}"))?)
             }
-            _ => match Decoder::for_type(&self.cursor_type).map(|d| d.decode(Some(raw))) {
+            _ => match Decoder::for_type(cursor_type).map(|d| d.decode(Some(raw))) {
                 Some(Ok(PgValue::Int(i))) => CursorValue::Int(i),
                 _ => return Err("cursor is not an integer".into()),
             },
