@@ -339,6 +339,29 @@ pub struct BigCommerceConfig {
     pub request_timeout: Duration,
     /// Attempts per request before the pull fails (default 10).
     pub max_attempts: u32,
+    /// Collections read by path beside the built-in entities
+    /// (`[[bigcommerce.collections]]`).
+    pub collections: Vec<CollectionConfig>,
+}
+
+/// `[[bigcommerce.collections]]`: a BigCommerce list endpoint that lands as
+/// `raw_bc_<name>` (docs/bigcommerce-source.md, Collections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionConfig {
+    /// The collection's name (`brands`): the table is `raw_bc_<name>`.
+    pub name: String,
+    /// The list endpoint, `/v3/...` or `/v2/...` (`/v3/catalog/brands`).
+    pub path: String,
+    /// The key field(s) (default `id`).
+    pub key: Vec<String>,
+    /// The query parameter that filters by modification time, when the
+    /// endpoint has one (`date_modified:min` on V3, `min_date_modified` on
+    /// V2); without it the collection is scanned whole every `scan_every` polls.
+    pub cursor_filter: Option<String>,
+    /// The field holding each record's modification time (default `date_modified`).
+    pub cursor_field: String,
+    /// Without a cursor filter: read the whole collection every N polls (default 10).
+    pub scan_every: u32,
 }
 
 /// `[warehouse]`: the sink.
@@ -660,6 +683,19 @@ struct RawBigCommerce {
     #[serde(default, with = "humantime_serde")]
     request_timeout: Option<Duration>,
     max_attempts: Option<u32>,
+    #[serde(default)]
+    collections: Vec<RawCollection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollection {
+    name: String,
+    path: String,
+    key: Option<Vec<String>>,
+    cursor_filter: Option<String>,
+    cursor_field: Option<String>,
+    scan_every: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -1383,6 +1419,51 @@ impl RawBigCommerce {
         if max_attempts == 0 {
             return Err(err("bigcommerce.max_attempts", "must be at least 1"));
         }
+        let mut collections: Vec<CollectionConfig> = Vec::new();
+        for (i, c) in self.collections.into_iter().enumerate() {
+            let key = format!("bigcommerce.collections[{i}]");
+            let name_ok = !c.name.is_empty()
+                && c.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name_ok {
+                return Err(err(
+                    &format!("{key}.name"),
+                    "must be a lowercase name like `brands` (letters, digits, _)",
+                ));
+            }
+            if collections.iter().any(|o| o.name == c.name) {
+                return Err(err(
+                    &format!("{key}.name"),
+                    &format!("collection {:?} is listed twice", c.name),
+                ));
+            }
+            let path_ok = (c.path.starts_with("/v2/") || c.path.starts_with("/v3/"))
+                && !c.path.contains(['?', '#', ' '])
+                && !c.path.contains("..");
+            if !path_ok {
+                return Err(err(
+                    &format!("{key}.path"),
+                    "must be an API path starting /v2/ or /v3/, without a query (`/v3/catalog/brands`)",
+                ));
+            }
+            let scan_every = c.scan_every.unwrap_or(10);
+            if scan_every == 0 {
+                return Err(err(&format!("{key}.scan_every"), "must be at least 1"));
+            }
+            let fields = c.key.clone().unwrap_or_else(|| vec!["id".into()]);
+            if fields.is_empty() || fields.iter().any(|f| f.is_empty()) {
+                return Err(err(&format!("{key}.key"), "must name at least one field"));
+            }
+            collections.push(CollectionConfig {
+                name: c.name,
+                path: c.path,
+                key: fields,
+                cursor_filter: c.cursor_filter.filter(|f| !f.is_empty()),
+                cursor_field: c.cursor_field.unwrap_or_else(|| "date_modified".into()),
+                scan_every,
+            });
+        }
         Ok(BigCommerceConfig {
             base_url,
             store_hash: self.store_hash,
@@ -1401,6 +1482,7 @@ impl RawBigCommerce {
                 "bigcommerce.request_timeout",
             )?,
             max_attempts,
+            collections,
         })
     }
 }
@@ -1418,6 +1500,7 @@ impl BigCommerceConfig {
             max_concurrency: 4,
             request_timeout: Duration::from_secs(30),
             max_attempts: 10,
+            collections: Vec::new(),
         }
     }
 }
@@ -1721,7 +1804,7 @@ cursor = "updated_at"
             }
         );
         let wise = &cfg.postgres["wise"];
-        assert_eq!(wise.tables[0].cursor, None);
+        assert_eq!(wise.tables[0].cursor.as_deref(), Some("updated_at"));
         assert_eq!(wise.lookback, Duration::from_secs(3600));
         assert_eq!(wise.page_size, 5000);
         assert_eq!(wise.ca_file, None);

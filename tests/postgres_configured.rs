@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{pg, python};
+use common::{duckdb, pg};
 
 const SCHEMA: &str = "
 CREATE TABLE coupon (
@@ -82,38 +82,6 @@ fn govflow_once(config: &Path, url: &str, full_refresh: bool) {
         "govflow run --once failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-const QUERY: &str = r#"
-import sys, duckdb
-con = duckdb.connect()
-con.execute(open(sys.argv[1]).read())
-for q in sys.argv[2:]:
-    for row in con.execute(q).fetchall():
-        print("|".join("NULL" if v is None else str(v) for v in row))
-    print("--")
-"#;
-
-/// The rows of each query over the warehouse under `dir`, through DuckDB and
-/// `current.sql`, as `a|b|c` lines; queries separated by `--`.
-fn duckdb(dir: &Path, queries: &[&str]) -> Vec<Vec<String>> {
-    let out = std::process::Command::new(python())
-        .args(["-c", QUERY])
-        .arg(dir.join("warehouse/current.sql"))
-        .args(queries)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "DuckDB failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.split("--\n")
-        .filter(|part| !part.is_empty() || queries.is_empty())
-        .map(|part| part.lines().map(str::to_string).collect())
-        .take(queries.len())
-        .collect()
 }
 
 const COUPONS: &str = "SELECT _key, code, region, amount, ratio, valid_until, rules, tags, token, active FROM raw_pg_shop_coupon ORDER BY code, region";

@@ -20,6 +20,10 @@ pub struct Checkpoint {
     /// PostgreSQL cursors covered by that epoch, by database config name.
     #[serde(default)]
     pub postgres: BTreeMap<String, PgCursors>,
+    /// Cursors of configured BigCommerce collections, by collection name
+    /// (µs since the Unix epoch).
+    #[serde(default)]
+    pub collections: BTreeMap<String, i64>,
 }
 
 /// Errors reading or writing the checkpoint.

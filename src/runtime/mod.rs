@@ -10,6 +10,7 @@
 //! cursor minus the lookback.
 
 pub mod checkpoint;
+mod collections;
 pub mod dataflow;
 pub mod memory;
 mod reconcile;
@@ -162,6 +163,11 @@ pub type ProgressHandle = Arc<Mutex<Progress>>;
 enum CursorUpdate {
     /// BigCommerce entity cursors.
     BigCommerce(PullReport),
+    /// The cursors of configured BigCommerce collections.
+    Collections {
+        /// What each collection's read saw.
+        pulls: Vec<crate::sources::bigcommerce::collections::CollectionPull>,
+    },
     /// The table cursors of one PostgreSQL database.
     Postgres {
         /// The database's config name.
@@ -176,6 +182,7 @@ impl CursorUpdate {
     fn source(&self) -> String {
         match self {
             CursorUpdate::BigCommerce(_) => "bigcommerce".to_string(),
+            CursorUpdate::Collections { .. } => collections::SOURCE.to_string(),
             CursorUpdate::Postgres { database, .. } => format!("postgres.{database}"),
         }
     }
@@ -282,11 +289,24 @@ pub async fn run(
             .map_err(RunError::from);
     }
     let state_dir = config.state.dir.clone();
+    let bigcommerce = match config.bigcommerce.clone() {
+        Some(bc) => Some(Arc::new(BigCommerceSource::new(bc)?)),
+        None => None,
+    };
+    let collections = match &bigcommerce {
+        Some(source) => collections::describe(source).await?,
+        None => Vec::new(),
+    };
     let postgres = postgres_sources(&config).await?;
     let raw = RawLayer::new(
-        postgres
+        collections
             .iter()
-            .flat_map(|(_, _, targets)| targets.iter().filter_map(|(_, t)| t.raw_def()))
+            .map(|(_, def)| def.as_ref())
+            .chain(
+                postgres
+                    .iter()
+                    .flat_map(|(_, _, targets)| targets.iter().filter_map(|(_, t)| t.raw_def())),
+            )
             .cloned()
             .collect(),
     );
@@ -338,8 +358,8 @@ pub async fn run(
     let mut sources = Vec::new();
     // Orders poll pages and webhook reads of the same rows (see its doc).
     let freshness = Freshness::new();
-    if let Some(bc) = config.bigcommerce.clone() {
-        let source = Arc::new(BigCommerceSource::new(bc.clone())?);
+    if let Some(source) = bigcommerce {
+        let bc = source.config().clone();
         if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
             let feed = webhook_feed(tx.clone());
             WebhookServer::start(
@@ -362,6 +382,17 @@ pub async fn run(
                 .source_request_seconds
                 .get_or_create_owned(&crate::status::label("source", "bigcommerce")),
         );
+        if !collections.is_empty() {
+            let tables: Vec<String> = collections.iter().map(|(_, d)| d.name.clone()).collect();
+            telemetry.source_added(collections::SOURCE, &tables);
+            sources.push(tokio::spawn(collections::collections_loop(
+                source.clone(),
+                collections,
+                checkpoint.collections.clone(),
+                options.once,
+                links(),
+            )));
+        }
         sources.push(tokio::spawn(bigcommerce_loop(
             source,
             freshness.clone(),
@@ -1192,6 +1223,17 @@ impl EpochLoop {
                 CursorUpdate::BigCommerce(report) => {
                     self.checkpoint.bigcommerce.advance(&report.entities)
                 }
+                CursorUpdate::Collections { pulls } => {
+                    for p in pulls {
+                        let at = p.cursor.unwrap_or(0);
+                        let slot = self
+                            .checkpoint
+                            .collections
+                            .entry(p.name.clone())
+                            .or_insert(at);
+                        *slot = (*slot).max(at);
+                    }
+                }
                 CursorUpdate::Postgres { database, pulls } => self
                     .checkpoint
                     .postgres
@@ -1258,6 +1300,15 @@ impl EpochLoop {
                     let text = chrono::DateTime::from_timestamp_micros(at)
                         .map_or(at.to_string(), |t| t.to_rfc3339());
                     Some((e.name().to_string(), text))
+                })
+                .collect(),
+            CursorUpdate::Collections { pulls } => pulls
+                .iter()
+                .filter_map(|p| {
+                    let at = *self.checkpoint.collections.get(&p.name)?;
+                    let text = chrono::DateTime::from_timestamp_micros(at)
+                        .map_or(at.to_string(), |t| t.to_rfc3339());
+                    Some((p.name.clone(), text))
                 })
                 .collect(),
             CursorUpdate::Postgres { database, .. } => self

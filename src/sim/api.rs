@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::dates::BareDate;
 use super::dates::Ts;
+use super::extras;
 use super::faults::Decision;
 use super::listcache::ListCache;
 use super::model::{ListSpec, Order, Sort, Store};
@@ -348,6 +349,29 @@ fn route(
         ["v2", "orders"] => orders(store, lx, ctx, p),
         ["v2", "orders", id] => order(store, ctx, p, path_id(id)?),
         ["v2", "orders", id, "products"] => order_products(store, ctx, p, path_id(id)?),
+        ["v3", "catalog", "brands"] => {
+            let ids: Vec<u64> = store.extras.brands.keys().copied().collect();
+            v3_page(p, &ids, |buf, id| {
+                if let Some(b) = store.extras.brands.get(&id) {
+                    let _ = serde_json::to_writer(&mut *buf, &extras::brand_json(b));
+                }
+            })
+        }
+        ["v2", "coupons"] => {
+            let lo = p.u64("min_id")?.unwrap_or(0);
+            let hi = p.u64("max_id")?.unwrap_or(u64::MAX);
+            let ids: Vec<u64> = store
+                .extras
+                .coupons
+                .range(lo..=hi)
+                .map(|(id, _)| *id)
+                .collect();
+            v2_page(p, &ids, |buf, id| {
+                if let Some(c) = store.extras.coupons.get(&id) {
+                    let _ = serde_json::to_writer(&mut *buf, &extras::coupon_json(c));
+                }
+            })
+        }
         _ => Err(ApiError::NotFound),
     }
 }

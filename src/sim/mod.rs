@@ -12,6 +12,7 @@
 mod api;
 mod control;
 mod dates;
+mod extras;
 mod faults;
 mod listcache;
 mod model;

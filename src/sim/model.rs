@@ -400,6 +400,8 @@ pub struct Store {
     pub(crate) generation: u64,
     /// The random source of mutations.
     pub(crate) rng: ChaCha8Rng,
+    /// Brands and coupons (collections no built-in entity covers).
+    pub(crate) extras: super::extras::Extras,
 }
 
 /// The next free id per entity.

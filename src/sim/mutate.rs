@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::extras::EXTRA_KINDS;
 use super::model::{STATUSES, Store, Ts};
 use super::render::entity;
 use super::seed::{
@@ -44,13 +45,14 @@ pub(crate) fn parse_kinds(kinds: Option<&[String]>) -> Result<Vec<usize>, SimErr
     let Some(kinds) = kinds else {
         return Ok((0..KINDS.len()).collect());
     };
+    let known = KINDS.iter().chain(EXTRA_KINDS.iter());
     if kinds.is_empty() {
         return Err(SimError::NoKinds);
     }
     let mut out = Vec::new();
     for k in kinds {
-        let i = KINDS
-            .iter()
+        let i = known
+            .clone()
             .position(|known| known == k)
             .ok_or_else(|| SimError::UnknownKind(k.clone()))?;
         if !out.contains(&i) {
@@ -106,7 +108,7 @@ pub(crate) fn apply(
         for kind in std::iter::once(first).chain(order) {
             let mut fx = Effects::default();
             if one(store, &mut rng, kind, t, &mut fx) {
-                let name = KINDS[kind];
+                let name = kind_name(kind);
                 *report.applied.entry(name.to_string()).or_insert(0) += 1;
                 report.total += 1;
                 for (entity, id) in fx.changes {
@@ -129,7 +131,25 @@ pub(crate) fn apply(
 }
 
 /// Applies one mutation of `kind`; false when there is nothing to act on.
+/// The name of kind `kind` (an index into [`KINDS`] then [`EXTRA_KINDS`]).
+fn kind_name(kind: usize) -> &'static str {
+    KINDS
+        .get(kind)
+        .or_else(|| EXTRA_KINDS.get(kind - KINDS.len()))
+        .copied()
+        .unwrap_or("")
+}
+
 fn one(store: &mut Store, rng: &mut ChaCha8Rng, kind: usize, t: Ts, fx: &mut Effects) -> bool {
+    if kind >= KINDS.len() {
+        return match store.extras.mutate(rng, kind_name(kind), t) {
+            Some((entity, id)) => {
+                fx.change(entity, id);
+                true
+            }
+            None => false,
+        };
+    }
     match KINDS[kind] {
         "customer_create" => customer_create(store, rng, t, fx),
         "customer_update" => customer_update(store, rng, t, fx),

@@ -20,6 +20,8 @@ pub(crate) mod entity {
     pub const INVENTORY: &str = "inventory_item";
     pub const ORDER: &str = "order";
     pub const ORDER_ITEM: &str = "order_item";
+    pub const BRAND: &str = "brand";
+    pub const COUPON: &str = "coupon";
 }
 
 /// V3 money: a JSON number.
@@ -624,6 +626,16 @@ pub(crate) fn truth(store: &Store, ctx: &Ctx) -> Vec<u8> {
                 order_item(b, ctx, it)
             });
         }
+    }
+    for b in store.extras.brands.values() {
+        truth_line(&mut buf, &mut scratch, entity::BRAND, |out| {
+            let _ = serde_json::to_writer(out, &super::extras::brand_json(b));
+        });
+    }
+    for c in store.extras.coupons.values() {
+        truth_line(&mut buf, &mut scratch, entity::COUPON, |out| {
+            let _ = serde_json::to_writer(out, &super::extras::coupon_json(c));
+        });
     }
     buf
 }

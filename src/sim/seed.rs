@@ -124,6 +124,7 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
         clock: END,
         generation: 0,
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ MUTATION_STREAM),
+        extras: super::extras::Extras::seed(opts.seed, opts.products, END),
     };
     for _ in 0..opts.products {
         let created = rng.random_range(START..=END);

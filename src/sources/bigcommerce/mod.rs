@@ -9,6 +9,7 @@
 //! ([`Cursors::advance`] is the caller's call, not the source's).
 
 pub mod client;
+pub mod collections;
 pub mod dead_letter;
 pub mod error;
 pub mod governor;
@@ -95,6 +96,11 @@ impl BigCommerceSource {
     /// The HTTP client (its counters and learnt quota).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BigCommerceConfig {
+        &self.config
     }
 
     /// Pulls every entity concurrently, sending each page's batch to `out` as
