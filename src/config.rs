@@ -796,6 +796,21 @@ pub const DEFAULT_DBT_PROJECT_DIR: &str = "transformer";
 
 impl Config {
     /// Reads, expands and validates a configuration file.
+    /// Whether `govflow run` can run this configuration: it needs at least
+    /// one source. `govflow validate` and `govflow run` both ask this, so
+    /// they accept and refuse the same files.
+    pub fn check_runnable(&self, file: &str) -> Result<(), ConfigError> {
+        let has_postgres_table = self.postgres.values().any(|db| !db.tables.is_empty());
+        if self.bigcommerce.is_none() && !has_postgres_table {
+            return Err(ConfigError {
+                file: file.to_string(),
+                key: String::new(),
+                problem: "no source configured: add a [bigcommerce] section or a [postgres.NAME] section with tables".into(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

@@ -57,11 +57,17 @@ enum Command {
     Dbt(DbtArgs),
     /// Print the status of a running `govflow run` (from its status server) as tables.
     Status(StatusArgs),
-    /// Check a configuration file without touching the network.
+    /// Check a configuration file without touching the network (with
+    /// `--connect`, also connect to the sources and show each configured
+    /// table as it will land).
     Validate {
         /// The configuration file.
         #[arg(long, short, default_value = "govflow.toml")]
         config: PathBuf,
+        /// Connect to the sources: discover the configured tables' columns
+        /// and fail as `govflow run` would on a missing table or column.
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -238,7 +244,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Validate { config } => Ok(validate(&config)),
+        Command::Validate { config, connect } => Ok(validate(&config, connect)),
         Command::Check { config } => {
             let config = Config::load(&config).map_err(anyhow::Error::new)?;
             let file = ChecksFile::load(&config.state.dir)?;
@@ -330,9 +336,30 @@ fn dbt(args: DbtArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
+fn validate(path: &std::path::Path, connect: bool) -> ExitCode {
+    let loaded = Config::load(path).and_then(|c| {
+        c.check_runnable(&path.display().to_string())?;
+        Ok(c)
+    });
+    match loaded {
         Ok(config) => {
+            let configured = if connect {
+                let discovered = tokio::runtime::Runtime::new()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| {
+                        rt.block_on(govflow::runtime::discover(&config))
+                            .map_err(|e| e.to_string())
+                    });
+                match discovered {
+                    Ok(defs) => Some(defs),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
             println!("{}: ok", path.display());
             if let Some(bc) = &config.bigcommerce {
                 println!(
@@ -427,6 +454,30 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     "  webhooks: listening on {} (secret in {})",
                     w.listen, w.secret_header
                 ),
+            }
+            let builtin: Vec<&str> = dataflows::Table::ALL.iter().map(|t| t.name()).collect();
+            println!("  built-in tables: {}", builtin.join(", "));
+            match configured {
+                None => println!("  configured tables: not discovered (--connect discovers them)"),
+                Some(defs) if defs.is_empty() => println!("  configured tables: none"),
+                Some(defs) => {
+                    for def in defs {
+                        let columns: Vec<String> = def
+                            .columns
+                            .iter()
+                            .map(|c| {
+                                let null = if c.nullable { "" } else { " not null" };
+                                format!("{} {}{null}", c.name, c.ty.describe())
+                            })
+                            .collect();
+                        println!(
+                            "  table {} (key {}): {}",
+                            def.name,
+                            def.key.join(", "),
+                            columns.join(", ")
+                        );
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

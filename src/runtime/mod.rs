@@ -288,6 +288,9 @@ pub async fn run(
             .map_err(|e| RunError::Config(format!("the dataflow stopped: {e}")))?
             .map_err(RunError::from);
     }
+    config
+        .check_runnable("the configuration")
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let state_dir = config.state.dir.clone();
     let bigcommerce = match config.bigcommerce.clone() {
         Some(bc) => Some(Arc::new(BigCommerceSource::new(bc)?)),
@@ -419,11 +422,6 @@ pub async fn run(
             options.once,
             links(),
         )));
-    }
-    if sources.is_empty() {
-        return Err(RunError::Config(
-            "no source configured: add a [bigcommerce] or [postgres.NAME] section".into(),
-        ));
     }
     drop((tx, events_tx));
 
@@ -713,6 +711,30 @@ async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> b
         _ = links.refresh.changed() => true,
         _ = links.stop.changed() => false,
     }
+}
+
+/// The configured raw tables of `config` as `govflow run` would declare
+/// them: BigCommerce collections typed from their first page, PostgreSQL
+/// tables no model reads with their columns from the database's catalog.
+/// Connects to every source; fails as `govflow run` would at start.
+pub async fn discover(config: &Config) -> Result<Vec<TableDef>, RunError> {
+    config
+        .check_runnable("the configuration")
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let mut defs = Vec::new();
+    if let Some(bc) = config.bigcommerce.clone() {
+        let source = BigCommerceSource::new(bc)?;
+        defs.extend(
+            collections::describe(&source)
+                .await?
+                .into_iter()
+                .map(|(_, def)| def.as_ref().clone()),
+        );
+    }
+    for (_, _, targets) in postgres_sources(config).await? {
+        defs.extend(targets.iter().filter_map(|(_, t)| t.raw_def()).cloned());
+    }
+    Ok(defs)
 }
 
 /// What a configured PostgreSQL table feeds.
