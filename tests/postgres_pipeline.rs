@@ -215,37 +215,3 @@ fn config_in(config: &Config, dir: &Path) -> Config {
     };
     c
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_no_model_reads_is_a_configuration_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut postgres = std::collections::BTreeMap::new();
-    postgres.insert(
-        "wise".to_string(),
-        PostgresConfig::new(
-            Secret::new("postgres://127.0.0.1:1/x"),
-            vec![table("points")],
-        ),
-    );
-    let config = Config {
-        postgres,
-        ..config_in(&Config::default(), dir.path())
-    };
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let err = govflow::runtime::run(
-        config,
-        RunOptions {
-            once: true,
-            ..RunOptions::default()
-        },
-        stop_rx,
-        ProgressHandle::default(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("postgres.wise.tables[0].name: no model reads table \"points\""),
-        "{err}"
-    );
-}
