@@ -147,9 +147,10 @@ enum QueryFormat {
 
 #[derive(Args)]
 struct DbtArgs {
-    /// The dbt command.
-    #[arg(value_enum, default_value_t = DbtCommand::Build)]
-    command: DbtCommand,
+    /// The dbt command (`sources` prints the generated sources of every raw
+    /// table instead of running dbt).
+    #[arg(value_enum, default_value_t = DbtAction::Build)]
+    command: DbtAction,
     /// Rebuild incremental marts from scratch.
     #[arg(long)]
     full_refresh: bool,
@@ -157,6 +158,19 @@ struct DbtArgs {
     /// when the default file is absent.
     #[arg(long, short, default_value = "govflow.toml")]
     config: PathBuf,
+}
+
+/// What `govflow dbt` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DbtAction {
+    /// `dbt build`: models and their tests.
+    Build,
+    /// `dbt run`: models only.
+    Run,
+    /// `dbt test`: tests only.
+    Test,
+    /// Print the dbt sources of every raw table of the latest snapshot.
+    Sources,
 }
 
 #[derive(Args)]
@@ -312,6 +326,21 @@ fn dbt(args: DbtArgs) -> anyhow::Result<ExitCode> {
     } else {
         Config::from_toml_str("", "<defaults>", &|_| None).map_err(anyhow::Error::new)?
     };
+    let command = match args.command {
+        DbtAction::Build => DbtCommand::Build,
+        DbtAction::Run => DbtCommand::Run,
+        DbtAction::Test => DbtCommand::Test,
+        DbtAction::Sources => {
+            let dir = match &config.warehouse {
+                WarehouseConfig::Local { dir } => dir,
+                WarehouseConfig::BigQuery(bq) => &bq.local_dir,
+            };
+            let pin = govflow::sinks::local::pin_latest(dir)
+                .with_context(|| format!("pinning the warehouse {}", dir.display()))?;
+            print!("{}", govflow::transform::sources::sources_yaml(&pin)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let runner = DbtRunner::from_config(&config.dbt);
     let pin = match (&config.warehouse, config.dbt.target.as_str()) {
         (WarehouseConfig::Local { dir }, "duckdb") => Some(
@@ -320,7 +349,7 @@ fn dbt(args: DbtArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
-    match runner.run(args.command, args.full_refresh, pin.as_ref()) {
+    match runner.run(command, args.full_refresh, pin.as_ref()) {
         Ok(report) => {
             print!("{}", report.summary());
             Ok(if report.success() {

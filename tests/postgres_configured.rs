@@ -39,8 +39,15 @@ INSERT INTO tag (id, label, hidden) VALUES (1, 'red', false), (2, 'blue', false)
 /// The config a user writes: nothing but TOML.
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("govflow.toml");
+    let project = dir.join("transformer");
     let text = format!(
-        r#"[warehouse]
+        r#"[dbt]
+project_dir = "{project}"
+profiles_dir = "{project}"
+marts_db = "{marts}"
+work_dir = "{work}"
+
+[warehouse]
 kind = "local"
 dir = "{warehouse}"
 
@@ -63,6 +70,9 @@ where = "NOT hidden"
 "#,
         warehouse = dir.join("warehouse").display(),
         state = dir.join("state").display(),
+        project = project.display(),
+        marts = dir.join("marts.duckdb").display(),
+        work = dir.join("dbt").display(),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -187,4 +197,75 @@ async fn configured_tables_land_with_their_discovered_types() {
         "SELECT * EXCLUDE (_epoch) FROM raw_pg_shop_tag ORDER BY ALL",
     ];
     assert_eq!(duckdb(dir.path(), &all), duckdb(fresh.path(), &all));
+
+    // dbt sees every raw table with its columns: a mart over the new table is SQL only.
+    let sources = govflow(&config, &url, &["dbt", "sources"]);
+    assert!(sources.contains("- name: raw_pg_shop_coupon"), "{sources}");
+    assert!(
+        sources.contains("data_type: \"DECIMAL(12,2)\""),
+        "{sources}"
+    );
+    let project = dir.path().join("transformer");
+    copy_dir(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/transformer")),
+        &project,
+    );
+    std::fs::write(
+        project.join("models/marts/mart_coupon_by_region.sql"),
+        "select region, count(*) as coupons, sum(amount) as amount\n\
+         from {{ source('govflow_raw', 'raw_pg_shop_coupon') }}\ngroup by region",
+    )
+    .unwrap();
+    govflow(&config, &url, &["dbt", "build"]);
+    let marts = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            "import sys, duckdb; print(duckdb.connect(sys.argv[1], read_only=True).sql('SELECT * FROM mart_coupon_by_region ORDER BY region').fetchall())",
+        ])
+        .arg(dir.path().join("marts.duckdb"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&marts.stdout).trim(),
+        "[(1, 1, Decimal('10.50')), (2, 1, Decimal('11.25')), (3, 1, Decimal('5.00'))]",
+        "{}",
+        String::from_utf8_lossy(&marts.stderr)
+    );
+}
+
+/// `govflow <args> --config <config>`, which must succeed; its stdout.
+fn govflow(config: &Path, url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"))
+        .env("SHOP_URL", url)
+        .args(["--log", "warn"])
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("govflow runs");
+    assert!(
+        out.status.success(),
+        "govflow {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Copies a directory tree (the dbt project) without its build output.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "logs" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
 }

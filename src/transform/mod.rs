@@ -13,6 +13,7 @@
 
 mod results;
 mod runner;
+pub mod sources;
 
 pub use results::{
     DbtRunReport, LogSummary, NodeKind, NodeResult, NodeStatus, node_name, parse_log_lines,

@@ -250,6 +250,9 @@ impl DbtRunner {
             _ => {}
         }
         let vars = snapshot_vars(snapshot)?;
+        if let Some(pin) = snapshot {
+            super::sources::write_sources(&self.project_dir, pin)?;
+        }
         let mut cmd = Command::new(&self.dbt);
         cmd.arg("--no-use-colors")
             .arg("--log-format")
