@@ -13,6 +13,7 @@
 //! inverse of the upserts' conversion (`_epoch` aside), used to rebuild the
 //! dataflow's input from the committed `raw_*` tables at restart.
 
+pub mod catalogue_doc;
 pub mod columns;
 
 use std::collections::BTreeMap;
