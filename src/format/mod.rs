@@ -15,6 +15,7 @@
 
 pub mod catalogue_doc;
 pub mod columns;
+pub mod evolution;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

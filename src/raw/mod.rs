@@ -11,6 +11,7 @@
 //! did not see. At start the fingerprints are rebuilt from the committed
 //! tables ([`restore`](RawLayer::restore)).
 
+pub mod evolution;
 mod key;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -84,6 +85,29 @@ impl RawLayer {
     /// The tables' definitions, by name.
     pub fn defs(&self) -> impl Iterator<Item = &TableDef> {
         self.tables.values().map(|t| &t.def)
+    }
+
+    /// The declaration of table `name`.
+    pub fn def(&self, name: &str) -> Option<&TableDef> {
+        self.tables.get(name).map(|t| &t.def)
+    }
+
+    /// Replaces a table's declaration by an evolved one (see [`evolution`]);
+    /// commit its pending changes first: they were read under the old one.
+    /// Fingerprints stay, so a row read again under the new declaration is
+    /// written again (filling its new columns).
+    pub fn evolve(&mut self, def: TableDef) {
+        match self.tables.get_mut(&def.name) {
+            Some(table) => table.def = def,
+            None => {
+                let name = def.name.clone();
+                let table = RawTable {
+                    def,
+                    committed: HashMap::new(),
+                };
+                self.tables.insert(name, table);
+            }
+        }
     }
 
     /// The tables' warehouse specs.

@@ -39,7 +39,7 @@ pub async fn describe(source: &BigCommerceSource) -> Result<Vec<Collection>, Run
 /// `scan_every` polls (and on a full refresh), which finds their deletes.
 pub async fn collections_loop(
     source: Arc<BigCommerceSource>,
-    collections: Vec<Collection>,
+    mut collections: Vec<Collection>,
     mut cursors: BTreeMap<String, i64>,
     once: bool,
     mut links: SourceLinks,
@@ -112,6 +112,25 @@ pub async fn collections_loop(
         polls += 1;
         let outcome = match pulled {
             Ok(pulls) => {
+                // Fields a collection gained: their columns come before the next read.
+                for p in &pulls {
+                    let Some((config, def)) =
+                        collections.iter_mut().find(|(c, _)| c.name == p.name)
+                    else {
+                        continue;
+                    };
+                    if let Some(next) = collections::with_new_fields(def, config, &p.new_fields) {
+                        let added: Vec<&str> = next
+                            .columns
+                            .iter()
+                            .skip(def.columns.len())
+                            .map(|c| c.name.as_str())
+                            .collect();
+                        let change = format!("added {}", added.join(", "));
+                        *def = Arc::new(next.clone());
+                        let _ = links.tx.send(Msg::TableEvolved { def: next, change });
+                    }
+                }
                 for p in &pulls {
                     // Collections without a cursor keep a marker: read once.
                     let at = p.cursor.unwrap_or(0);

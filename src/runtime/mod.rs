@@ -219,6 +219,9 @@ enum Msg {
         generation: u64,
         error: String,
     },
+    /// A configured raw table's declaration evolved (its source's columns
+    /// changed); what follows it was read under the new declaration.
+    TableEvolved { def: TableDef, change: String },
     /// A source failed for good.
     SourceFailed(RunError),
 }
@@ -805,7 +808,7 @@ async fn postgres_sources(config: &Config) -> Result<Vec<PgSourceSetup>, RunErro
 /// every table whole.
 async fn postgres_loop(
     source: PgSource,
-    targets: Vec<(String, PgTarget)>,
+    mut targets: Vec<(String, PgTarget)>,
     mut cursors: PgCursors,
     once: bool,
     mut links: SourceLinks,
@@ -814,6 +817,9 @@ async fn postgres_loop(
     let name = format!("postgres.{database}");
     let poll_interval = source.config().poll_interval;
     loop {
+        if let Err(error) = follow_schemas(&source, &mut targets, &links).await {
+            tracing::warn!(source = %name, %error, "cannot check the tables' columns; reading with the known ones");
+        }
         let full = links.refresh.take();
         links.full_read_starts(&name, full);
         let tracked = progress_kind(full, cursors.0.is_empty()).inspect(|kind| {
@@ -932,6 +938,37 @@ async fn postgres_loop(
             break;
         }
     }
+}
+
+/// Evolves the declaration of every configured table whose columns changed
+/// upstream since the last poll, and announces it to the epoch loop before
+/// anything read under it (docs/tables.md, Schema evolution).
+async fn follow_schemas(
+    source: &PgSource,
+    targets: &mut [(String, PgTarget)],
+    links: &SourceLinks,
+) -> Result<(), RunError> {
+    for (table, target) in targets.iter_mut() {
+        let PgTarget::Raw { def, has_cursor } = target else {
+            continue;
+        };
+        if !source.schema_changed(table).await? {
+            continue;
+        }
+        let (upstream, cursor) = source.describe(table).await?;
+        let (evolved, change) = crate::raw::evolution::evolve(def, &upstream);
+        let change = change.describe();
+        tracing::warn!(table = %def.name, %change, "columns changed upstream");
+        *has_cursor = cursor;
+        if evolved != **def {
+            *def = Arc::new(evolved.clone());
+            let _ = links.tx.send(Msg::TableEvolved {
+                def: evolved,
+                change,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The names of `tables`.
@@ -1148,6 +1185,11 @@ impl EpochLoop {
                         generation,
                         error,
                     }) => refresh_ended |= refresh.ended(&source, generation, Err(error)),
+                    Ok(Msg::TableEvolved { def, change }) => {
+                        // What was read under the old declaration commits first.
+                        self.commit(std::mem::take(&mut upserts), &std::mem::take(&mut done))?;
+                        self.evolve(def, &change)?;
+                    }
                     Ok(Msg::SourceFailed(e)) => {
                         // Commit what arrived before the failure, then report it.
                         self.commit(upserts, &done)?;
@@ -1290,6 +1332,20 @@ impl EpochLoop {
             p.last_commit = elapsed;
         }
         tracing::debug!(epoch = ?self.checkpoint.epoch, upserts = n_upserts, changes = changed, elapsed_ms = elapsed.as_millis() as u64, "epoch committed");
+        Ok(())
+    }
+
+    /// Moves a configured raw table to an evolved declaration: the raw layer,
+    /// the local warehouse and the BigQuery spool.
+    fn evolve(&mut self, def: TableDef, change: &str) -> Result<(), RunError> {
+        let spec = format::spec_of(&def);
+        self.warehouse.evolve(spec.clone())?;
+        if let Some(bq) = &self.bigquery {
+            bq.evolve(spec)?;
+        }
+        tracing::info!(table = %def.name, %change, "table evolved");
+        self.telemetry.tables_added(std::slice::from_ref(&def));
+        self.raw.evolve(def);
         Ok(())
     }
 

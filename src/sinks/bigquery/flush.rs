@@ -88,7 +88,8 @@ pub struct Flusher {
     config: BigQueryConfig,
     spool: Spool,
     state: Mutex<FlushState>,
-    ready: Mutex<BTreeSet<String>>,
+    /// Tables whose target exists with the columns of this schema.
+    ready: Mutex<BTreeMap<String, arrow_schema::SchemaRef>>,
     last_load: Mutex<BTreeMap<String, Instant>>,
     stats: Mutex<FlushStats>,
 }
@@ -102,7 +103,7 @@ impl Flusher {
             config: config.clone(),
             spool,
             state: Mutex::new(state),
-            ready: Mutex::new(BTreeSet::new()),
+            ready: Mutex::new(BTreeMap::new()),
             last_load: Mutex::new(BTreeMap::new()),
             stats: Mutex::new(FlushStats::default()),
         })
@@ -397,7 +398,11 @@ impl Flusher {
 
     /// Creates the target table, or adds the columns it lacks, once per process.
     async fn ensure_target(&self, spec: &TableSpec) -> Result<(), BigQueryError> {
-        if self.ready.lock().is_ok_and(|r| r.contains(&spec.name)) {
+        if self
+            .ready
+            .lock()
+            .is_ok_and(|r| r.get(&spec.name) == Some(&spec.schema))
+        {
             return Ok(());
         }
         let dataset = &self.config.dataset;
@@ -428,7 +433,7 @@ impl Flusher {
             }
         }
         if let Ok(mut r) = self.ready.lock() {
-            r.insert(spec.name.clone());
+            r.insert(spec.name.clone(), spec.schema.clone());
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 pub use error::BigQueryError;
 pub use flush::{FlushStats, Flusher};
-pub use spool::Spool;
+pub use spool::{SharedSpecs, Spool};
 
 use crate::config::BigQueryConfig;
 use crate::sinks::local::{TableChanges, TableSpec};
@@ -45,7 +45,7 @@ type Failure = Arc<Mutex<Option<BigQueryError>>>;
 #[derive(Debug)]
 pub struct SpoolWriter {
     state_dir: PathBuf,
-    specs: Vec<TableSpec>,
+    specs: SharedSpecs,
     spool: Option<Spool>,
     committed: watch::Sender<Option<u64>>,
     failure: Failure,
@@ -55,7 +55,11 @@ impl SpoolWriter {
     /// Opens the spool once the local warehouse is open: epochs above
     /// `committed` are discarded; the flusher may start.
     pub fn open(&mut self, committed: Option<u64>) -> Result<(), BigQueryError> {
-        self.spool = Some(Spool::open(&self.state_dir, &self.specs, committed)?);
+        self.spool = Some(Spool::open_shared(
+            &self.state_dir,
+            self.specs.clone(),
+            committed,
+        )?);
         self.committed.send_replace(Some(committed.unwrap_or(0)));
         Ok(())
     }
@@ -69,6 +73,15 @@ impl SpoolWriter {
             detail: "written before it was opened".into(),
         })?;
         spool.write(epoch, changes)
+    }
+
+    /// Moves a table to an evolved schema, for the spool and the flusher
+    /// (which adds the new columns to the BigQuery table before its next load).
+    pub fn evolve(&self, spec: TableSpec) -> Result<(), BigQueryError> {
+        if let Ok(mut specs) = self.specs.write() {
+            specs.insert(spec.name.clone(), spec);
+        }
+        Ok(())
     }
 
     /// Announces that `epoch` is committed locally: the flusher may take it.
@@ -112,9 +125,10 @@ pub fn start(
     let (committed_tx, committed_rx) = watch::channel(None);
     let (finish_tx, finish_rx) = watch::channel(None);
     let failure: Failure = Arc::default();
+    let specs = spool::shared_specs(tables);
     let writer = SpoolWriter {
         state_dir: state_dir.to_path_buf(),
-        specs: tables.to_vec(),
+        specs: specs.clone(),
         spool: None,
         committed: committed_tx,
         failure: failure.clone(),
@@ -122,7 +136,7 @@ pub fn start(
     let handle = tokio::spawn(flusher_loop(
         config.clone(),
         state_dir.to_path_buf(),
-        tables.to_vec(),
+        specs,
         committed_rx,
         finish_rx,
         failure,
@@ -155,7 +169,7 @@ impl FlushTask {
 async fn flusher_loop(
     config: BigQueryConfig,
     state_dir: PathBuf,
-    tables: Vec<TableSpec>,
+    specs: SharedSpecs,
     mut committed: watch::Receiver<Option<u64>>,
     mut finish: watch::Receiver<Option<bool>>,
     failure: Failure,
@@ -176,7 +190,7 @@ async fn flusher_loop(
     };
     // The epoch loop opened the spool (and discarded what was not committed);
     // it keeps writing epochs ahead of `committed`, which the flusher leaves alone.
-    let spool = Spool::attach(&state_dir, &tables).map_err(fail)?;
+    let spool = Spool::attach_shared(&state_dir, specs).map_err(fail)?;
     let flusher = Flusher::new(&config, spool).map_err(fail)?;
     let mut prepared = false;
     loop {

@@ -43,11 +43,22 @@ pub struct FlushState {
     pub tables: BTreeMap<String, TableState>,
 }
 
+/// The table specs the spool writes and the flusher reads, shared by both,
+/// so a table's schema evolution reaches the flusher.
+pub type SharedSpecs = std::sync::Arc<std::sync::RwLock<BTreeMap<String, TableSpec>>>;
+
+/// Shared specs of `tables`.
+pub fn shared_specs(tables: &[TableSpec]) -> SharedSpecs {
+    std::sync::Arc::new(std::sync::RwLock::new(
+        tables.iter().map(|t| (t.name.clone(), t.clone())).collect(),
+    ))
+}
+
 /// The spooled epochs of every table.
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
-    specs: BTreeMap<String, TableSpec>,
+    specs: SharedSpecs,
 }
 
 fn spool_err(path: &Path, detail: impl std::fmt::Display) -> BigQueryError {
@@ -65,11 +76,20 @@ impl Spool {
         tables: &[TableSpec],
         committed: Option<u64>,
     ) -> Result<Spool, BigQueryError> {
-        let spool = Spool::attach(state_dir, tables)?;
+        Spool::open_shared(state_dir, shared_specs(tables), committed)
+    }
+
+    /// [`Spool::open`] with specs shared with the flusher.
+    pub fn open_shared(
+        state_dir: &Path,
+        specs: SharedSpecs,
+        committed: Option<u64>,
+    ) -> Result<Spool, BigQueryError> {
+        let spool = Spool::attach_shared(state_dir, specs)?;
         let state = spool.load_state()?;
         let committed = committed.unwrap_or(0);
         let mut discarded = 0;
-        for table in spool.specs.keys() {
+        for table in spool.specs().keys() {
             // Writes a crash interrupted: their epoch was never committed.
             let dir = spool.table_dir(table);
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -99,12 +119,22 @@ impl Spool {
     /// The spool under `state_dir/bigquery`, as it is: for the flusher, while
     /// the epoch loop (which opened it with [`Spool::open`]) keeps writing.
     pub fn attach(state_dir: &Path, tables: &[TableSpec]) -> Result<Spool, BigQueryError> {
+        Spool::attach_shared(state_dir, shared_specs(tables))
+    }
+
+    /// [`Spool::attach`] with specs shared with the writer.
+    pub fn attach_shared(state_dir: &Path, specs: SharedSpecs) -> Result<Spool, BigQueryError> {
         let dir = state_dir.join("bigquery");
         std::fs::create_dir_all(dir.join("spool")).map_err(|e| spool_err(&dir, e))?;
-        Ok(Spool {
-            dir,
-            specs: tables.iter().map(|t| (t.name.clone(), t.clone())).collect(),
-        })
+        Ok(Spool { dir, specs })
+    }
+
+    /// Moves a table to an evolved schema (new columns, widened types);
+    /// epochs spooled before are read under it by column name.
+    pub fn evolve(&self, spec: TableSpec) {
+        if let Ok(mut specs) = self.specs.write() {
+            specs.insert(spec.name.clone(), spec);
+        }
     }
 
     /// The directory of the sink's state.
@@ -112,9 +142,9 @@ impl Spool {
         &self.dir
     }
 
-    /// The table specs.
-    pub fn specs(&self) -> &BTreeMap<String, TableSpec> {
-        &self.specs
+    /// The table specs, as they are now.
+    pub fn specs(&self) -> BTreeMap<String, TableSpec> {
+        self.specs.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     fn table_dir(&self, table: &str) -> PathBuf {
@@ -135,8 +165,8 @@ impl Spool {
         }
         let mut out = Vec::new();
         for change in changes {
-            let spec = self
-                .specs
+            let specs = self.specs();
+            let spec = specs
                 .get(&change.table)
                 .ok_or_else(|| BigQueryError::Schema {
                     table: change.table.clone(),
@@ -204,7 +234,8 @@ impl Spool {
         first: u64,
         last: u64,
     ) -> Result<Option<RecordBatch>, BigQueryError> {
-        let spec = self.specs.get(table).ok_or_else(|| BigQueryError::Schema {
+        let specs = self.specs();
+        let spec = specs.get(table).ok_or_else(|| BigQueryError::Schema {
             table: table.to_string(),
             detail: "not a table of this warehouse".into(),
         })?;

@@ -226,6 +226,55 @@ impl LocalWarehouse {
         self.manifest.epoch
     }
 
+    /// Moves a table to a newer schema (schema evolution): the same key
+    /// column, every existing column kept with its type or a lossless
+    /// widening of it, new columns nullable. Files written before stay as
+    /// they are and are read under the new schema; snapshots published before
+    /// stay readable. A table not known yet is added.
+    pub fn evolve(&mut self, spec: TableSpec) -> Result<(), SinkError> {
+        let err = |detail: String| SinkError::Schema {
+            table: spec.name.clone(),
+            detail,
+        };
+        if let Some(old) = self.specs.get(&spec.name) {
+            if old.key != spec.key {
+                return Err(err(format!(
+                    "key column {} cannot become {}",
+                    old.key, spec.key
+                )));
+            }
+            for field in old.schema.fields() {
+                let Ok(new) = spec.schema.field_with_name(field.name()) else {
+                    return Err(err(format!("column {} cannot be dropped", field.name())));
+                };
+                if new.data_type() != field.data_type()
+                    && crate::format::evolution::conform_batch(
+                        &RecordBatch::new_empty(Arc::new(arrow_schema::Schema::new(vec![
+                            field.as_ref().clone(),
+                        ]))),
+                        &Arc::new(arrow_schema::Schema::new(vec![new.clone()])),
+                    )
+                    .is_err()
+                {
+                    return Err(err(format!(
+                        "column {} cannot change from {} to {}",
+                        field.name(),
+                        field.data_type(),
+                        new.data_type()
+                    )));
+                }
+            }
+            for field in spec.schema.fields() {
+                if old.schema.field_with_name(field.name()).is_err() && !field.is_nullable() {
+                    return Err(err(format!("new column {} must be nullable", field.name())));
+                }
+            }
+        }
+        tracing::info!(table = %spec.name, "warehouse: table schema evolved");
+        self.specs.insert(spec.name.clone(), spec);
+        Ok(())
+    }
+
     /// The latest snapshot.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -551,15 +600,17 @@ pub(crate) fn file_batch(
     concat_batches(schema, [&upserts, &tombstones]).map_err(|e| err(e.to_string()))
 }
 
-/// Re-labels batches read back from Parquet with the table's file schema.
+/// Reads batches of a table's files under its current file schema: columns by
+/// name, those a file lacks null, narrower ones widened (schema evolution,
+/// [`crate::format::evolution`]).
 pub(crate) fn conform(
     table: &str,
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, SinkError> {
     batches
-        .into_iter()
-        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .iter()
+        .map(|b| crate::format::evolution::conform_batch(b, schema))
         .collect::<Result<_, _>>()
         .map_err(|e| SinkError::Schema {
             table: table.to_string(),

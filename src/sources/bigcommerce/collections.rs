@@ -43,6 +43,8 @@ pub struct CollectionBatch {
     pub changes: Vec<RawChange>,
     /// Records that could not be read.
     pub dead_letters: Vec<DeadLetter>,
+    /// Records with fields the table has no column for.
+    pub new_fields: Vec<serde_json::Value>,
 }
 
 /// What one read of a collection saw.
@@ -58,7 +60,13 @@ pub struct CollectionPull {
     pub pages: u64,
     /// Whether the read covered the whole collection.
     pub whole: bool,
+    /// Records (up to [`NEW_FIELD_SAMPLES`]) with top-level fields the table
+    /// has no column for: the columns they need are added before the next read.
+    pub new_fields: Vec<serde_json::Value>,
 }
+
+/// Records kept per read to type the fields a collection gained.
+pub const NEW_FIELD_SAMPLES: usize = 50;
 
 /// The warehouse name of collection `name`.
 pub fn table_name(name: &str) -> String {
@@ -211,6 +219,29 @@ fn infer(values: &[&serde_json::Value], is_key: bool) -> Option<ColumnType> {
     Some(ty)
 }
 
+/// Whether a JSON value is a scalar (a column candidate).
+fn is_scalar(v: &serde_json::Value) -> bool {
+    !(v.is_object() || v.is_array() || v.is_null())
+}
+
+/// `def` with a column for every top-level scalar field of `samples` it has
+/// none for (typed from the samples), or `None` when it has them all. A
+/// collection only gains columns: a field missing from a record is not gone.
+pub fn with_new_fields(
+    def: &TableDef,
+    collection: &CollectionConfig,
+    samples: &[serde_json::Value],
+) -> Option<TableDef> {
+    let discovered = table_def(collection, samples);
+    let mut next = def.clone();
+    for column in discovered.columns {
+        if next.column(&column.name).is_none() {
+            next.columns.push(column);
+        }
+    }
+    (next != *def).then_some(next)
+}
+
 /// A V2 money string: digits, a point, four decimals.
 fn is_money(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -262,6 +293,7 @@ fn convert(
     let mut batch = CollectionBatch {
         changes: Vec::with_capacity(records.len()),
         dead_letters: Vec::new(),
+        new_fields: Vec::new(),
     };
     let mut newest = None;
     for raw in records {
@@ -301,6 +333,14 @@ fn convert(
                 }
             })
             .collect();
+        let unknown = record.as_object().is_some_and(|fields| {
+            fields
+                .iter()
+                .any(|(name, v)| is_scalar(v) && def.column(name).is_none())
+        });
+        if unknown && batch.new_fields.len() < NEW_FIELD_SAMPLES {
+            batch.new_fields.push(record.clone());
+        }
         match values {
             Ok(values) => {
                 if collection.cursor_filter.is_some()
@@ -340,6 +380,7 @@ pub async fn read(
         records: 0,
         pages: 0,
         whole: since.is_none(),
+        new_fields: Vec::new(),
     };
     let v2 = is_v2(&collection.path);
     for number in 1.. {
@@ -351,6 +392,9 @@ pub async fn read(
             pull.cursor = Some(pull.cursor.map_or(at, |c| c.max(at)));
         }
         pull.records += batch.changes.len() as u64;
+        let room = NEW_FIELD_SAMPLES.saturating_sub(pull.new_fields.len());
+        pull.new_fields
+            .extend(batch.new_fields.iter().take(room).cloned());
         let n = records.len();
         if !batch.changes.is_empty() || !batch.dead_letters.is_empty() {
             out.send(batch).await.map_err(|_| SourceError::Transport {

@@ -528,6 +528,28 @@ impl PgSource {
         }
     }
 
+    /// Whether configured table `table`'s columns changed upstream since its
+    /// statements were prepared (a column added, dropped or retyped); if so,
+    /// the statements are dropped, and the next read or [`describe`](Self::describe)
+    /// prepares them for the new columns.
+    pub async fn schema_changed(&self, table: &str) -> Result<bool, PgError> {
+        let config = self.table(table)?;
+        let session = self.session().await?;
+        let mut plans = session.plans.lock().await;
+        let Some(plan) = plans.get(&config.name) else {
+            return Ok(false);
+        };
+        let context = format!("checking the columns of table {table}");
+        let now = schema::attributes(&session.client, &config.name)
+            .await
+            .map_err(|e| PgError::from_driver(&self.name, &context, e))?;
+        if now == plan.attributes {
+            return Ok(false);
+        }
+        plans.remove(&config.name);
+        Ok(true)
+    }
+
     /// The declaration of configured table `table` as it lands in the
     /// warehouse (`raw_pg_<db>_<table>`), its columns discovered from the
     /// database's catalog; and whether it has a cursor column (without one,

@@ -114,6 +114,9 @@ pub(crate) struct TablePlan {
     /// The cursor column, when the table has one; without one every poll is a
     /// snapshot of the whole table.
     pub cursor: Option<String>,
+    /// The table's columns as the catalog described them when the plan was
+    /// made: a different answer later means the table changed upstream.
+    pub attributes: std::collections::HashMap<String, schema::Attribute>,
     decoders: Vec<Decoder>,
     /// Result positions of the key columns' values.
     key_values: Vec<usize>,
@@ -312,6 +315,7 @@ impl TablePlan {
             columns: columns.into(),
             column_defs,
             cursor,
+            attributes,
             decoders,
             key_values: key_pos,
             cursor_bound: cursor_raw.zip(cursor_type),

@@ -28,9 +28,11 @@ use super::read::quote_ident;
 /// Precision and scale of a `numeric` column declared without them.
 pub const UNCONSTRAINED_NUMERIC: (u8, i8) = (38, 9);
 
-/// What the catalog says of a column beyond its type.
+/// What the catalog says of a column beyond its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attribute {
+    /// The type's oid.
+    pub type_oid: u32,
     /// `atttypmod`: -1, or the type's modifier (a numeric's precision and scale).
     pub typmod: i32,
     /// Whether the column is `NOT NULL`.
@@ -44,7 +46,7 @@ pub async fn attributes(
 ) -> Result<HashMap<String, Attribute>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT attname::text, atttypmod, attnotnull FROM pg_attribute \
+            "SELECT attname::text, atttypid, atttypmod, attnotnull FROM pg_attribute \
              WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
             &[&quote_ident(table)],
         )
@@ -52,9 +54,17 @@ pub async fn attributes(
     let mut out = HashMap::new();
     for row in rows {
         let name: String = row.try_get(0)?;
-        let typmod: i32 = row.try_get(1)?;
-        let not_null: bool = row.try_get(2)?;
-        out.insert(name, Attribute { typmod, not_null });
+        let type_oid: u32 = row.try_get(1)?;
+        let typmod: i32 = row.try_get(2)?;
+        let not_null: bool = row.try_get(3)?;
+        out.insert(
+            name,
+            Attribute {
+                type_oid,
+                typmod,
+                not_null,
+            },
+        );
     }
     Ok(out)
 }

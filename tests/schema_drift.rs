@@ -1,0 +1,203 @@
+//! Schema evolution while `govflow run` runs: a configured PostgreSQL table
+//! gains a column, loses one, has a type widened and a type changed in a way
+//! that would lose values; each time the warehouse shows the documented
+//! outcome (docs/tables.md, Schema evolution) without a restart, and the
+//! process never stops.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::pg::{self, eventually};
+use common::{duckdb, try_duckdb};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, url: &str) -> Running {
+    let config = dir.join("govflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[postgres.shop]\nurl = \"${{SHOP_URL}}\"\npoll_interval = \"100ms\"\n\
+             [[postgres.shop.tables]]\nname = \"item\"\nkey = [\"id\"]\n\
+             [warehouse]\ndir = \"{}\"\n[state]\ndir = \"{}\"\n[status]\nlisten = \"off\"\n",
+            dir.join("warehouse").display(),
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_govflow"))
+        .args([
+            "--log",
+            "warn",
+            "run",
+            "--no-schedule",
+            "--flush-interval",
+            "100ms",
+            "--config",
+        ])
+        .arg(&config)
+        .env("SHOP_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("govflow starts");
+    Running(child)
+}
+
+/// Waits until `query` over the warehouse answers `want`.
+async fn until(dir: &Path, query: &str, want: &[&str]) {
+    let current = dir.join("warehouse/current.sql");
+    let ok = eventually(Duration::from_secs(60), || {
+        current.exists() && try_duckdb(dir, &[query]).is_ok_and(|r| r[0] == want)
+    })
+    .await;
+    assert!(
+        ok,
+        "{query}: got {:?}, want {want:?}",
+        try_duckdb(dir, &[query])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_added_dropped_and_retyped_upstream_while_running() {
+    let server = pg::shared();
+    let url = server.create_database("schema_drift", "").await;
+    let admin = server.admin("schema_drift").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE item (id bigint PRIMARY KEY, qty int NOT NULL, label text, note text,
+                 updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+             INSERT INTO item (id, qty, label, note) VALUES (1, 5, 'a', 'n1'), (2, 7, 'b', 'n2');",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start(dir.path(), &url);
+    until(
+        dir.path(),
+        "SELECT id, qty, label, note FROM raw_pg_shop_item ORDER BY id",
+        &["1|5|a|n1", "2|7|b|n2"],
+    )
+    .await;
+
+    // A column added upstream appears, filled in the rows read from then on.
+    admin
+        .batch_execute(
+            "ALTER TABLE item ADD COLUMN color text;
+             UPDATE item SET color = 'red', updated_at = clock_timestamp() WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    until(
+        dir.path(),
+        "SELECT id, color FROM raw_pg_shop_item ORDER BY id",
+        &["1|red", "2|NULL"],
+    )
+    .await;
+
+    // A column dropped upstream stays, null in the rows read from then on
+    // (every poll re-reads the lookback: both rows here).
+    admin
+        .batch_execute(
+            "ALTER TABLE item DROP COLUMN note;
+             UPDATE item SET qty = 6, updated_at = clock_timestamp() WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    until(
+        dir.path(),
+        "SELECT id, qty, note FROM raw_pg_shop_item ORDER BY id",
+        &["1|6|NULL", "2|7|NULL"],
+    )
+    .await;
+
+    // A lossless widening (integer → numeric(30,2)): older rows read widened.
+    admin
+        .batch_execute(
+            "ALTER TABLE item ALTER COLUMN qty TYPE numeric(30,2);
+             INSERT INTO item (id, qty, label) VALUES (3, 2.5, 'c');",
+        )
+        .await
+        .unwrap();
+    until(
+        dir.path(),
+        "SELECT id, qty FROM raw_pg_shop_item ORDER BY id",
+        &["1|6.00", "2|7.00", "3|2.50"],
+    )
+    .await;
+    let types = duckdb(
+        dir.path(),
+        &[
+            "SELECT column_name, column_type FROM (DESCRIBE raw_pg_shop_item) WHERE column_name IN ('qty', 'color', 'note') ORDER BY 1",
+        ],
+    );
+    assert_eq!(
+        types[0],
+        ["color|VARCHAR", "note|VARCHAR", "qty|DECIMAL(30,2)"]
+    );
+
+    // Another type change: the column keeps its type. `label` (text) becomes
+    // an integer upstream: integers still fit text, so rows are kept, as text.
+    admin
+        .batch_execute(
+            "UPDATE item SET label = (id * 10)::text;
+             ALTER TABLE item ALTER COLUMN label TYPE int USING label::int;
+             UPDATE item SET updated_at = clock_timestamp() WHERE id = 3;",
+        )
+        .await
+        .unwrap();
+    until(
+        dir.path(),
+        "SELECT id, label FROM raw_pg_shop_item ORDER BY id",
+        &["1|10", "2|20", "3|30"],
+    )
+    .await;
+    // `qty` (decimal) becomes text upstream: a value that is not a number
+    // does not fit, and its row is a dead letter naming the column; the
+    // warehouse keeps the row as it was.
+    admin
+        .batch_execute(
+            "ALTER TABLE item ALTER COLUMN qty TYPE text;
+             UPDATE item SET qty = 'lots', updated_at = clock_timestamp() WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    let dead = dir.path().join("state/dead_letters.jsonl");
+    let found = eventually(Duration::from_secs(60), || {
+        std::fs::read_to_string(&dead)
+            .is_ok_and(|t| t.contains("raw_pg_shop_item") || t.contains("\"item\""))
+            && std::fs::read_to_string(&dead).is_ok_and(|t| t.contains("column qty"))
+    })
+    .await;
+    assert!(found, "dead letters: {:?}", std::fs::read_to_string(&dead));
+    let types = duckdb(
+        dir.path(),
+        &[
+            "SELECT column_name, column_type FROM (DESCRIBE raw_pg_shop_item) WHERE column_name IN ('label', 'qty') ORDER BY 1",
+            "SELECT id, qty FROM raw_pg_shop_item ORDER BY id",
+        ],
+    );
+    assert_eq!(
+        types[0],
+        ["label|VARCHAR", "qty|DECIMAL(30,2)"],
+        "incompatible changes keep the type"
+    );
+    assert_eq!(types[1], ["1|6.00", "2|7.00", "3|2.50"]);
+
+    // Older snapshots stay readable, and the process is still running.
+    assert!(
+        running.0.try_wait().unwrap().is_none(),
+        "govflow kept running"
+    );
+    let _ = &mut running;
+}
