@@ -201,3 +201,135 @@ async fn columns_added_dropped_and_retyped_upstream_while_running() {
     );
     let _ = &mut running;
 }
+
+/// The same drift with BigQuery as the warehouse (on the emulators): the
+/// target table gains the added column and takes the widened type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bigquery_follows_the_drift() {
+    use common::bigquery::{Emulators, bigquery_rows};
+    use govflow::sinks::bigquery::client::Client;
+
+    let emulators = Emulators::start().await;
+    let server = pg::shared();
+    let url = server.create_database("schema_drift_bq", "").await;
+    let admin = server.admin("schema_drift_bq").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE item (id bigint PRIMARY KEY, qty int NOT NULL,
+                 updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+             INSERT INTO item (id, qty) VALUES (1, 5), (2, 7);",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bq = emulators.config("govflow_drift", &state);
+    let config = dir.path().join("govflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[postgres.shop]\nurl = \"${{SHOP_URL}}\"\npoll_interval = \"100ms\"\n\
+             [[postgres.shop.tables]]\nname = \"item\"\nkey = [\"id\"]\n\
+             [warehouse]\nkind = \"bigquery\"\nproject = {:?}\ndataset = {:?}\nbucket = {:?}\naccess_token = \"emulator\"\n\
+             api_endpoint = {:?}\nstorage_endpoint = {:?}\nflush_interval = \"300ms\"\nmin_table_interval = \"0s\"\n\
+             parallel_tables = 1\nretry_backoff = \"100ms\"\n\
+             [state]\ndir = {:?}\n[status]\nlisten = \"off\"\n",
+            bq.project,
+            bq.dataset,
+            bq.bucket,
+            bq.api_endpoint.as_str(),
+            bq.storage_endpoint.as_str(),
+            state.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let _running = Running(
+        Command::new(env!("CARGO_BIN_EXE_govflow"))
+            .args([
+                "--log",
+                "warn",
+                "run",
+                "--no-schedule",
+                "--flush-interval",
+                "100ms",
+                "--config",
+            ])
+            .arg(&config)
+            .env("SHOP_URL", &url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("govflow starts"),
+    );
+    let client = Client::new(&bq).unwrap();
+    let rows = |columns: &'static [&'static str], decimals: &'static [bool]| {
+        let client = &client;
+        let dataset = bq.dataset.clone();
+        async move {
+            // Not before the table has every column asked for.
+            let table = client
+                .get_table(&dataset, "raw_pg_shop_item")
+                .await
+                .ok()??;
+            let fields = table["schema"]["fields"].as_array()?.clone();
+            if !columns
+                .iter()
+                .all(|c| fields.iter().any(|f| f["name"] == *c))
+            {
+                return None;
+            }
+            let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            bigquery_rows(client, &dataset, "raw_pg_shop_item", &columns, decimals).await
+        }
+    };
+    let wait =
+        |columns: &'static [&'static str], decimals: &'static [bool], want: Vec<&'static str>| {
+            let rows = &rows;
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                loop {
+                    let got = rows(columns, decimals).await;
+                    if got
+                        .as_deref()
+                        .is_some_and(|g| g.iter().map(String::as_str).eq(want.iter().copied()))
+                    {
+                        return;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{columns:?}: got {got:?}, want {want:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+    wait(&["id", "qty"], &[false, false], vec!["1|5", "2|7"]).await;
+    admin
+        .batch_execute(
+            "ALTER TABLE item ADD COLUMN color text;
+             UPDATE item SET color = 'red', updated_at = clock_timestamp() WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    wait(&["id", "color"], &[false, false], vec!["1|red", "2|NULL"]).await;
+    admin
+        .batch_execute(
+            "ALTER TABLE item ALTER COLUMN qty TYPE numeric(30,2);
+             UPDATE item SET qty = 2.5, updated_at = clock_timestamp() WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    wait(&["id", "qty"], &[false, true], vec!["1|5", "2|2.5"]).await;
+    let table = client
+        .get_table(&bq.dataset, "raw_pg_shop_item")
+        .await
+        .unwrap()
+        .unwrap();
+    let qty = table["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "qty")
+        .map(|f| f["type"].as_str().unwrap_or_default().to_string());
+    assert_eq!(qty.as_deref(), Some("NUMERIC"));
+}

@@ -424,6 +424,14 @@ impl Flusher {
                 if !evolution.unused.is_empty() {
                     tracing::warn!(table = %spec.name, columns = ?evolution.unused, "bigquery: columns govflow no longer writes are left alone");
                 }
+                for (column, ty) in &evolution.widened {
+                    let sql = format!(
+                        "ALTER TABLE `{}.{dataset}.{}` ALTER COLUMN `{column}` SET DATA TYPE {ty}",
+                        self.config.project, spec.name
+                    );
+                    self.client.query(&sql).await?;
+                    tracing::info!(table = %spec.name, %column, %ty, "bigquery: column type widened");
+                }
                 if let Some(fields) = evolution.patched_fields {
                     self.client
                         .patch_table(dataset, &spec.name, json!({"schema": {"fields": fields}}))

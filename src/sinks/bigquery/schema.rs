@@ -157,6 +157,19 @@ pub struct Evolution {
     pub patched_fields: Option<Vec<Value>>,
     /// NULLABLE columns of the table govflow no longer writes (left alone).
     pub unused: Vec<String>,
+    /// Columns whose type widens without loss (`INTEGER` → `NUMERIC` or
+    /// `BIGNUMERIC`, `NUMERIC` → `BIGNUMERIC`): (column, new type), changed
+    /// with `ALTER COLUMN … SET DATA TYPE`.
+    pub widened: Vec<(String, String)>,
+}
+
+/// Whether BigQuery changes a column of type `have` to `want` in place
+/// without losing a value (its `SET DATA TYPE` coercions).
+fn widens(have: &str, want: &str) -> bool {
+    matches!(
+        (have, want),
+        ("INTEGER", "NUMERIC") | ("INTEGER", "BIGNUMERIC") | ("NUMERIC", "BIGNUMERIC")
+    )
 }
 
 /// Compares the existing table's `fields` with govflow's: new columns are
@@ -177,7 +190,17 @@ pub fn evolve(spec: &TableSpec, existing: &[Value]) -> Result<Evolution, BigQuer
         match existing.iter().find(|e| e["name"].as_str() == Some(name)) {
             Some(e) => {
                 let have = normal(e["type"].as_str().unwrap_or_default());
-                if have != want_type {
+                if have != want_type && widens(have, want_type) {
+                    evolution
+                        .widened
+                        .push((name.to_string(), want_type.to_string()));
+                    if let Some(p) = patched
+                        .iter_mut()
+                        .find(|p| p["name"].as_str() == Some(name))
+                    {
+                        p["type"] = json!(want_type);
+                    }
+                } else if have != want_type {
                     return Err(err(format!(
                         "column {name} is {have} in BigQuery but govflow writes {want_type}: \
                          an incompatible change; migrate the table (or drop it to have it rebuilt)"
