@@ -54,22 +54,6 @@ dir = "{state}"
     path
 }
 
-fn govflow_once(config: &Path, token: &str, full_refresh: bool) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
-    cmd.args(["--log", "warn", "run", "--once", "--config"])
-        .arg(config)
-        .env("TEST_BC_TOKEN", token);
-    if full_refresh {
-        cmd.arg("--full-refresh");
-    }
-    let out = cmd.output().expect("govflow runs");
-    assert!(
-        out.status.success(),
-        "govflow run --once failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The simulator's truth of `entity`: `id|field` lines, by id.
 async fn truth(sim: &SimServer, entity: &str, field: &str) -> Vec<String> {
     let text = reqwest::get(format!("{}/_sim/truth", sim.base_url()))
@@ -106,7 +90,7 @@ async fn configured_collections_land_typed_with_their_payload() {
     let sim = start_sim(options.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, &options);
-    govflow_once(&config, &options.access_token, false);
+    common::govflow_once(&config, &[("TEST_BC_TOKEN", &options.access_token)], false);
 
     let got = duckdb(
         dir.path(),
@@ -156,7 +140,7 @@ async fn configured_collections_land_typed_with_their_payload() {
         json!({"count": 12, "kinds": ["brand_upsert", "coupon_upsert", "coupon_delete", "customer_update"]}),
     )
     .await;
-    govflow_once(&config, &options.access_token, false);
+    common::govflow_once(&config, &[("TEST_BC_TOKEN", &options.access_token)], false);
     let got = duckdb(dir.path(), &[BRANDS, COUPONS, CUSTOMERS]);
     assert_eq!(got[0], truth(&sim, "brand", "name").await);
     assert_eq!(
@@ -167,10 +151,14 @@ async fn configured_collections_land_typed_with_their_payload() {
     assert_eq!(got[2], truth(&sim, "customer", "email").await);
 
     // Equal to a fresh full refresh into an empty warehouse.
-    govflow_once(&config, &options.access_token, true);
+    common::govflow_once(&config, &[("TEST_BC_TOKEN", &options.access_token)], true);
     let fresh = tempfile::tempdir().unwrap();
     let fresh_config = write_config(fresh.path(), &sim, &options);
-    govflow_once(&fresh_config, &options.access_token, true);
+    common::govflow_once(
+        &fresh_config,
+        &[("TEST_BC_TOKEN", &options.access_token)],
+        true,
+    );
     let all = [
         "SELECT * EXCLUDE (_epoch) FROM raw_bc_brands ORDER BY ALL",
         "SELECT * EXCLUDE (_epoch) FROM raw_bc_coupons ORDER BY ALL",

@@ -78,22 +78,6 @@ where = "NOT hidden"
     path
 }
 
-fn govflow_once(config: &Path, url: &str, full_refresh: bool) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
-    cmd.args(["--log", "warn", "run", "--once", "--config"])
-        .arg(config)
-        .env("SHOP_URL", url);
-    if full_refresh {
-        cmd.arg("--full-refresh");
-    }
-    let out = cmd.output().expect("govflow runs");
-    assert!(
-        out.status.success(),
-        "govflow run --once failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const COUPONS: &str = "SELECT _key, code, region, amount, ratio, valid_until, rules, tags, token, active FROM raw_pg_shop_coupon ORDER BY code, region";
 const TAGS: &str = "SELECT id, label FROM raw_pg_shop_tag ORDER BY id";
 const TYPES: &str =
@@ -108,7 +92,7 @@ async fn configured_tables_land_with_their_discovered_types() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
 
-    govflow_once(&config, &url, false);
+    common::govflow_once(&config, &[("SHOP_URL", &url)], false);
     let [coupons, tags, types] =
         <[Vec<String>; 3]>::try_from(duckdb(dir.path(), &[COUPONS, TAGS, TYPES])).unwrap();
     assert_eq!(
@@ -154,7 +138,7 @@ async fn configured_tables_land_with_their_discovered_types() {
         )
         .await
         .unwrap();
-    govflow_once(&config, &url, false);
+    common::govflow_once(&config, &[("SHOP_URL", &url)], false);
     let [coupons, tags] = <[Vec<String>; 2]>::try_from(duckdb(
         dir.path(),
         &[
@@ -176,11 +160,11 @@ async fn configured_tables_land_with_their_discovered_types() {
 
     // An unchanged re-read writes nothing: the committed epoch stays.
     let before = common::committed_epoch(dir.path());
-    govflow_once(&config, &url, false);
+    common::govflow_once(&config, &[("SHOP_URL", &url)], false);
     assert_eq!(common::committed_epoch(dir.path()), before);
 
     // A full refresh finds the deleted coupon.
-    govflow_once(&config, &url, true);
+    common::govflow_once(&config, &[("SHOP_URL", &url)], true);
     let [coupons] = <[Vec<String>; 1]>::try_from(duckdb(
         dir.path(),
         &["SELECT code, region FROM raw_pg_shop_coupon ORDER BY code, region"],
@@ -191,7 +175,7 @@ async fn configured_tables_land_with_their_discovered_types() {
     // Equal to a fresh full refresh into an empty warehouse.
     let fresh = tempfile::tempdir().unwrap();
     let fresh_config = write_config(fresh.path());
-    govflow_once(&fresh_config, &url, true);
+    common::govflow_once(&fresh_config, &[("SHOP_URL", &url)], true);
     let all = [
         "SELECT * EXCLUDE (_epoch) FROM raw_pg_shop_coupon ORDER BY ALL",
         "SELECT * EXCLUDE (_epoch) FROM raw_pg_shop_tag ORDER BY ALL",

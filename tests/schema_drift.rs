@@ -35,6 +35,11 @@ fn start(dir: &Path, url: &str) -> Running {
         ),
     )
     .unwrap();
+    run(&config, url)
+}
+
+/// `govflow run` of `config`, always on, quiet.
+fn run(config: &Path, url: &str) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_govflow"))
         .args([
             "--log",
@@ -45,7 +50,7 @@ fn start(dir: &Path, url: &str) -> Running {
             "100ms",
             "--config",
         ])
-        .arg(&config)
+        .arg(config)
         .env("SHOP_URL", url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -243,24 +248,7 @@ async fn bigquery_follows_the_drift() {
         ),
     )
     .unwrap();
-    let _running = Running(
-        Command::new(env!("CARGO_BIN_EXE_govflow"))
-            .args([
-                "--log",
-                "warn",
-                "run",
-                "--no-schedule",
-                "--flush-interval",
-                "100ms",
-                "--config",
-            ])
-            .arg(&config)
-            .env("SHOP_URL", &url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("govflow starts"),
-    );
+    let _running = run(&config, &url);
     let client = Client::new(&bq).unwrap();
     let rows = |columns: &'static [&'static str], decimals: &'static [bool]| {
         let client = &client;

@@ -17,14 +17,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{Array, ArrayRef, Date32Array, Decimal128Array, TimestampMicrosecondArray};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    Int64Array, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::{DataType, TimeUnit};
 use dataflows::catalog::{Cell, ColumnType, Value};
 use dataflows::records::Money;
@@ -56,138 +56,71 @@ pub fn data_type(ty: ColumnType) -> DataType {
 /// A cell that does not fit its column: the row's index and why.
 pub type CellError = (usize, String);
 
+/// The values of `cells` as `pick` takes them: `Ok(Some(v))` a value,
+/// `Ok(None)` for a null cell; `pick` returns `Err` for a cell of another
+/// kind or a value that does not fit.
+fn values<'a, T>(
+    cells: impl ExactSizeIterator<Item = Cell<'a>>,
+    pick: impl Fn(Cell<'a>) -> Result<Option<T>, String>,
+) -> Result<Vec<Option<T>>, CellError> {
+    let mut out = Vec::with_capacity(cells.len());
+    for (row, cell) in cells.enumerate() {
+        out.push(pick(cell).map_err(|why| (row, why))?);
+    }
+    Ok(out)
+}
+
 /// The array of `cells`, all of a column of type `ty`.
 pub fn build<'a>(
     ty: ColumnType,
     cells: impl ExactSizeIterator<Item = Cell<'a>>,
 ) -> Result<ArrayRef, CellError> {
-    let n = cells.len();
-    let mismatch = |row: usize, cell: &Cell| (row, format!("{cell:?} in a {} column", ty.name()));
+    let mismatch = |cell: &Cell| format!("{cell:?} in a {} column", ty.name());
+    // A cell of the expected kind, null, or a mismatch.
+    macro_rules! pick {
+        ($variant:ident) => {
+            |cell: Cell<'a>| match cell {
+                Cell::$variant(v) => Ok(Some(v)),
+                Cell::Null => Ok(None),
+                other => Err(mismatch(&other)),
+            }
+        };
+    }
     Ok(match ty {
-        ColumnType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Int(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Bool => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Bool(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Text => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Text(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
+        ColumnType::Int64 => Arc::new(Int64Array::from(values(cells, pick!(Int))?)),
+        ColumnType::Bool => Arc::new(BooleanArray::from(values(cells, pick!(Bool))?)),
+        ColumnType::Text => Arc::new(StringArray::from(values(cells, pick!(Text))?)),
+        ColumnType::Json => Arc::new(StringArray::from(values(cells, pick!(Json))?)),
+        ColumnType::Bytes => Arc::new(BinaryArray::from(values(cells, pick!(Bytes))?)),
+        ColumnType::Float64 => Arc::new(Float64Array::from(values(cells, pick!(Float))?)),
+        ColumnType::Date => Arc::new(Date32Array::from(values(cells, pick!(Date))?)),
+        ColumnType::Timestamp => Arc::new(
+            TimestampMicrosecondArray::from(values(cells, pick!(Micros))?).with_timezone(UTC),
+        ),
         ColumnType::Money => {
-            let mut raw = Vec::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Money(m) if m.unsigned_abs() >= MONEY_BOUND => {
-                        return Err((
-                            row,
-                            format!(
-                                "money {} does not fit Decimal128({MONEY_PRECISION}, {MONEY_SCALE})",
-                                Money(m)
-                            ),
-                        ));
-                    }
-                    Cell::Money(m) => raw.push(Some(i128::from(m))),
-                    Cell::Null => raw.push(None),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
+            let raw = values(cells, |cell| match cell {
+                Cell::Money(m) if m.unsigned_abs() >= MONEY_BOUND => Err(format!(
+                    "money {} does not fit Decimal128({MONEY_PRECISION}, {MONEY_SCALE})",
+                    Money(m)
+                )),
+                Cell::Money(m) => Ok(Some(i128::from(m))),
+                Cell::Null => Ok(None),
+                other => Err(mismatch(&other)),
+            })?;
             // A constant, valid decimal type: `with_data_type` cannot fail here.
             Arc::new(Decimal128Array::from(raw).with_data_type(data_type(ty)))
         }
-        ColumnType::Timestamp => {
-            let mut raw = Vec::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Micros(v) => raw.push(Some(v)),
-                    Cell::Null => raw.push(None),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(TimestampMicrosecondArray::from(raw).with_timezone(UTC))
-        }
-        ColumnType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Float(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
         ColumnType::Decimal { precision, .. } => {
-            let bound = 10i128.pow(u32::from(precision.min(38)));
-            let mut raw = Vec::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Decimal(v) if v.unsigned_abs() >= bound.unsigned_abs() => {
-                        return Err((row, format!("{v} does not fit {}", ty.describe())));
-                    }
-                    Cell::Decimal(v) => raw.push(Some(v)),
-                    Cell::Null => raw.push(None),
-                    other => return Err(mismatch(row, &other)),
+            let bound = 10u128.pow(u32::from(precision.min(38)));
+            let raw = values(cells, |cell| match cell {
+                Cell::Decimal(v) if v.unsigned_abs() >= bound => {
+                    Err(format!("{v} does not fit {}", ty.describe()))
                 }
-            }
-            let array = Decimal128Array::from(raw).with_data_type(data_type(ty));
-            Arc::new(array)
-        }
-        ColumnType::Date => {
-            let mut raw = Vec::with_capacity(n);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Date(v) => raw.push(Some(v)),
-                    Cell::Null => raw.push(None),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(Date32Array::from(raw))
-        }
-        ColumnType::Json => {
-            let mut b = StringBuilder::with_capacity(n, n * 32);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Json(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Bytes => {
-            let mut b = BinaryBuilder::with_capacity(n, n * 16);
-            for (row, cell) in cells.enumerate() {
-                match cell {
-                    Cell::Bytes(v) => b.append_value(v),
-                    Cell::Null => b.append_null(),
-                    other => return Err(mismatch(row, &other)),
-                }
-            }
-            Arc::new(b.finish())
+                Cell::Decimal(v) => Ok(Some(v)),
+                Cell::Null => Ok(None),
+                other => Err(mismatch(&other)),
+            })?;
+            Arc::new(Decimal128Array::from(raw).with_data_type(data_type(ty)))
         }
     })
 }

@@ -97,30 +97,21 @@ pub fn evolve(current: &TableDef, discovered: &TableDef) -> (TableDef, Evolution
 
 #[cfg(test)]
 mod tests {
-    use dataflows::catalog::{ColumnDef, Origin};
+    use dataflows::catalog::ColumnDef;
 
     use super::*;
 
     fn def(columns: &[(&str, ColumnType, bool)]) -> TableDef {
-        TableDef {
-            name: "raw_pg_shop_t".into(),
-            doc: String::new(),
-            grain: String::new(),
-            key: vec!["id".into()],
-            key_column: "id".into(),
-            synthetic_key: false,
-            origin: Origin::Source("postgres".into()),
-            reads: Vec::new(),
-            columns: columns
-                .iter()
-                .map(|(name, ty, nullable)| ColumnDef {
-                    name: name.to_string(),
-                    ty: *ty,
-                    nullable: *nullable,
-                    doc: String::new(),
-                })
-                .collect(),
-        }
+        let columns = columns
+            .iter()
+            .map(|(name, ty, nullable)| ColumnDef {
+                name: name.to_string(),
+                ty: *ty,
+                nullable: *nullable,
+                doc: String::new(),
+            })
+            .collect();
+        TableDef::raw("raw_pg_shop_t", "postgres", vec!["id".into()], columns)
     }
 
     #[test]

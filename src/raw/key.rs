@@ -1,15 +1,10 @@
-//! The key of a configured table's row, and the warehouse's key column.
-//!
-//! A table keyed by one `int64` column keeps that column as the warehouse's
-//! key; one keyed by one `text` column likewise. Any other key (composite,
-//! or of another type) is written to a synthetic text column `_key` holding
-//! the key values as a JSON array (`[7,"EUR"]`), stable and unambiguous.
+//! The key of a configured table's row. A table keyed by one `int64` or
+//! `text` column keeps that column as the warehouse's key; any other key
+//! (composite, or of another type) is written to the synthetic text column
+//! `_key` ([`dataflows::catalog::TableDef::raw`]) holding the key values as a
+//! JSON array (`[7,"EUR"]`), stable and unambiguous.
 
-use dataflows::catalog::{Cell, ColumnType, TableDef, Value};
-
-/// The synthetic key column of configured tables whose key is not one
-/// `int64` or `text` column.
-pub const SYNTHETIC_KEY: &str = "_key";
+use dataflows::catalog::{Cell, TableDef, Value};
 
 /// A row's key as the warehouse holds it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,20 +32,6 @@ impl std::fmt::Display for RowKeyValue {
             RowKeyValue::Text(v) => f.write_str(v),
         }
     }
-}
-
-/// Where the warehouse keeps a table's key: the key column itself when the
-/// key is one `int64` or `text` column, else [`SYNTHETIC_KEY`]. Returns the
-/// key column and whether it is synthetic.
-pub fn key_column_for(key: &[String], columns: &[dataflows::catalog::ColumnDef]) -> (String, bool) {
-    if let [single] = key
-        && columns
-            .iter()
-            .any(|c| &c.name == single && matches!(c.ty, ColumnType::Int64 | ColumnType::Text))
-    {
-        return (single.clone(), false);
-    }
-    (SYNTHETIC_KEY.to_string(), true)
 }
 
 /// The key of a row of `def` (values in the definition's column order).

@@ -24,7 +24,7 @@ use dataflows::catalog::{Cell, TableDef, Value};
 use crate::format::{self, ArrowConvError, has_text_key};
 use crate::sinks::local::{LocalWarehouse, SinkError, TableChanges, TableSpec};
 
-pub use key::{RowKeyValue, SYNTHETIC_KEY, key_column_for, key_of};
+pub use key::{RowKeyValue, key_of};
 
 /// A change of one row of a configured table, as a source read it.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use dataflows::catalog::{ColumnDef, ColumnType, Origin};
+use dataflows::catalog::{ColumnDef, ColumnType};
 
 use super::*;
 use crate::sinks::local::WarehouseOptions;
@@ -35,18 +35,7 @@ fn coupons() -> TableDef {
         column("updated_at", ColumnType::Timestamp, true),
     ];
     let key = vec!["code".to_string(), "region".to_string()];
-    let (key_column, synthetic_key) = key_column_for(&key, &columns);
-    TableDef {
-        name: "raw_pg_shop_coupon".into(),
-        doc: String::new(),
-        grain: "one row per coupon".into(),
-        key,
-        key_column,
-        synthetic_key,
-        origin: Origin::Source("postgres".into()),
-        reads: Vec::new(),
-        columns,
-    }
+    TableDef::raw("raw_pg_shop_coupon", "postgres", key, columns)
 }
 
 fn coupon(code: &str, region: i64, amount: i128) -> Vec<Value> {
@@ -77,10 +66,16 @@ fn composite_keys_use_a_synthetic_json_key() {
         key_of(&def, &coupon("A\"1", 7, 0)),
         RowKeyValue::Text("[\"A\\\"1\",7]".into())
     );
-    let single = key_column_for(&["region".into()], &def.columns);
-    assert_eq!(single, ("region".to_string(), false));
-    let decimal = key_column_for(&["amount".into()], &def.columns);
-    assert_eq!(decimal, ("_key".to_string(), true));
+    let single = TableDef::raw("t", "postgres", vec!["region".into()], def.columns.clone());
+    assert_eq!(
+        (single.key_column.as_str(), single.synthetic_key),
+        ("region", false)
+    );
+    let decimal = TableDef::raw("t", "postgres", vec!["amount".into()], def.columns.clone());
+    assert_eq!(
+        (decimal.key_column.as_str(), decimal.synthetic_key),
+        ("_key", true)
+    );
 }
 
 #[test]

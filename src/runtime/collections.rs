@@ -9,8 +9,8 @@ use std::time::Duration;
 use dataflows::catalog::TableDef;
 
 use super::{
-    CursorUpdate, FullRead, Msg, ReadOutcome, RunError, SourceLinks, json_lines, next_poll,
-    progress_kind, report_read,
+    CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
+    progress_kind,
 };
 use crate::config::CollectionConfig;
 use crate::raw::RowKeyValue;
@@ -162,13 +162,13 @@ pub async fn collections_loop(
                 }
             }
         };
-        if tracked.is_some() {
-            links.telemetry.read_ended(SOURCE);
-        }
-        links.telemetry.pull_ended(SOURCE, outcome.error(), 0, None);
-        if !report_read(&links, once, SOURCE, outcome)
-            || !next_poll(once, &mut links, poll_interval).await
-        {
+        let read = ReadEnd {
+            source: SOURCE,
+            tracked: tracked.is_some(),
+            requests: 0,
+            quota: None,
+        };
+        if !end_read(&mut links, once, read, outcome, poll_interval).await {
             break;
         }
     }

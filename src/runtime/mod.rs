@@ -609,26 +609,22 @@ async fn bigcommerce_loop(
                 }
             }
         };
-        if tracked.is_some() {
-            links.telemetry.read_ended(NAME);
-        }
         let client = source.client();
+        let requests = client
+            .stats()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed);
         let quota = client
             .governor()
             .quota()
             .map(|q| (q, client.governor().used()));
-        links.telemetry.pull_ended(
-            NAME,
-            outcome.error(),
-            client
-                .stats()
-                .requests
-                .load(std::sync::atomic::Ordering::Relaxed),
+        let read = ReadEnd {
+            source: NAME,
+            tracked: tracked.is_some(),
+            requests,
             quota,
-        );
-        if !report_read(&links, once, NAME, outcome)
-            || !next_poll(once, &mut links, poll_interval).await
-        {
+        };
+        if !end_read(&mut links, once, read, outcome, poll_interval).await {
             break;
         }
     }
@@ -701,6 +697,37 @@ fn report_read(links: &SourceLinks, once: bool, source: &str, outcome: ReadOutco
             true
         }
     }
+}
+
+/// How a source's read ended, for its status.
+struct ReadEnd<'a> {
+    /// The source's name.
+    source: &'a str,
+    /// Whether the read was shown as progress (a full read or a backfill).
+    tracked: bool,
+    /// Requests (or pages) the source has sent in all.
+    requests: u64,
+    /// The store quota and its use, when known.
+    quota: Option<(u32, u32)>,
+}
+
+/// Ends one read of a source loop: its status, its outcome to the epoch loop
+/// and the alerts, then the wait for the next poll. False when the loop must
+/// end.
+async fn end_read(
+    links: &mut SourceLinks,
+    once: bool,
+    read: ReadEnd<'_>,
+    outcome: ReadOutcome,
+    interval: Duration,
+) -> bool {
+    if read.tracked {
+        links.telemetry.read_ended(read.source);
+    }
+    links
+        .telemetry
+        .pull_ended(read.source, outcome.error(), read.requests, read.quota);
+    report_read(links, once, read.source, outcome) && next_poll(once, links, interval).await
 }
 
 /// Waits for the next poll, or a full refresh request; false when the loop
@@ -926,15 +953,13 @@ async fn postgres_loop(
                 }
             }
         };
-        if tracked.is_some() {
-            links.telemetry.read_ended(&name);
-        }
-        links
-            .telemetry
-            .pull_ended(&name, outcome.error(), source.pages(), None);
-        if !report_read(&links, once, &name, outcome)
-            || !next_poll(once, &mut links, poll_interval).await
-        {
+        let read = ReadEnd {
+            source: &name,
+            tracked: tracked.is_some(),
+            requests: source.pages(),
+            quota: None,
+        };
+        if !end_read(&mut links, once, read, outcome, poll_interval).await {
             break;
         }
     }

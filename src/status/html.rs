@@ -387,3 +387,48 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod catalogue_tests {
+    use dataflows::catalog::{ColumnDef, ColumnType, TableDef};
+
+    use crate::status::Telemetry;
+
+    #[test]
+    fn configured_tables_join_the_graph_and_the_tables() {
+        let telemetry = Telemetry::new(None, vec!["local warehouse".into()]);
+        let id = ColumnDef {
+            name: "id".into(),
+            ty: ColumnType::Int64,
+            nullable: false,
+            doc: String::new(),
+        };
+        let def = TableDef::raw(
+            "raw_pg_shop_coupon",
+            "postgres",
+            vec!["id".into()],
+            vec![id],
+        );
+        telemetry.tables_added(&[def.clone(), def]);
+        telemetry.source_added("postgres.shop", &["raw_pg_shop_coupon".to_string()]);
+        let mut deltas = std::collections::BTreeMap::new();
+        deltas.insert("raw_pg_shop_coupon".to_string(), (3, 3));
+        telemetry.epoch_committed(4, &deltas, Default::default(), Default::default());
+        let report = telemetry.report();
+        let tables: Vec<(&str, i64)> = report
+            .tables
+            .iter()
+            .filter(|t| t.name == "raw_pg_shop_coupon")
+            .map(|t| (t.name.as_str(), t.rows))
+            .collect();
+        assert_eq!(tables, [("raw_pg_shop_coupon", 3)], "added once, counted");
+        let edge =
+            |from: &str, to: &str| report.graph.edges.iter().any(|(f, t)| f == from && t == to);
+        assert!(edge("postgres.shop", "raw_pg_shop_coupon"));
+        assert!(edge("raw_pg_shop_coupon", "local warehouse"));
+        // Model lineage comes from the catalogue's `reads`.
+        assert!(edge("raw_bc_order", "fct_order"));
+        assert!(edge("dim_sku", "fct_onsale_product_inventory"));
+        assert!(super::render_page(&report).contains("data-name=\"raw_pg_shop_coupon\""));
+    }
+}

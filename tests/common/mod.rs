@@ -505,6 +505,24 @@ pub fn try_duckdb(dir: &std::path::Path, queries: &[&str]) -> Result<Vec<Vec<Str
     Ok(results)
 }
 
+/// `govflow run --once [--full-refresh] --config <config>` as a user runs it
+/// (the binary), with `env` set; it must succeed.
+pub fn govflow_once(config: &std::path::Path, env: &[(&str, &str)], full_refresh: bool) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
+    cmd.args(["--log", "warn", "run", "--once", "--config"])
+        .arg(config)
+        .envs(env.iter().copied());
+    if full_refresh {
+        cmd.arg("--full-refresh");
+    }
+    let out = cmd.output().expect("govflow runs");
+    assert!(
+        out.status.success(),
+        "govflow run --once failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The committed epoch of the warehouse under `dir` (opens it: only while no pipeline runs).
 pub fn committed_epoch(dir: &std::path::Path) -> Option<u64> {
     LocalWarehouse::open(

@@ -134,7 +134,35 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
 }
 
+/// The synthetic key column of configured tables whose key is not one
+/// `int64` or `text` column: the key values as a JSON array.
+pub const SYNTHETIC_KEY: &str = "_key";
+
 impl TableDef {
+    /// A raw table filled by a source of kind `source` (a configured table),
+    /// keyed by `key`. The warehouse keeps the key in the key column itself
+    /// when the key is one `int64` or `text` column, else in [`SYNTHETIC_KEY`].
+    pub fn raw(name: &str, source: &str, key: Vec<String>, columns: Vec<ColumnDef>) -> TableDef {
+        let single = match key.as_slice() {
+            [single] => columns
+                .iter()
+                .find(|c| &c.name == single && matches!(c.ty, ColumnType::Int64 | ColumnType::Text))
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
+        TableDef {
+            name: name.to_string(),
+            doc: String::new(),
+            grain: String::new(),
+            synthetic_key: single.is_none(),
+            key_column: single.unwrap_or_else(|| SYNTHETIC_KEY.to_string()),
+            key,
+            origin: Origin::Source(source.to_string()),
+            reads: Vec::new(),
+            columns,
+        }
+    }
+
     /// Whether this is a raw table (the current state of a source table).
     pub fn is_raw(&self) -> bool {
         matches!(self.origin, Origin::Source(_))

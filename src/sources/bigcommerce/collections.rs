@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use dataflows::catalog::{ColumnDef, ColumnType, Origin, TableDef, Value};
+use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
 use dataflows::records::{Micros, Money};
 
 use super::client::{Client, Payload, excerpt};
@@ -28,7 +28,7 @@ use super::error::SourceError;
 use super::pull::format_date;
 use super::wire::parse_timestamp;
 use crate::config::CollectionConfig;
-use crate::raw::{RawChange, key_column_for, key_of};
+use crate::raw::{RawChange, key_of};
 
 /// The column that holds each record's JSON.
 pub const PAYLOAD: &str = "_payload";
@@ -170,20 +170,14 @@ pub fn table_def(collection: &CollectionConfig, sample: &[serde_json::Value]) ->
         nullable: false,
         doc: "The record's JSON as BigCommerce sent it.".into(),
     });
-    let (key_column, synthetic_key) = key_column_for(&collection.key, &columns);
+    let name = table_name(&collection.name);
     TableDef {
-        name: table_name(&collection.name),
         doc: format!(
             "BigCommerce collection {} ({}), as read.",
             collection.name, collection.path
         ),
         grain: format!("one record of {} currently known upstream", collection.path),
-        key: collection.key.clone(),
-        key_column,
-        synthetic_key,
-        origin: Origin::Source("bigcommerce".into()),
-        reads: Vec::new(),
-        columns,
+        ..TableDef::raw(&name, "bigcommerce", collection.key.clone(), columns)
     }
 }
 

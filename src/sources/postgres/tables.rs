@@ -13,12 +13,12 @@
 //! row a dead letter naming the database, table, key and column, and the rest
 //! of the page is kept.
 
-use dataflows::catalog::{ColumnDef, ColumnType, Origin, TableDef, Value};
+use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
 
 use super::value::Decimal;
 use super::{PgBatch, PgDeadLetter, PgRow, PgValue};
 use crate::config::PostgresTable;
-use crate::raw::{RawChange, key_column_for, key_of};
+use crate::raw::{RawChange, key_of};
 
 /// The warehouse name of configured table `table` of database `database`.
 pub fn raw_table_name(database: &str, table: &str) -> String {
@@ -28,9 +28,8 @@ pub fn raw_table_name(database: &str, table: &str) -> String {
 
 /// The declaration of a configured table read with these columns.
 pub fn table_def(database: &str, table: &PostgresTable, columns: Vec<ColumnDef>) -> TableDef {
-    let (key_column, synthetic_key) = key_column_for(&table.key, &columns);
+    let name = raw_table_name(database, &table.name);
     TableDef {
-        name: raw_table_name(database, &table.name),
         doc: format!(
             "PostgreSQL table {} of database {database}, as read.",
             table.name
@@ -40,12 +39,7 @@ pub fn table_def(database: &str, table: &PostgresTable, columns: Vec<ColumnDef>)
             table.name,
             table.key.join(", ")
         ),
-        key: table.key.clone(),
-        key_column,
-        synthetic_key,
-        origin: Origin::Source("postgres".into()),
-        reads: Vec::new(),
-        columns,
+        ..TableDef::raw(&name, "postgres", table.key.clone(), columns)
     }
 }
 
