@@ -357,6 +357,9 @@ fn validate(path: &std::path::Path) -> ExitCode {
                     bq.local_dir.display()
                 ),
             }
+            if let WarehouseConfig::BigQuery(bq) = &config.warehouse {
+                println!("  bigquery credentials: {}", bq.credentials_origin);
+            }
             println!("  state: {}", config.state.dir.display());
             println!("  checks: {}", config.checks.len());
             println!(
