@@ -15,7 +15,9 @@ use url::Url;
 use crate::schedule::{self, CatchUp, Job, Schedule};
 
 pub mod gcp;
+pub mod live;
 pub use gcp::{AuthorizedUser, BigQueryCredentials, MetadataServer, ServiceAccountKey};
+pub use live::{LiveSecret, LiveSecrets};
 
 /// A configuration value that must never be printed: `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -275,6 +275,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 scheduler: (!args.no_schedule && leader).then(system_clock),
                 telemetry: None,
                 cluster,
+                secrets: Default::default(),
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let listen = if args.once || !leader {
@@ -282,7 +283,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 config.status.listen
             };
-            runtime.block_on(run_pipeline(config, options, None, listen))?;
+            runtime.block_on(run_pipeline(
+                config,
+                options,
+                None,
+                listen,
+                Some(&args.config),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -506,13 +513,20 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the pipeline until Ctrl-C (or `run_for`), printing a status line.
+/// Runs the pipeline until Ctrl-C or SIGTERM (or `run_for`), printing a
+/// status line; SIGHUP re-reads the secrets of `config_path`.
 async fn run_pipeline(
     config: Config,
     mut options: RunOptions,
     run_for: Option<std::time::Duration>,
     listen: Option<SocketAddr>,
+    config_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let running = config.clone();
+    let secrets = options.secrets.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
     let once = options.once;
@@ -560,6 +574,13 @@ async fn run_pipeline(
         tokio::select! {
             r = &mut pipeline => break r,
             _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+            // Orchestrators stop containers with SIGTERM: the current epoch
+            // is committed, then the run exits 0.
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: stopping after the current epoch");
+                let _ = stop_tx.send(true);
+            }
+            _ = hangup.recv() => reload_secrets(config_path, &running, &secrets),
             _ = &mut deadline, if !stopping => {
                 stopping = true;
                 let _ = stop_tx.send(true);
@@ -595,6 +616,37 @@ async fn run_pipeline(
         p.dead_letters
     );
     Ok(())
+}
+
+/// SIGHUP: applies the configuration file's secrets, or logs why not.
+fn reload_secrets(
+    path: Option<&std::path::Path>,
+    running: &Config,
+    secrets: &govflow::config::LiveSecrets,
+) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no configuration file to reload");
+        return;
+    };
+    match govflow::runtime::reload::reload(path, running, secrets) {
+        Ok(reloaded) => {
+            if reloaded.changed.is_empty() {
+                tracing::info!(config = %path.display(), "SIGHUP: configuration re-read; no secret changed");
+            } else {
+                tracing::info!(
+                    config = %path.display(),
+                    changed = %reloaded.changed.join(", "),
+                    "SIGHUP: secrets replaced; used from the next request or reconnect"
+                );
+            }
+            if reloaded.other_settings_changed {
+                tracing::warn!(config = %path.display(), "SIGHUP: settings other than secrets changed; they take effect at the next restart");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration refused; the running one stays")
+        }
+    }
 }
 
 /// `govflow status`: fetches `/api/status` and prints it.
@@ -713,7 +765,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         Err(_) => SocketAddr::new(args.status.ip(), 0),
     };
-    let result = run_pipeline(config, options, args.run_for, Some(listen)).await;
+    let result = run_pipeline(config, options, args.run_for, Some(listen), None).await;
     mutator.1.abort();
     if let Ok(server) = std::sync::Arc::try_unwrap(mutator.0) {
         server.shutdown().await;

@@ -587,7 +587,7 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
         "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = \"${{TEST_BC_TOKEN}}\"\npoll_interval = \"200ms\"\npage_size = 50\n\n\
          [warehouse]\nkind = \"bigquery\"\nproject = {:?}\ndataset = {:?}\nbucket = {:?}\naccess_token = \"emulator\"\n\
          api_endpoint = {:?}\nstorage_endpoint = {:?}\nflush_interval = \"300ms\"\nmin_table_interval = \"0s\"\n\
-         parallel_tables = 1\nretry_backoff = \"100ms\"\nmax_attempts = 4\n\n[state]\ndir = {:?}\n",
+         parallel_tables = 1\nretry_backoff = \"100ms\"\nmax_attempts = 4\n\n[state]\ndir = {:?}\n\n[status]\nlisten = \"127.0.0.1:0\"\n",
         sim.base_url(),
         options.store_hash,
         bq.project,

@@ -14,6 +14,7 @@ pub mod dataflow;
 pub mod memory;
 mod reconcile;
 pub mod refresh;
+pub mod reload;
 mod supervisor;
 
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ use self::refresh::{Finished, RefreshChannels, RefreshRequests, RefreshTracker};
 use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
 use crate::checks::ChecksFile;
-use crate::config::{Config, WarehouseConfig};
+use crate::config::{Config, LiveSecrets, WarehouseConfig};
 use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::schedule::Clock;
 use crate::sinks::arrow::{self, ArrowConvError};
@@ -66,6 +67,9 @@ pub struct RunOptions {
     /// Run as one process of a cluster (timely's communication): process 0
     /// reads the sources and commits; the others only compute.
     pub cluster: Option<Cluster>,
+    /// The secrets a configuration reload (`SIGHUP`) may replace: the run
+    /// registers those its sources and alerts hold.
+    pub secrets: LiveSecrets,
 }
 
 impl Default for RunOptions {
@@ -78,6 +82,7 @@ impl Default for RunOptions {
             scheduler: None,
             telemetry: None,
             cluster: None,
+            secrets: LiveSecrets::default(),
         }
     }
 }
@@ -301,6 +306,15 @@ pub async fn run(
             .with_state_file(state_dir.join(ALERTS_FILE))
             .with_observer(move |text| observed.alert_sent(text)),
     );
+    if let Some((key, secret)) = alerter.slack_secret() {
+        options.secrets.register(key, secret);
+    }
+    let redacting = Arc::downgrade(&alerter);
+    options.secrets.on_change(move |values| {
+        if let Some(alerter) = redacting.upgrade() {
+            alerter.redact_also(values);
+        }
+    });
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<SourceEvent>();
     let refresh = RefreshChannels::new(options.full_refresh);
@@ -317,6 +331,9 @@ pub async fn run(
     let freshness = Freshness::new();
     if let Some(bc) = config.bigcommerce.clone() {
         let source = Arc::new(BigCommerceSource::new(bc.clone())?);
+        options
+            .secrets
+            .register("bigcommerce.access_token", source.client().token());
         if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
             let feed = webhook_feed(tx.clone());
             WebhookServer::start(
@@ -359,6 +376,9 @@ pub async fn run(
             models.push((table.name.clone(), model));
         }
         let source = PgSource::new(name, db.clone())?;
+        options
+            .secrets
+            .register(&format!("postgres.{name}.url"), source.url());
         let source_name = format!("postgres.{name}");
         let raw: Vec<Table> = models.iter().map(|(_, m)| m.raw_table()).collect();
         telemetry.source_added(&source_name, &raw);
