@@ -24,8 +24,30 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// ANSI colours on stderr: `auto` only when it is a terminal (and `NO_COLOR`
+    /// is not set), `always`, or `never`.
+    #[arg(long, global = true, env = "GOVFLOW_COLOR", value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour: `auto` means a terminal without `NO_COLOR`.
+    fn enabled(self, terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,12 +79,29 @@ enum Command {
     Dbt(DbtArgs),
     /// Print the status of a running `govflow run` (from its status server) as tables.
     Status(StatusArgs),
+    /// Print the views of the local warehouse's latest snapshot (as `current.sql`),
+    /// for DuckDB readers that see the warehouse under another path (`--root`).
+    Sql(SqlArgs),
     /// Check a configuration file without touching the network.
     Validate {
         /// The configuration file.
         #[arg(long, short, default_value = "govflow.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// The configuration file (its warehouse directory), when `--warehouse` is not given.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
+    /// The warehouse directory to read the latest snapshot of.
+    #[arg(long)]
+    warehouse: Option<PathBuf>,
+    /// Where the readers see the warehouse (a mount point, a copy); default: the
+    /// warehouse directory itself.
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -76,6 +115,10 @@ struct StatusArgs {
     /// Print the JSON of `/api/status` instead of tables.
     #[arg(long)]
     json: bool,
+    /// Only probe `/healthz` (no token needed): exit 0 when it answers 200,
+    /// 1 otherwise (a container's health check).
+    #[arg(long)]
+    health: bool,
 }
 
 #[derive(Args)]
@@ -220,8 +263,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let color = cli.color.enabled(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    govflow::status::set_color(color);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -239,6 +288,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { config } => Ok(validate(&config)),
+        Command::Sql(args) => sql(args),
         Command::Check { config } => {
             let config = Config::load(&config).map_err(anyhow::Error::new)?;
             let file = ChecksFile::load(&config.state.dir)?;
@@ -649,6 +699,39 @@ fn reload_secrets(
     }
 }
 
+/// `govflow sql`: the views of the latest snapshot for readers at `--root`.
+fn sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let dir = match args.warehouse {
+        Some(dir) => dir,
+        None => {
+            let config = if args.config.exists() {
+                Config::load(&args.config).map_err(anyhow::Error::new)?
+            } else {
+                Config::default()
+            };
+            match config.warehouse {
+                WarehouseConfig::Local { dir } => dir,
+                WarehouseConfig::BigQuery(bq) => bq.local_dir,
+            }
+        }
+    };
+    let root = match args.root {
+        Some(root) => root,
+        None => dir
+            .canonicalize()
+            .with_context(|| format!("the warehouse {}", dir.display()))?,
+    };
+    let views = govflow::sinks::local::render_latest(&dir, &root)
+        .with_context(|| format!("reading the manifests of {}", dir.display()))?;
+    match views {
+        Some(views) => {
+            print!("{views}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => anyhow::bail!("{}: no committed snapshot yet", dir.display()),
+    }
+}
+
 /// `govflow status`: fetches `/api/status` and prints it.
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = if args.config.exists() {
@@ -664,6 +747,23 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         ),
     };
+    if args.health {
+        let healthy = reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        println!(
+            "{base}/healthz: {}",
+            if healthy { "ok" } else { "unhealthy" }
+        );
+        return Ok(if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let mut request = reqwest::Client::new().get(format!("{base}/api/status"));
     if let Some(token) = &config.status.token {
         request = request.bearer_auth(token.expose());
@@ -803,4 +903,18 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colours_only_on_a_terminal_unless_asked() {
+        assert!(ColorChoice::Auto.enabled(true, false));
+        assert!(!ColorChoice::Auto.enabled(false, false), "a file or a pipe");
+        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR");
+        assert!(ColorChoice::Always.enabled(false, true));
+        assert!(!ColorChoice::Never.enabled(true, false));
+    }
 }

@@ -561,6 +561,13 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     sim.shutdown().await;
 }
 
+/// Whether the flush state records a flush in flight.
+fn flush_in_flight(state: &Path) -> bool {
+    let flush_state =
+        std::fs::read_to_string(state.join("bigquery/flush_state.json")).unwrap_or_default();
+    flush_state.contains("\"inflight\": ") && !flush_state.contains("\"inflight\": null")
+}
+
 /// A `govflow run` of `config` as a child process, quiet.
 fn govflow_process(config: &Path, token: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
@@ -628,11 +635,17 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
             .unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
         }
+        if round % 2 == 1 {
+            // Every other kill waits for a flush in flight, so that a fast
+            // emulator (short flushes) cannot leave that case untested.
+            let started = Instant::now();
+            while !flush_in_flight(&state) && started.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         child.kill().unwrap(); // SIGKILL, wherever it is: spooling, committing, loading, merging
         child.wait().unwrap();
-        let flush_state =
-            std::fs::read_to_string(state.join("bigquery/flush_state.json")).unwrap_or_default();
-        if flush_state.contains("\"inflight\": ") && !flush_state.contains("\"inflight\": null") {
+        if flush_in_flight(&state) {
             in_flight += 1;
         }
     }

@@ -152,6 +152,38 @@ async fn sighup_rotates_the_token_and_sigterm_commits_and_exits_zero() {
     })
     .await;
     assert!(seen.lock().unwrap().iter().all(|t| t == TOKENS[0]));
+    // The container health check: `govflow status --health` on the status port.
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let status_url = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("status page: "))
+        .expect("the status page's address")
+        .trim()
+        .to_string();
+    assert!(!status_url.ends_with(":3000/"), "a free port: {status_url}");
+    let probe = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_govflow"))
+            .args([
+                "status",
+                "--health",
+                "--config",
+                "/nonexistent.toml",
+                "--url",
+                url,
+            ])
+            .output()
+            .unwrap()
+    };
+    let healthy = probe(&status_url);
+    assert!(healthy.status.success(), "{healthy:?}");
+    let closed = format!(
+        "http://{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    assert!(!probe(&closed).status.success(), "nothing listens there");
 
     // Rotate: the file changes, SIGHUP, and the next requests carry the new token.
     std::fs::write(&token_file, format!("{}\n", TOKENS[1])).unwrap();
@@ -224,5 +256,7 @@ async fn sighup_rotates_the_token_and_sigterm_commits_and_exits_zero() {
     assert!(stderr.contains("bigcommerce.page_size"), "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(!TOKENS.iter().any(|t| stderr.contains(t)), "{stderr}");
+    // stderr is a file, not a terminal: no ANSI colour codes (`--color auto`).
+    assert!(!stderr.contains('\x1b'), "{stderr}");
     sim.shutdown().await;
 }
