@@ -619,6 +619,28 @@ mod tests {
     }
 
     #[test]
+    fn a_reloaded_url_is_used_from_the_next_connection() {
+        let url = |host: &str| crate::config::Secret::new(format!("postgres://u:pw@{host}/db"));
+        let source = PgSource::new("wise", PostgresConfig::new(url("old-host"), vec![])).unwrap();
+        let first = source.spec().unwrap();
+        assert!(format!("{first:?}").contains("old-host"));
+        assert!(
+            Arc::ptr_eq(&first, &source.spec().unwrap()),
+            "unchanged: reused"
+        );
+        assert!(source.url().replace(url("new-host")));
+        let next = source.spec().unwrap();
+        assert!(format!("{next:?}").contains("new-host"), "{next:?}");
+        // A URL the source refuses fails the connect, naming no secret; the
+        // reload checks it first (runtime::reload), so this is a last guard.
+        source.url().replace(crate::config::Secret::new(
+            "postgres://u:pw-SECRET@h/db?sslmode=bogus",
+        ));
+        let e = source.spec().unwrap_err().to_string();
+        assert!(!e.contains("pw-SECRET"), "{e}");
+    }
+
+    #[test]
     fn a_bad_connection_string_fails_without_network_or_secret() {
         let config = PostgresConfig::new(
             crate::config::Secret::new("postgres://u:pw-SECRET@h/db?sslmode=bogus"),
