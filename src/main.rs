@@ -893,14 +893,18 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("starting the simulator on {}:{}", args.host, args.port))?;
     println!(
-        "BigCommerce simulator on {}/stores/{}/ (control API under {}/_sim/); Ctrl-C stops it",
+        "BigCommerce simulator on {}/stores/{}/ (control API under {}/_sim/); Ctrl-C or SIGTERM stops it",
         server.base_url(),
         args.store_hash,
         server.base_url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    // Ctrl-C, or SIGTERM from a container runtime.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
     server.shutdown().await;
     Ok(())
 }

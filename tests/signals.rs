@@ -260,3 +260,45 @@ async fn sighup_rotates_the_token_and_sigterm_commits_and_exits_zero() {
     assert!(!stderr.contains('\x1b'), "{stderr}");
     sim.shutdown().await;
 }
+
+#[test]
+fn the_simulator_stops_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_govflow"))
+        .args([
+            "sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--customers",
+            "10",
+            "--orders",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.contains("BigCommerce simulator on http://127.0.0.1:"),
+        "{first}"
+    );
+    signal(child.id(), "TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
