@@ -1,5 +1,6 @@
-//! Configuration: TOML with `${VAR}` expansion, validated without touching the
-//! network or the file system beyond reading the file itself.
+//! Configuration: TOML with `${VAR}` and `${file:PATH}` expansion, validated
+//! without touching the network or the file system beyond reading the file
+//! itself and the files it names (`${file:...}`, Google credentials files).
 //!
 //! Parsing is pure ([`Config::from_toml_str`]), so `govflow validate` and the
 //! running service see exactly the same checks. Every error names the file, the
