@@ -4,6 +4,8 @@
 # Build stage: the release binary, exactly from Cargo.lock.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# Symbols stay (function names in backtraces), line tables do not: ~55 MB instead of ~290.
+ENV CARGO_PROFILE_RELEASE_DEBUG=false
 COPY . .
 RUN cargo build --release --locked --bin govflow \
     && cp target/release/govflow /usr/local/bin/govflow
