@@ -515,8 +515,10 @@ async fn a_reloaded_bot_token_is_used_for_the_next_alert_and_redacted() {
     let (key, token) = a.slack_secret().expect("a Slack sink");
     assert_eq!(key, "alerts.slack.bot_token");
     secrets.register(key, token);
-    let mut reloaded = govflow::config::Config::default();
-    reloaded.alerts = bot_config(addr, 10);
+    let mut reloaded = govflow::config::Config {
+        alerts: bot_config(addr, 10),
+        ..govflow::config::Config::default()
+    };
     let Some(SlackConfig {
         target: SlackTarget::BotToken { token, .. },
         ..
