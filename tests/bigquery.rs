@@ -426,61 +426,72 @@ fn the_transformer_parses_with_the_bigquery_profile_over_the_sink_dataset() {
         "client_x509_cert_url": "http://127.0.0.1:9/x509",
     });
     let project = concat!(env!("CARGO_MANIFEST_DIR"), "/transformer");
-    let out = std::process::Command::new(dbt_bigquery())
-        .args([
-            "parse",
-            "--no-use-colors",
-            "--target",
-            "bigquery",
-            "--project-dir",
-            project,
-            "--profiles-dir",
-            project,
-        ])
-        .arg("--target-path")
-        .arg(work.path().join("target"))
-        .arg("--log-path")
-        .arg(work.path().join("logs"))
-        .env("GCP_SERVICE_ACCOUNT_KEY", key.to_string())
-        .env("BIGQUERY_DATASET", "govflow_prod")
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .output()
-        .expect("dbt runs");
-    assert!(
-        out.status.success(),
-        "dbt parse --target bigquery failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("target/manifest.json")).unwrap())
-            .unwrap();
-    let sources = manifest["sources"].as_object().unwrap();
-    assert!(!sources.is_empty());
-    let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
-    for source in sources.values() {
-        let name = source["name"].as_str().unwrap();
+    // With the key's JSON (the old platform's variable), then without any key:
+    // Google's default credentials, the project from GCP_PROJECT.
+    for with_key in [true, false] {
+        let mut dbt = std::process::Command::new(dbt_bigquery());
+        if with_key {
+            dbt.env("GCP_SERVICE_ACCOUNT_KEY", key.to_string());
+        } else {
+            dbt.env_remove("GCP_SERVICE_ACCOUNT_KEY")
+                .env("GCP_PROJECT", "test-proj");
+        }
+        let out = dbt
+            .args([
+                "parse",
+                "--no-use-colors",
+                "--target",
+                "bigquery",
+                "--project-dir",
+                project,
+                "--profiles-dir",
+                project,
+            ])
+            .arg("--target-path")
+            .arg(work.path().join(format!("target-{with_key}")))
+            .arg("--log-path")
+            .arg(work.path().join("logs"))
+            .env("BIGQUERY_DATASET", "govflow_prod")
+            .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+            .output()
+            .expect("dbt runs");
         assert!(
-            tables.contains(&name),
-            "source {name} is a table the sink writes"
+            out.status.success(),
+            "dbt parse --target bigquery failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            source["relation_name"].as_str().unwrap(),
-            format!("`test-proj`.`govflow_prod`.`{name}`"),
-            "sources read the sink's dataset"
-        );
-    }
-    let marts: Vec<&serde_json::Value> = manifest["nodes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|n| {
-            n["resource_type"] == "model" && n["name"].as_str().unwrap().starts_with("mart_")
-        })
-        .collect();
-    assert!(!marts.is_empty());
-    for mart in marts {
-        assert_eq!(mart["schema"], "marts", "{}", mart["name"]);
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(work.path().join(format!("target-{with_key}/manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        let sources = manifest["sources"].as_object().unwrap();
+        assert!(!sources.is_empty());
+        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        for source in sources.values() {
+            let name = source["name"].as_str().unwrap();
+            assert!(
+                tables.contains(&name),
+                "source {name} is a table the sink writes"
+            );
+            assert_eq!(
+                source["relation_name"].as_str().unwrap(),
+                format!("`test-proj`.`govflow_prod`.`{name}`"),
+                "sources read the sink's dataset"
+            );
+        }
+        let marts: Vec<&serde_json::Value> = manifest["nodes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|n| {
+                n["resource_type"] == "model" && n["name"].as_str().unwrap().starts_with("mart_")
+            })
+            .collect();
+        assert!(!marts.is_empty());
+        for mart in marts {
+            assert_eq!(mart["schema"], "marts", "{}", mart["name"]);
+        }
     }
 }
 
