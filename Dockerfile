@@ -22,7 +22,7 @@ USER 10001:10001
 WORKDIR /data
 # /config: govflow.toml (read-only; its secrets may be ${file:/run/secrets/...});
 # /data: the state directory and the local warehouse (relative paths resolve here).
-VOLUME ["/data"]
+VOLUME ["/config", "/data"]
 # The status page, /api/status, /metrics, /healthz and /readyz ([status] listen = "0.0.0.0:3000").
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
