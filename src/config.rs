@@ -1,5 +1,6 @@
-//! Configuration: TOML with `${VAR}` expansion, validated without touching the
-//! network or the file system beyond reading the file itself.
+//! Configuration: TOML with `${VAR}` and `${file:PATH}` expansion, validated
+//! without touching the network or the file system beyond reading the file
+//! itself and the files it names (`${file:...}`, Google credentials files).
 //!
 //! Parsing is pure ([`Config::from_toml_str`]), so `govflow validate` and the
 //! running service see exactly the same checks. Every error names the file, the
@@ -13,6 +14,11 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::schedule::{self, CatchUp, Job, Schedule};
+
+pub mod gcp;
+pub mod live;
+pub use gcp::{AuthorizedUser, BigQueryCredentials, MetadataServer, ServiceAccountKey};
+pub use live::{LiveSecret, LiveSecrets};
 
 /// A configuration value that must never be printed: `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -203,10 +209,14 @@ impl Config {
         }
         secrets.extend(&self.status.token);
         if let WarehouseConfig::BigQuery(bq) = &self.warehouse {
-            secrets.push(match &bq.credentials {
-                BigQueryCredentials::ServiceAccount(key) => &key.private_key,
-                BigQueryCredentials::AccessToken(token) => token,
-            });
+            match &bq.credentials {
+                BigQueryCredentials::ServiceAccount(key) => secrets.push(&key.private_key),
+                BigQueryCredentials::AuthorizedUser(user) => {
+                    secrets.extend([&user.client_secret, &user.refresh_token]);
+                }
+                BigQueryCredentials::Metadata(_) => {}
+                BigQueryCredentials::AccessToken(token) => secrets.push(token),
+            }
         }
         if let Some(n) = &self.notifications {
             secrets.extend(n.headers.iter().map(|(_, v)| v));
@@ -377,84 +387,6 @@ pub enum WarehouseConfig {
     BigQuery(Box<BigQueryConfig>),
 }
 
-/// How the BigQuery sink authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BigQueryCredentials {
-    /// A service account key (the JSON of `GCP_SERVICE_ACCOUNT_KEY`): a signed
-    /// JWT is exchanged for an OAuth access token at the key's `token_uri`.
-    ServiceAccount(ServiceAccountKey),
-    /// A fixed bearer token, for emulators.
-    AccessToken(Secret),
-}
-
-/// The fields of a service account key govflow uses.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ServiceAccountKey {
-    /// The account's e-mail (the JWT's issuer).
-    pub client_email: String,
-    /// The PEM PKCS#8 RSA private key.
-    pub private_key: Secret,
-    /// Where the JWT is exchanged for an access token.
-    pub token_uri: Url,
-    /// The key's project, if it names one.
-    pub project_id: Option<String>,
-}
-
-impl std::fmt::Debug for ServiceAccountKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceAccountKey")
-            .field("client_email", &self.client_email)
-            .field("private_key", &self.private_key)
-            .field("token_uri", &self.token_uri.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServiceAccountKey {
-    /// Reads a service account key's JSON. Errors never quote the key.
-    pub fn from_json(text: &str) -> Result<ServiceAccountKey, String> {
-        #[derive(Deserialize)]
-        struct Raw {
-            #[serde(rename = "type")]
-            kind: Option<String>,
-            client_email: Option<String>,
-            private_key: Option<String>,
-            token_uri: Option<String>,
-            project_id: Option<String>,
-        }
-        let raw: Raw = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "is not a service account key's JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        if raw.kind.as_deref() != Some("service_account") {
-            return Err(
-                "is not a service account key (its \"type\" is not \"service_account\")".into(),
-            );
-        }
-        let client_email = raw
-            .client_email
-            .filter(|e| !e.is_empty())
-            .ok_or("has no client_email")?;
-        let private_key = raw
-            .private_key
-            .filter(|k| k.contains("PRIVATE KEY"))
-            .ok_or("has no PEM private_key")?;
-        let token_uri = raw
-            .token_uri
-            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".to_string());
-        let token_uri = Url::parse(&token_uri).map_err(|e| format!("token_uri: {e}"))?;
-        Ok(ServiceAccountKey {
-            client_email,
-            private_key: Secret::new(private_key),
-            token_uri,
-            project_id: raw.project_id,
-        })
-    }
-}
-
 /// `[warehouse] kind = "bigquery"`: where and how often epochs are flushed to
 /// BigQuery (see docs/bigquery.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +399,8 @@ pub struct BigQueryConfig {
     pub location: String,
     /// How requests are authenticated.
     pub credentials: BigQueryCredentials,
+    /// Where the credentials were found (for `govflow validate`; no secret).
+    pub credentials_origin: String,
     /// GCS bucket the Parquet files are uploaded to (must exist).
     pub bucket: String,
     /// Object prefix inside the bucket (default `govflow`).
@@ -818,10 +752,11 @@ impl Config {
             key: String::new(),
             problem: format!("cannot read the file: {e}"),
         })?;
-        Config::from_toml_str(&text, &file, &|name| std::env::var(name).ok())
+        Config::from_toml_str(&text, &file, &system_lookup)
     }
 
-    /// Parses `text` (named `file` in errors), expanding `${VAR}` with `env`.
+    /// Parses `text` (named `file` in errors), expanding `${VAR}` with `env`;
+    /// `env("file:PATH")` reads a file (`${file:PATH}`, key files).
     pub fn from_toml_str(
         text: &str,
         file: &str,
@@ -1556,7 +1491,8 @@ fn is_sql_name(name: &str) -> bool {
 
 /// Replaces `${VAR}` in every string of the table; `$$` is a literal `$`.
 /// Validates `[warehouse] kind = "bigquery"`. Without `service_account_key`
-/// or `access_token`, the key is read from `GCP_SERVICE_ACCOUNT_KEY`.
+/// or `access_token`, credentials are searched as Google's clients do
+/// ([`gcp::resolve`]).
 fn validate_bigquery(
     w: RawWarehouse,
     state_dir: &Path,
@@ -1591,40 +1527,8 @@ fn validate_bigquery(
             "is for kind = \"local\"; with bigquery the local copy is `local_dir`",
         ));
     }
-    let credentials = match (w.service_account_key, w.access_token) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "warehouse.access_token",
-                "give either service_account_key or access_token, not both",
-            ));
-        }
-        (None, Some(token)) => {
-            if token.expose().trim().is_empty() {
-                return Err(err("warehouse.access_token", "must not be empty"));
-            }
-            BigQueryCredentials::AccessToken(token)
-        }
-        (Some(key), None) => BigQueryCredentials::ServiceAccount(
-            ServiceAccountKey::from_json(key.expose())
-                .map_err(|p| err("warehouse.service_account_key", &p))?,
-        ),
-        (None, None) => {
-            let Some(key) = env("GCP_SERVICE_ACCOUNT_KEY") else {
-                return Err(err(
-                    "warehouse.service_account_key",
-                    "is required (or set GCP_SERVICE_ACCOUNT_KEY, or access_token for an emulator)",
-                ));
-            };
-            BigQueryCredentials::ServiceAccount(ServiceAccountKey::from_json(&key).map_err(
-                |p| {
-                    err(
-                        "warehouse.service_account_key",
-                        &format!("GCP_SERVICE_ACCOUNT_KEY {p}"),
-                    )
-                },
-            )?)
-        }
-    };
+    let resolved = gcp::resolve(w.service_account_key, w.access_token, env)
+        .map_err(|(key, problem)| err(&key, &problem))?;
     let url = |v: Option<String>, key: &str, default: &str| -> Result<Url, ConfigError> {
         let text = v.unwrap_or_else(|| default.to_string());
         let url = Url::parse(&text).map_err(|e| err(key, &format!("invalid URL: {e}")))?;
@@ -1659,7 +1563,8 @@ fn validate_bigquery(
             .location
             .filter(|l| !l.trim().is_empty())
             .unwrap_or_else(|| "US".to_string()),
-        credentials,
+        credentials: resolved.credentials,
+        credentials_origin: resolved.origin,
         bucket,
         prefix,
         api_endpoint: url(
@@ -1739,7 +1644,16 @@ fn expand_value(
     Ok(())
 }
 
-/// Expands `${VAR}` references in one string.
+/// What [`Config::load`] reads: `NAME` from the environment, `file:PATH`
+/// from the file system (the file's contents).
+pub fn system_lookup(name: &str) -> Option<String> {
+    match name.strip_prefix("file:") {
+        Some(path) => std::fs::read_to_string(path).ok(),
+        None => std::env::var(name).ok(),
+    }
+}
+
+/// Expands `${VAR}` and `${file:PATH}` references in one string.
 pub fn expand_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -1754,6 +1668,17 @@ pub fn expand_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
                 .find('}')
                 .ok_or_else(|| "unterminated `${` (expected `${VAR}`)".to_string())?;
             let name = &body[..end];
+            if let Some(path) = name.strip_prefix("file:") {
+                if path.is_empty() {
+                    return Err("`${file:}` names no file (expected `${file:/path}`)".into());
+                }
+                let value = env(name)
+                    .ok_or_else(|| format!("cannot read the file {path} (`${{file:{path}}}`)"))?;
+                // Secret files usually end with a newline that is not part of the value.
+                out.push_str(value.trim_end_matches(['\n', '\r']));
+                rest = &body[end + 1..];
+                continue;
+            }
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("`${{{name}}}` is not a valid variable reference"));
             }
@@ -2103,7 +2028,6 @@ cursor = "updated_at"
         let base =
             "[warehouse]\nkind = 'bigquery'\nproject = 'p1'\ndataset = 'govflow'\nbucket = 'b'\n";
         let cases = [
-            (base.to_string(), "warehouse.service_account_key"),
             (format!("{base}access_token = 't'\nservice_account_key = 'x'\n"), "warehouse.access_token"),
             (format!("{base}service_account_key = '{{\"type\": \"user\", \"private_key\": \"SECRETKEYBODY\"}}'\n"), "warehouse.service_account_key"),
             (format!("{base}access_token = 't'\ndir = 'x'\n"), "warehouse.dir"),
@@ -2130,6 +2054,29 @@ cursor = "updated_at"
             bq.credentials,
             BigQueryCredentials::AccessToken(_)
         ));
+        // Without any key, the metadata server is the last resort, as in
+        // Google's clients (config::gcp has the whole chain).
+        let c = Config::from_toml_str(base, "f", &|_| None).unwrap();
+        let WarehouseConfig::BigQuery(bq) = &c.warehouse else {
+            panic!("bigquery expected")
+        };
+        assert!(matches!(bq.credentials, BigQueryCredentials::Metadata(_)));
+    }
+
+    #[test]
+    fn file_references_read_secrets_from_files() {
+        let env = |name: &str| match name {
+            "file:/run/secrets/bc" => Some("tok-from-file\n".to_string()),
+            "STORE" => Some("abc".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            expand_str("${file:/run/secrets/bc}/${STORE}", &env).unwrap(),
+            "tok-from-file/abc"
+        );
+        let e = expand_str("${file:/missing}", &env).unwrap_err();
+        assert_eq!(e, "cannot read the file /missing (`${file:/missing}`)");
+        assert!(expand_str("${file:}", &env).is_err());
     }
 
     #[test]

@@ -24,8 +24,30 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// ANSI colours on stderr: `auto` only when it is a terminal (and `NO_COLOR`
+    /// is not set), `always`, or `never`.
+    #[arg(long, global = true, env = "GOVFLOW_COLOR", value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour: `auto` means a terminal without `NO_COLOR`.
+    fn enabled(self, terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,6 +79,9 @@ enum Command {
     Dbt(DbtArgs),
     /// Print the status of a running `govflow run` (from its status server) as tables.
     Status(StatusArgs),
+    /// Print the views of the local warehouse's latest snapshot (as `current.sql`),
+    /// for DuckDB readers that see the warehouse under another path (`--root`).
+    Sql(SqlArgs),
     /// Check a configuration file without touching the network (with
     /// `--connect`, also connect to the sources and show each configured
     /// table as it will land).
@@ -72,6 +97,20 @@ enum Command {
 }
 
 #[derive(Args)]
+struct SqlArgs {
+    /// The configuration file (its warehouse directory), when `--warehouse` is not given.
+    #[arg(long, short, default_value = "govflow.toml")]
+    config: PathBuf,
+    /// The warehouse directory to read the latest snapshot of.
+    #[arg(long)]
+    warehouse: Option<PathBuf>,
+    /// Where the readers see the warehouse (a mount point, a copy); default: the
+    /// warehouse directory itself.
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     /// The configuration file (its `[status]` address and token).
     #[arg(long, short, default_value = "govflow.toml")]
@@ -82,6 +121,10 @@ struct StatusArgs {
     /// Print the JSON of `/api/status` instead of tables.
     #[arg(long)]
     json: bool,
+    /// Only probe `/healthz` (no token needed): exit 0 when it answers 200,
+    /// 1 otherwise (a container's health check).
+    #[arg(long)]
+    health: bool,
 }
 
 #[derive(Args)]
@@ -240,8 +283,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let color = cli.color.enabled(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    govflow::status::set_color(color);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -259,6 +308,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { config, connect } => Ok(validate(&config, connect)),
+        Command::Sql(args) => sql(args),
         Command::Check { config } => {
             let config = Config::load(&config).map_err(anyhow::Error::new)?;
             let file = ChecksFile::load(&config.state.dir)?;
@@ -295,6 +345,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 scheduler: (!args.no_schedule && leader).then(system_clock),
                 telemetry: None,
                 cluster,
+                secrets: Default::default(),
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let listen = if args.once || !leader {
@@ -302,7 +353,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 config.status.listen
             };
-            runtime.block_on(run_pipeline(config, options, None, listen))?;
+            runtime.block_on(run_pipeline(
+                config,
+                options,
+                None,
+                listen,
+                Some(&args.config),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -412,6 +469,9 @@ fn validate(path: &std::path::Path, connect: bool) -> ExitCode {
                     humantime::format_duration(bq.flush_interval),
                     bq.local_dir.display()
                 ),
+            }
+            if let WarehouseConfig::BigQuery(bq) = &config.warehouse {
+                println!("  bigquery credentials: {}", bq.credentials_origin);
             }
             println!("  state: {}", config.state.dir.display());
             println!("  checks: {}", config.checks.len());
@@ -583,13 +643,20 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the pipeline until Ctrl-C (or `run_for`), printing a status line.
+/// Runs the pipeline until Ctrl-C or SIGTERM (or `run_for`), printing a
+/// status line; SIGHUP re-reads the secrets of `config_path`.
 async fn run_pipeline(
     config: Config,
     mut options: RunOptions,
     run_for: Option<std::time::Duration>,
     listen: Option<SocketAddr>,
+    config_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let running = config.clone();
+    let secrets = options.secrets.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
     let once = options.once;
@@ -637,6 +704,13 @@ async fn run_pipeline(
         tokio::select! {
             r = &mut pipeline => break r,
             _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+            // Orchestrators stop containers with SIGTERM: the current epoch
+            // is committed, then the run exits 0.
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: stopping after the current epoch");
+                let _ = stop_tx.send(true);
+            }
+            _ = hangup.recv() => reload_secrets(config_path, &running, &secrets),
             _ = &mut deadline, if !stopping => {
                 stopping = true;
                 let _ = stop_tx.send(true);
@@ -674,6 +748,70 @@ async fn run_pipeline(
     Ok(())
 }
 
+/// SIGHUP: applies the configuration file's secrets, or logs why not.
+fn reload_secrets(
+    path: Option<&std::path::Path>,
+    running: &Config,
+    secrets: &govflow::config::LiveSecrets,
+) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no configuration file to reload");
+        return;
+    };
+    match govflow::runtime::reload::reload(path, running, secrets) {
+        Ok(reloaded) => {
+            if reloaded.changed.is_empty() {
+                tracing::info!(config = %path.display(), "SIGHUP: configuration re-read; no secret changed");
+            } else {
+                tracing::info!(
+                    config = %path.display(),
+                    changed = %reloaded.changed.join(", "),
+                    "SIGHUP: secrets replaced; used from the next request or reconnect"
+                );
+            }
+            if reloaded.other_settings_changed {
+                tracing::warn!(config = %path.display(), "SIGHUP: settings other than secrets changed; they take effect at the next restart");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration refused; the running one stays")
+        }
+    }
+}
+
+/// `govflow sql`: the views of the latest snapshot for readers at `--root`.
+fn sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let dir = match args.warehouse {
+        Some(dir) => dir,
+        None => {
+            let config = if args.config.exists() {
+                Config::load(&args.config).map_err(anyhow::Error::new)?
+            } else {
+                Config::default()
+            };
+            match config.warehouse {
+                WarehouseConfig::Local { dir } => dir,
+                WarehouseConfig::BigQuery(bq) => bq.local_dir,
+            }
+        }
+    };
+    let root = match args.root {
+        Some(root) => root,
+        None => dir
+            .canonicalize()
+            .with_context(|| format!("the warehouse {}", dir.display()))?,
+    };
+    let views = govflow::sinks::local::render_latest(&dir, &root)
+        .with_context(|| format!("reading the manifests of {}", dir.display()))?;
+    match views {
+        Some(views) => {
+            print!("{views}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => anyhow::bail!("{}: no committed snapshot yet", dir.display()),
+    }
+}
+
 /// `govflow status`: fetches `/api/status` and prints it.
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = if args.config.exists() {
@@ -689,6 +827,23 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         ),
     };
+    if args.health {
+        let healthy = reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        println!(
+            "{base}/healthz: {}",
+            if healthy { "ok" } else { "unhealthy" }
+        );
+        return Ok(if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let mut request = reqwest::Client::new().get(format!("{base}/api/status"));
     if let Some(token) = &config.status.token {
         request = request.bearer_auth(token.expose());
@@ -789,7 +944,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         Err(_) => SocketAddr::new(args.status.ip(), 0),
     };
-    let result = run_pipeline(config, options, args.run_for, Some(listen)).await;
+    let result = run_pipeline(config, options, args.run_for, Some(listen), None).await;
     mutator.1.abort();
     if let Ok(server) = std::sync::Arc::try_unwrap(mutator.0) {
         server.shutdown().await;
@@ -817,14 +972,32 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("starting the simulator on {}:{}", args.host, args.port))?;
     println!(
-        "BigCommerce simulator on {}/stores/{}/ (control API under {}/_sim/); Ctrl-C stops it",
+        "BigCommerce simulator on {}/stores/{}/ (control API under {}/_sim/); Ctrl-C or SIGTERM stops it",
         server.base_url(),
         args.store_hash,
         server.base_url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    // Ctrl-C, or SIGTERM from a container runtime.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
     server.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn colours_only_on_a_terminal_unless_asked() {
+        assert!(ColorChoice::Auto.enabled(true, false));
+        assert!(!ColorChoice::Auto.enabled(false, false), "a file or a pipe");
+        assert!(!ColorChoice::Auto.enabled(true, true), "NO_COLOR");
+        assert!(ColorChoice::Always.enabled(false, true));
+        assert!(!ColorChoice::Never.enabled(true, false));
+    }
 }

@@ -504,3 +504,46 @@ async fn the_token_and_webhook_url_never_appear_in_bodies_errors_or_logs() {
         r.texts()
     );
 }
+
+#[tokio::test]
+async fn a_reloaded_bot_token_is_used_for_the_next_alert_and_redacted() {
+    let (r, addr) = receiver(r#"{"ok":true,"channel":"C1","ts":"1.2"}"#).await;
+    let a = alerter(&bot_config(addr, 10), &[]);
+    assert_eq!(a.notify(check_failing(3)).await.unwrap(), Delivery::Sent);
+    // What a SIGHUP does: the run registered the sink's token; a reload replaces it.
+    let secrets = govflow::config::LiveSecrets::default();
+    let (key, token) = a.slack_secret().expect("a Slack sink");
+    assert_eq!(key, "alerts.slack.bot_token");
+    secrets.register(key, token);
+    let mut reloaded = govflow::config::Config {
+        alerts: bot_config(addr, 10),
+        ..govflow::config::Config::default()
+    };
+    let Some(SlackConfig {
+        target: SlackTarget::BotToken { token, .. },
+        ..
+    }) = reloaded.alerts.slack.as_mut()
+    else {
+        panic!("bot token config")
+    };
+    *token = Secret::new("ROTATED-bot-token-0123456789");
+    let shared = Arc::new(a);
+    let redacting = shared.clone();
+    secrets.on_change(move |values| redacting.redact_also(values));
+    assert_eq!(secrets.apply(&reloaded), ["alerts.slack.bot_token"]);
+    // The next alert carries the new token; a text holding it is redacted
+    // (a value without the `xoxb-` shape: only the reload taught the redactor).
+    let leaky = Alert::SourceFailing {
+        source: "bigcommerce".into(),
+        consecutive_failures: 3,
+        last_error: "refused ROTATED-bot-token-0123456789 here".into(),
+    };
+    assert_eq!(shared.notify(leaky).await.unwrap(), Delivery::Sent);
+    let got = r.received();
+    assert_eq!(
+        got.last().unwrap().authorization.as_deref(),
+        Some("Bearer ROTATED-bot-token-0123456789")
+    );
+    let text = r.texts().pop().unwrap();
+    assert!(!text.contains("ROTATED"), "{text}");
+}

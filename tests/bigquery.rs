@@ -426,61 +426,72 @@ fn the_transformer_parses_with_the_bigquery_profile_over_the_sink_dataset() {
         "client_x509_cert_url": "http://127.0.0.1:9/x509",
     });
     let project = concat!(env!("CARGO_MANIFEST_DIR"), "/transformer");
-    let out = std::process::Command::new(dbt_bigquery())
-        .args([
-            "parse",
-            "--no-use-colors",
-            "--target",
-            "bigquery",
-            "--project-dir",
-            project,
-            "--profiles-dir",
-            project,
-        ])
-        .arg("--target-path")
-        .arg(work.path().join("target"))
-        .arg("--log-path")
-        .arg(work.path().join("logs"))
-        .env("GCP_SERVICE_ACCOUNT_KEY", key.to_string())
-        .env("BIGQUERY_DATASET", "govflow_prod")
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .output()
-        .expect("dbt runs");
-    assert!(
-        out.status.success(),
-        "dbt parse --target bigquery failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("target/manifest.json")).unwrap())
-            .unwrap();
-    let sources = manifest["sources"].as_object().unwrap();
-    assert!(!sources.is_empty());
-    let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
-    for source in sources.values() {
-        let name = source["name"].as_str().unwrap();
+    // With the key's JSON (the old platform's variable), then without any key:
+    // Google's default credentials, the project from GCP_PROJECT.
+    for with_key in [true, false] {
+        let mut dbt = std::process::Command::new(dbt_bigquery());
+        if with_key {
+            dbt.env("GCP_SERVICE_ACCOUNT_KEY", key.to_string());
+        } else {
+            dbt.env_remove("GCP_SERVICE_ACCOUNT_KEY")
+                .env("GCP_PROJECT", "test-proj");
+        }
+        let out = dbt
+            .args([
+                "parse",
+                "--no-use-colors",
+                "--target",
+                "bigquery",
+                "--project-dir",
+                project,
+                "--profiles-dir",
+                project,
+            ])
+            .arg("--target-path")
+            .arg(work.path().join(format!("target-{with_key}")))
+            .arg("--log-path")
+            .arg(work.path().join("logs"))
+            .env("BIGQUERY_DATASET", "govflow_prod")
+            .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+            .output()
+            .expect("dbt runs");
         assert!(
-            tables.contains(&name),
-            "source {name} is a table the sink writes"
+            out.status.success(),
+            "dbt parse --target bigquery failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            source["relation_name"].as_str().unwrap(),
-            format!("`test-proj`.`govflow_prod`.`{name}`"),
-            "sources read the sink's dataset"
-        );
-    }
-    let marts: Vec<&serde_json::Value> = manifest["nodes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|n| {
-            n["resource_type"] == "model" && n["name"].as_str().unwrap().starts_with("mart_")
-        })
-        .collect();
-    assert!(!marts.is_empty());
-    for mart in marts {
-        assert_eq!(mart["schema"], "marts", "{}", mart["name"]);
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(work.path().join(format!("target-{with_key}/manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        let sources = manifest["sources"].as_object().unwrap();
+        assert!(!sources.is_empty());
+        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        for source in sources.values() {
+            let name = source["name"].as_str().unwrap();
+            assert!(
+                tables.contains(&name),
+                "source {name} is a table the sink writes"
+            );
+            assert_eq!(
+                source["relation_name"].as_str().unwrap(),
+                format!("`test-proj`.`govflow_prod`.`{name}`"),
+                "sources read the sink's dataset"
+            );
+        }
+        let marts: Vec<&serde_json::Value> = manifest["nodes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|n| {
+                n["resource_type"] == "model" && n["name"].as_str().unwrap().starts_with("mart_")
+            })
+            .collect();
+        assert!(!marts.is_empty());
+        for mart in marts {
+            assert_eq!(mart["schema"], "marts", "{}", mart["name"]);
+        }
     }
 }
 
@@ -561,6 +572,13 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     sim.shutdown().await;
 }
 
+/// Whether the flush state records a flush in flight.
+fn flush_in_flight(state: &Path) -> bool {
+    let flush_state =
+        std::fs::read_to_string(state.join("bigquery/flush_state.json")).unwrap_or_default();
+    flush_state.contains("\"inflight\": ") && !flush_state.contains("\"inflight\": null")
+}
+
 /// A `govflow run` of `config` as a child process, quiet.
 fn govflow_process(config: &Path, token: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"));
@@ -587,7 +605,7 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
         "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = \"${{TEST_BC_TOKEN}}\"\npoll_interval = \"200ms\"\npage_size = 50\n\n\
          [warehouse]\nkind = \"bigquery\"\nproject = {:?}\ndataset = {:?}\nbucket = {:?}\naccess_token = \"emulator\"\n\
          api_endpoint = {:?}\nstorage_endpoint = {:?}\nflush_interval = \"300ms\"\nmin_table_interval = \"0s\"\n\
-         parallel_tables = 1\nretry_backoff = \"100ms\"\nmax_attempts = 4\n\n[state]\ndir = {:?}\n",
+         parallel_tables = 1\nretry_backoff = \"100ms\"\nmax_attempts = 4\n\n[state]\ndir = {:?}\n\n[status]\nlisten = \"127.0.0.1:0\"\n",
         sim.base_url(),
         options.store_hash,
         bq.project,
@@ -628,11 +646,17 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
             .unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
         }
+        if round % 2 == 1 {
+            // Every other kill waits for a flush in flight, so that a fast
+            // emulator (short flushes) cannot leave that case untested.
+            let started = Instant::now();
+            while !flush_in_flight(&state) && started.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         child.kill().unwrap(); // SIGKILL, wherever it is: spooling, committing, loading, merging
         child.wait().unwrap();
-        let flush_state =
-            std::fs::read_to_string(state.join("bigquery/flush_state.json")).unwrap_or_default();
-        if flush_state.contains("\"inflight\": ") && !flush_state.contains("\"inflight\": null") {
+        if flush_in_flight(&state) {
             in_flight += 1;
         }
     }

@@ -16,7 +16,7 @@ fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> std::path:
     let path = dir.join("govflow.toml");
     let text = format!(
         "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = \"${{TEST_BC_TOKEN}}\"\npoll_interval = \"200ms\"\npage_size = 50\n\n\
-         [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n",
+         [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n\n# A free port: never the default 3000, which another process may hold.\n[status]\nlisten = \"127.0.0.1:0\"\n",
         sim.base_url(),
         options.store_hash,
         dir.join("warehouse").display().to_string(),

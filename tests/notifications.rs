@@ -114,7 +114,7 @@ fn write_config(
     let path = dir.join("govflow.toml");
     let text = format!(
         "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = \"${{TEST_BC_TOKEN}}\"\npoll_interval = \"200ms\"\npage_size = 100\n\n\
-         [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n\n\
+         [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n\n[status]\nlisten = \"127.0.0.1:0\"\n\n\
          [notifications]\nendpoint = {endpoint:?}\nretry_initial = \"20ms\"\nretry_max = \"200ms\"\ndrain_timeout = \"1500ms\"\n",
         sim.base_url(),
         options.store_hash,

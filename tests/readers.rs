@@ -127,3 +127,101 @@ async fn duckdb_readers_never_error_and_never_see_a_torn_snapshot() {
         assert!(snapshots >= 3, "readers saw the warehouse change: {text}");
     }
 }
+
+/// Counts each table's rows through the views of a `current.sql`-like file,
+/// with DuckDB running in `cwd`; prints `table rows` lines.
+const COUNT: &str = r#"
+import sys, duckdb
+views, tables = sys.argv[1], sys.argv[2:]
+con = duckdb.connect()
+con.execute(open(views).read())
+for t in tables:
+    print(t, con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
+"#;
+
+fn counts(views: &std::path::Path, cwd: &std::path::Path) -> String {
+    let tables = ["dim_customer", "fct_order", "fct_order_item"];
+    let out = std::process::Command::new(python())
+        .args(["-c", COUNT])
+        .arg(views)
+        .args(tables)
+        .current_dir(cwd)
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_warehouse_reads_the_same_through_its_current_sql() {
+    let options = store(41, 120, 30, 200);
+    let sim = start_sim(options.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        bigcommerce: Some(config_for(&sim, &options)),
+        warehouse: WarehouseConfig::Local {
+            dir: dir.path().join("warehouse"),
+        },
+        state: StateConfig {
+            dir: dir.path().join("state"),
+        },
+        ..Config::default()
+    };
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let run = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
+    govflow::runtime::run(config, run, stop_rx, ProgressHandle::default())
+        .await
+        .unwrap();
+    let original = dir.path().join("warehouse");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let want = counts(&original.join("current.sql"), elsewhere.path());
+    assert!(want.lines().all(|l| !l.ends_with(" 0")), "{want}");
+
+    // A copy (or a mount) read from inside its directory reads itself, even
+    // while the original is gone.
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("warehouse-copy");
+    copy_dir(&original, &copy);
+    std::fs::remove_dir_all(&original).unwrap();
+    assert_eq!(counts(&copy.join("current.sql"), &copy), want);
+
+    // From anywhere else: `govflow sql --root` names where the readers see it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_govflow"))
+        .args(["sql", "--warehouse"])
+        .arg(&copy)
+        .arg("--root")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let views = copies.path().join("views.sql");
+    std::fs::write(&views, &out.stdout).unwrap();
+    let sql = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        sql.contains(&format!("SET file_search_path = '{}';", copy.display())),
+        "{sql}"
+    );
+    assert_eq!(counts(&views, elsewhere.path()), want);
+    sim.shutdown().await;
+}

@@ -358,6 +358,8 @@ pub struct Alerter {
     /// Told of every message that goes out (its redacted text).
     observer: Option<Observer>,
     redactor: Redactor,
+    /// Secrets that configuration reloads brought in (redacted too).
+    reloaded: Mutex<Redactor>,
     source_failure_threshold: u32,
     inner: Mutex<Inner>,
     stats: AlertStats,
@@ -391,6 +393,7 @@ impl Alerter {
             state_path: None,
             observer: None,
             redactor,
+            reloaded: Mutex::new(Redactor::default()),
             source_failure_threshold: config.source_failure_threshold.max(1),
             inner: Mutex::new(Inner {
                 failing: HashMap::new(),
@@ -456,6 +459,26 @@ impl Alerter {
         &self.stats
     }
 
+    /// The Slack sink's token (or webhook URL) and its configuration key,
+    /// for reloads; `None` without `[alerts.slack]`.
+    pub fn slack_secret(&self) -> Option<(&'static str, &crate::config::LiveSecret)> {
+        self.sink.as_ref().map(SlackSink::secret)
+    }
+
+    /// Redacts `secrets` from every later text too (values a reload brought in).
+    pub fn redact_also<'a>(&self, secrets: impl IntoIterator<Item = &'a Secret>) {
+        let mut reloaded = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets {
+            reloaded.add(secret);
+        }
+    }
+
+    /// `text` without any known secret.
+    fn redact(&self, text: &str) -> String {
+        let reloaded = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+        reloaded.redact(&self.redactor.redact(text))
+    }
+
     /// The redactor applied to every text.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
@@ -503,7 +526,7 @@ impl Alerter {
             }
             (previous, inner.suppressed)
         };
-        let mut text = self.redactor.redact(&alert.text());
+        let mut text = self.redact(&alert.text());
         let Some(sink) = &self.sink else {
             tracing::warn!(alert = %key, recovery, text = %text, "alert (no sink configured)");
             self.save_state();
@@ -580,10 +603,10 @@ impl Alerter {
 
     fn redact_error(&self, e: AlertError) -> AlertError {
         match e {
-            AlertError::Setup(d) => AlertError::Setup(self.redactor.redact(&d)),
+            AlertError::Setup(d) => AlertError::Setup(self.redact(&d)),
             AlertError::Transport { sink, detail } => AlertError::Transport {
                 sink,
-                detail: self.redactor.redact(&detail),
+                detail: self.redact(&detail),
             },
             AlertError::Status {
                 sink,

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::{AlertError, AlertStats};
-use crate::config::{Secret, SlackConfig, SlackTarget};
+use crate::config::{LiveSecret, SlackConfig, SlackTarget};
 
 /// Posts message texts to Slack, retrying 429 and 5xx.
 #[derive(Debug)]
@@ -24,11 +24,11 @@ pub struct SlackSink {
 enum Target {
     Bot {
         endpoint: Url,
-        token: Secret,
+        token: LiveSecret,
         channel: String,
     },
     Webhook {
-        url: Secret,
+        url: LiveSecret,
     },
 }
 
@@ -55,11 +55,13 @@ impl SlackSink {
                     .map_err(|e| AlertError::Setup(format!("slack base_url: {e}")))?;
                 Target::Bot {
                     endpoint,
-                    token: token.clone(),
+                    token: LiveSecret::new(token.clone()),
                     channel: channel.clone(),
                 }
             }
-            SlackTarget::Webhook { url } => Target::Webhook { url: url.clone() },
+            SlackTarget::Webhook { url } => Target::Webhook {
+                url: LiveSecret::new(url.clone()),
+            },
         };
         Ok(SlackSink {
             http,
@@ -73,6 +75,15 @@ impl SlackSink {
     pub(super) fn set_backoff(&mut self, first: Duration, max: Duration) {
         self.first_backoff = first;
         self.max_backoff = max.max(first);
+    }
+
+    /// The token (or webhook URL) and its configuration key, which a
+    /// configuration reload replaces.
+    pub fn secret(&self) -> (&'static str, &LiveSecret) {
+        match &self.target {
+            Target::Bot { token, .. } => ("alerts.slack.bot_token", token),
+            Target::Webhook { url } => ("alerts.slack.webhook_url", url),
+        }
     }
 
     /// `slack chat.postMessage` or `slack webhook`, for logs and errors.
@@ -131,11 +142,11 @@ impl SlackSink {
             } => self
                 .http
                 .post(endpoint.clone())
-                .bearer_auth(token.expose())
+                .bearer_auth(token.get().expose())
                 .json(&serde_json::json!({ "channel": channel, "text": text })),
             Target::Webhook { url } => self
                 .http
-                .post(url.expose())
+                .post(url.get().expose())
                 .json(&serde_json::json!({ "text": text })),
         };
         let transport = |e: reqwest::Error| AlertError::Transport {

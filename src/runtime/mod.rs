@@ -15,6 +15,7 @@ pub mod dataflow;
 pub mod memory;
 mod reconcile;
 pub mod refresh;
+pub mod reload;
 mod supervisor;
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +36,7 @@ use self::refresh::{Finished, RefreshChannels, RefreshRequests, RefreshTracker};
 use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
 use crate::checks::ChecksFile;
-use crate::config::{Config, WarehouseConfig};
+use crate::config::{Config, LiveSecrets, WarehouseConfig};
 use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::raw::{RawChange, RawError, RawLayer, RowKeyValue};
@@ -71,6 +72,9 @@ pub struct RunOptions {
     /// Run as one process of a cluster (timely's communication): process 0
     /// reads the sources and commits; the others only compute.
     pub cluster: Option<Cluster>,
+    /// The secrets a configuration reload (`SIGHUP`) may replace: the run
+    /// registers those its sources and alerts hold.
+    pub secrets: LiveSecrets,
 }
 
 impl Default for RunOptions {
@@ -83,6 +87,7 @@ impl Default for RunOptions {
             scheduler: None,
             telemetry: None,
             cluster: None,
+            secrets: LiveSecrets::default(),
         }
     }
 }
@@ -350,6 +355,15 @@ pub async fn run(
             .with_state_file(state_dir.join(ALERTS_FILE))
             .with_observer(move |text| observed.alert_sent(text)),
     );
+    if let Some((key, secret)) = alerter.slack_secret() {
+        options.secrets.register(key, secret);
+    }
+    let redacting = Arc::downgrade(&alerter);
+    options.secrets.on_change(move |values| {
+        if let Some(alerter) = redacting.upgrade() {
+            alerter.redact_also(values);
+        }
+    });
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<SourceEvent>();
     let refresh = RefreshChannels::new(options.full_refresh);
@@ -366,6 +380,9 @@ pub async fn run(
     let freshness = Freshness::new();
     if let Some(source) = bigcommerce {
         let bc = source.config().clone();
+        options
+            .secrets
+            .register("bigcommerce.access_token", source.client().token());
         if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
             let feed = webhook_feed(tx.clone());
             WebhookServer::start(
@@ -409,6 +426,9 @@ pub async fn run(
         )));
     }
     for (name, source, targets) in postgres {
+        options
+            .secrets
+            .register(&format!("postgres.{name}.url"), source.url());
         let source_name = format!("postgres.{name}");
         let tables: Vec<String> = targets.iter().map(|(_, t)| t.table_name()).collect();
         telemetry.source_added(&source_name, &tables);

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::html::{render_page, render_status};
 pub use self::metrics::{Labels, Metrics, label};
-pub use self::progress::show_progress;
+pub use self::progress::{set_color, show_progress};
 pub use self::server::{ServerOptions, StatusServer, router};
 pub use self::terminal::render_table;
 use crate::schedule::{STATE_FILE, ScheduleState};

@@ -77,11 +77,21 @@ pub async fn show_progress(telemetry: Arc<Telemetry>, mut stop: watch::Receiver<
     }
 }
 
+/// Whether progress bars may use ANSI styles (`--color`); on by default.
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Allows or forbids ANSI styles in the progress bars (`govflow --color`).
+pub fn set_color(enabled: bool) {
+    COLOR.store(enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn style(known_total: bool) -> ProgressStyle {
-    let template = if known_total {
-        "{prefix:.bold} [{bar:30}] {pos}/{len} pages, {msg}, ETA {eta}"
-    } else {
-        "{prefix:.bold} {spinner} {pos} pages, {msg}"
+    let color = COLOR.load(std::sync::atomic::Ordering::Relaxed);
+    let template = match (known_total, color) {
+        (true, true) => "{prefix:.bold} [{bar:30}] {pos}/{len} pages, {msg}, ETA {eta}",
+        (true, false) => "{prefix} [{bar:30}] {pos}/{len} pages, {msg}, ETA {eta}",
+        (false, true) => "{prefix:.bold} {spinner} {pos} pages, {msg}",
+        (false, false) => "{prefix} {spinner} {pos} pages, {msg}",
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())

@@ -279,6 +279,9 @@ impl DbtRunner {
         if full_refresh {
             cmd.arg("--full-refresh");
         }
+        if let Some(json) = key_json_for_dbt(std::env::var("GCP_SERVICE_ACCOUNT_KEY").ok())? {
+            cmd.env("GCP_SERVICE_ACCOUNT_KEY", json);
+        }
         tracing::info!(
             command = command.as_str(),
             full_refresh,
@@ -356,6 +359,23 @@ impl DbtRunner {
         );
         Ok(report)
     }
+}
+
+/// The BigQuery profile reads the key's JSON from `GCP_SERVICE_ACCOUNT_KEY`;
+/// govflow also accepts the path of the key file there (docs/bigquery.md).
+/// For a path, the file's contents to hand dbt instead; `None` when the
+/// variable is unset, empty or already JSON.
+fn key_json_for_dbt(value: Option<String>) -> Result<Option<String>, DbtError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if value.trim_start().starts_with('{') {
+        return Ok(None);
+    }
+    let path = Path::new(value.trim());
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|e| io(path, e))
 }
 
 fn io(path: &Path, source: std::io::Error) -> DbtError {
@@ -555,6 +575,23 @@ mod tests {
         );
         drop(lock);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_key_path_is_handed_to_dbt_as_its_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        std::fs::write(&path, r#"{"type": "service_account"}"#).unwrap();
+        let json = key_json_for_dbt(Some(path.display().to_string())).unwrap();
+        assert_eq!(json.as_deref(), Some(r#"{"type": "service_account"}"#));
+        assert_eq!(
+            key_json_for_dbt(Some(r#" {"type": "x"}"#.into())).unwrap(),
+            None
+        );
+        assert_eq!(key_json_for_dbt(None).unwrap(), None);
+        assert_eq!(key_json_for_dbt(Some(" ".into())).unwrap(), None);
+        let missing = dir.path().join("missing.json").display().to_string();
+        assert!(key_json_for_dbt(Some(missing)).is_err());
     }
 
     #[test]

@@ -207,6 +207,7 @@ impl Emulators {
             dataset: dataset.into(),
             location: "US".into(),
             credentials: BigQueryCredentials::AccessToken(Secret::new("emulator-token")),
+            credentials_origin: "access_token (a fixed bearer token)".into(),
             bucket: BUCKET.into(),
             prefix: "govflow".into(),
             api_endpoint: format!("http://127.0.0.1:{bq_port}").parse().unwrap(),

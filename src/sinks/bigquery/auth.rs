@@ -1,6 +1,7 @@
-//! Access tokens: a fixed one (emulators), or a service account's signed JWT
-//! exchanged for an OAuth access token (RFC 7523), cached until shortly
-//! before it expires. Neither the key nor a token is ever logged.
+//! Access tokens: a fixed one (emulators), a service account's signed JWT
+//! exchanged for an OAuth access token (RFC 7523), a user's refresh token
+//! exchanged at its token endpoint, or the GCE metadata server's token; each
+//! cached until shortly before it expires. No key or token is ever logged.
 
 use std::sync::Arc;
 
@@ -16,7 +17,9 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::error::BigQueryError;
-use crate::config::{BigQueryCredentials, Secret, ServiceAccountKey};
+use crate::config::{
+    AuthorizedUser, BigQueryCredentials, MetadataServer, Secret, ServiceAccountKey,
+};
 
 /// The OAuth scopes the sink needs: BigQuery jobs and tables, GCS objects.
 pub const SCOPES: &str = "https://www.googleapis.com/auth/bigquery https://www.googleapis.com/auth/devstorage.read_write";
@@ -31,22 +34,40 @@ pub struct TokenSource {
 
 enum Kind {
     Fixed(Secret),
-    ServiceAccount(Box<ServiceAccount>),
+    Exchange(Box<Exchange>),
 }
 
-struct ServiceAccount {
-    key: ServiceAccountKey,
-    signer: Arc<RsaKeyPair>,
+/// A source of expiring tokens, and the token it last gave.
+struct Exchange {
+    how: How,
     cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+}
+
+enum How {
+    ServiceAccount {
+        key: ServiceAccountKey,
+        signer: Arc<RsaKeyPair>,
+    },
+    AuthorizedUser(AuthorizedUser),
+    Metadata(MetadataServer),
+}
+
+impl How {
+    /// Names the account or server, never a secret.
+    fn describe(&self) -> String {
+        match self {
+            How::ServiceAccount { key, .. } => format!("service account {}", key.client_email),
+            How::AuthorizedUser(user) => format!("authorized user of client {}", user.client_id),
+            How::Metadata(server) => format!("metadata server {}", server.base),
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
             Kind::Fixed(_) => f.write_str("TokenSource::Fixed(***)"),
-            Kind::ServiceAccount(sa) => {
-                write!(f, "TokenSource::ServiceAccount({})", sa.key.client_email)
-            }
+            Kind::Exchange(e) => write!(f, "TokenSource({})", e.how.describe()),
         }
     }
 }
@@ -54,8 +75,12 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// A token source for `credentials`; fails if the private key does not parse.
     pub fn new(credentials: &BigQueryCredentials) -> Result<TokenSource, BigQueryError> {
-        let kind = match credentials {
-            BigQueryCredentials::AccessToken(token) => Kind::Fixed(token.clone()),
+        let how = match credentials {
+            BigQueryCredentials::AccessToken(token) => {
+                return Ok(TokenSource {
+                    kind: Kind::Fixed(token.clone()),
+                });
+            }
             BigQueryCredentials::ServiceAccount(key) => {
                 let der = PrivatePkcs8KeyDer::from_pem_slice(key.private_key.expose().as_bytes())
                     .map_err(|_| {
@@ -70,56 +95,80 @@ impl TokenSource {
                         key.client_email
                     ))
                 })?;
-                Kind::ServiceAccount(Box::new(ServiceAccount {
+                How::ServiceAccount {
                     key: key.clone(),
                     signer: Arc::new(signer),
-                    cached: tokio::sync::Mutex::new(None),
-                }))
+                }
             }
+            BigQueryCredentials::AuthorizedUser(user) => How::AuthorizedUser(user.clone()),
+            BigQueryCredentials::Metadata(server) => How::Metadata(server.clone()),
         };
-        Ok(TokenSource { kind })
+        Ok(TokenSource {
+            kind: Kind::Exchange(Box::new(Exchange {
+                how,
+                cached: tokio::sync::Mutex::new(None),
+            })),
+        })
     }
 
-    /// A valid bearer token, exchanging a new JWT when the cached token is
+    /// A valid bearer token, asking for a new one when the cached token is
     /// missing or about to expire.
     pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, BigQueryError> {
-        let (key, signer, cached) = match &self.kind {
+        let exchange = match &self.kind {
             Kind::Fixed(token) => return Ok(token.clone()),
-            Kind::ServiceAccount(sa) => (&sa.key, &sa.signer, &sa.cached),
+            Kind::Exchange(e) => e,
         };
-        let mut cached = cached.lock().await;
+        let mut cached = exchange.cached.lock().await;
         if let Some((token, until)) = cached.as_ref()
             && Instant::now() + RENEW_BEFORE < *until
         {
             return Ok(token.clone());
         }
-        let now = chrono::Utc::now().timestamp();
-        let assertion = jwt(key, signer, now)?;
+        let (endpoint, request) = match &exchange.how {
+            How::ServiceAccount { key, signer } => {
+                let now = chrono::Utc::now().timestamp();
+                let assertion = jwt(key, signer, now)?;
+                let request = http.post(key.token_uri.clone()).form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", assertion.as_str()),
+                ]);
+                (key.token_uri.clone(), request)
+            }
+            How::AuthorizedUser(user) => {
+                let request = http.post(user.token_uri.clone()).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", user.client_id.as_str()),
+                    ("client_secret", user.client_secret.expose()),
+                    ("refresh_token", user.refresh_token.expose()),
+                ]);
+                (user.token_uri.clone(), request)
+            }
+            How::Metadata(server) => {
+                let mut url = server
+                    .base
+                    .join("computeMetadata/v1/instance/service-accounts/default/token")
+                    .map_err(|e| BigQueryError::Config(format!("metadata server: {e}")))?;
+                url.query_pairs_mut()
+                    .append_pair("scopes", &SCOPES.replace(' ', ","));
+                let request = http.get(url.clone()).header("Metadata-Flavor", "Google");
+                (url, request)
+            }
+        };
+        let who = exchange.how.describe();
         let auth = |detail: String, retryable: bool| BigQueryError::Auth { detail, retryable };
-        let response = http
-            .post(key.token_uri.clone())
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| {
-                auth(
-                    format!("token exchange at {}: {}", key.token_uri, e.without_url()),
-                    true,
-                )
-            })?;
+        let response = request.send().await.map_err(|e| {
+            auth(
+                format!("token request at {endpoint} for {who}: {}", e.without_url()),
+                true,
+            )
+        })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {
             // The answer names the problem (`invalid_grant`, ...), never the key.
             let detail: String = body.chars().take(300).collect();
             return Err(auth(
-                format!(
-                    "token exchange at {} for {}: HTTP {status}: {detail}",
-                    key.token_uri, key.client_email
-                ),
+                format!("token request at {endpoint} for {who}: HTTP {status}: {detail}"),
                 status.is_server_error() || status.as_u16() == 429,
             ));
         }
@@ -130,15 +179,12 @@ impl TokenSource {
         }
         let answer: Answer = serde_json::from_str(&body).map_err(|e| {
             auth(
-                format!(
-                    "token exchange at {}: unexpected answer: {e}",
-                    key.token_uri
-                ),
+                format!("token request at {endpoint}: unexpected answer: {e}"),
                 false,
             )
         })?;
         let until = Instant::now() + Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        tracing::debug!(account = %key.client_email, "bigquery: access token renewed");
+        tracing::debug!(account = %who, "bigquery: access token renewed");
         *cached = Some((answer.access_token.clone(), until));
         Ok(answer.access_token)
     }
@@ -172,137 +218,4 @@ fn jwt(key: &ServiceAccountKey, signer: &RsaKeyPair, now: i64) -> Result<String,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ring::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A throwaway key made for this test only; it grants nothing anywhere.
-    const TEST_KEY: &str = include_str!("../../../tests/data/test-service-account-key.pem");
-
-    async fn token_server(public_key: Vec<u8>, exchanges: Arc<AtomicUsize>, refuse: bool) -> Url {
-        use axum::body::Bytes;
-        use axum::extract::State;
-        use axum::http::StatusCode;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url: Url = format!("http://{}/token", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
-        let audience = url.to_string();
-        let handler = move |State(()): State<()>, body: Bytes| {
-            let form: std::collections::HashMap<String, String> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
-            let public_key = public_key.clone();
-            let exchanges = exchanges.clone();
-            let audience = audience.clone();
-            async move {
-                exchanges.fetch_add(1, Ordering::SeqCst);
-                if refuse {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        r#"{"error":"invalid_grant"}"#.to_string(),
-                    );
-                }
-                assert_eq!(
-                    form["grant_type"],
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer"
-                );
-                let jwt = &form["assertion"];
-                let (message, signature) = jwt.rsplit_once('.').unwrap();
-                let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public_key)
-                    .verify(message.as_bytes(), &signature)
-                    .expect("the JWT is signed by the key");
-                let claims = message.split('.').nth(1).unwrap();
-                let claims: serde_json::Value =
-                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-                assert_eq!(claims["iss"], "govflow@test-proj.iam.gserviceaccount.com");
-                assert_eq!(claims["aud"], audience.as_str());
-                assert_eq!(claims["scope"], SCOPES);
-                assert_eq!(
-                    claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-                    3600
-                );
-                (
-                    StatusCode::OK,
-                    r#"{"access_token":"ya29.test-token","expires_in":3599,"token_type":"Bearer"}"#
-                        .to_string(),
-                )
-            }
-        };
-        let app = axum::Router::new()
-            .route("/token", axum::routing::post(handler))
-            .with_state(());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        url
-    }
-
-    fn credentials(token_uri: &Url) -> BigQueryCredentials {
-        let json = serde_json::json!({
-            "type": "service_account",
-            "project_id": "test-proj",
-            "private_key_id": "k1",
-            "private_key": TEST_KEY,
-            "client_email": "govflow@test-proj.iam.gserviceaccount.com",
-            "token_uri": token_uri.as_str(),
-        });
-        BigQueryCredentials::ServiceAccount(
-            ServiceAccountKey::from_json(&json.to_string()).unwrap(),
-        )
-    }
-
-    fn public_key() -> Vec<u8> {
-        let der = PrivatePkcs8KeyDer::from_pem_slice(TEST_KEY.as_bytes()).unwrap();
-        let pair = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
-        pair.public_key().as_ref().to_vec()
-    }
-
-    #[tokio::test]
-    async fn a_service_account_jwt_is_exchanged_once_and_the_token_cached() {
-        let exchanges = Arc::new(AtomicUsize::new(0));
-        let uri = token_server(public_key(), exchanges.clone(), false).await;
-        let source = TokenSource::new(&credentials(&uri)).unwrap();
-        let http = reqwest::Client::new();
-        assert_eq!(
-            source.token(&http).await.unwrap().expose(),
-            "ya29.test-token"
-        );
-        assert_eq!(
-            source.token(&http).await.unwrap().expose(),
-            "ya29.test-token"
-        );
-        assert_eq!(exchanges.load(Ordering::SeqCst), 1, "the token is cached");
-        assert!(!format!("{source:?}").contains("PRIVATE"));
-    }
-
-    #[tokio::test]
-    async fn a_refused_exchange_is_a_permanent_error_without_the_key() {
-        let exchanges = Arc::new(AtomicUsize::new(0));
-        let uri = token_server(public_key(), exchanges, true).await;
-        let source = TokenSource::new(&credentials(&uri)).unwrap();
-        let error = source.token(&reqwest::Client::new()).await.unwrap_err();
-        let text = error.to_string();
-        assert!(!error.is_retryable());
-        assert!(
-            text.contains("invalid_grant") && text.contains("govflow@test-proj"),
-            "{text}"
-        );
-        assert!(!text.contains("PRIVATE KEY"), "{text}");
-    }
-
-    #[test]
-    fn a_key_that_is_not_rsa_pkcs8_is_a_config_error() {
-        let key = ServiceAccountKey {
-            client_email: "a@b".into(),
-            private_key: Secret::new(
-                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-            ),
-            token_uri: "http://127.0.0.1:1/token".parse().unwrap(),
-            project_id: None,
-        };
-        let e = TokenSource::new(&BigQueryCredentials::ServiceAccount(key)).unwrap_err();
-        assert!(matches!(e, BigQueryError::Config(_)), "{e}");
-    }
-}
+mod tests;

@@ -38,7 +38,7 @@ use files::Encoding;
 pub use files::{DELETED, EPOCH};
 pub use manifest::{FileEntry, Manifest, TableFiles};
 pub use pins::{PIN_DIR, SnapshotPin, pin_latest};
-pub use views::table_query;
+pub use views::{render_latest, table_query};
 
 use crate::fsutil::write_atomic;
 use compactor::{Compactor, MergeDone, MergeJob};

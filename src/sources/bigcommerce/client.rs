@@ -16,7 +16,7 @@ use url::Url;
 
 use super::error::SourceError;
 use super::governor::{Governor, RateLimitHeaders};
-use crate::config::{BigCommerceConfig, Secret};
+use crate::config::{BigCommerceConfig, LiveSecret};
 
 /// Counters of one client, for tests, logs and metrics.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ pub struct Client {
     http: reqwest::Client,
     api_root: Url,
     path_prefix: String,
-    token: Secret,
+    token: LiveSecret,
     governor: Governor,
     max_attempts: u32,
     stats: ClientStats,
@@ -81,7 +81,7 @@ impl Client {
             http,
             api_root,
             path_prefix,
-            token: config.access_token.clone(),
+            token: LiveSecret::new(config.access_token.clone()),
             governor: Governor::new(config.max_concurrency),
             max_attempts: config.max_attempts,
             stats: ClientStats::default(),
@@ -98,6 +98,12 @@ impl Client {
     /// from now on; a second call is ignored.
     pub fn observe_latency(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
         let _ = self.latency.set(histogram);
+    }
+
+    /// The access token, which a configuration reload replaces (used from
+    /// the next request on).
+    pub fn token(&self) -> &LiveSecret {
+        &self.token
     }
 
     /// The pacing governor (its learnt quota, for status).
@@ -176,7 +182,7 @@ impl Client {
         let sent = self
             .http
             .get(url.clone())
-            .header("X-Auth-Token", self.token.expose())
+            .header("X-Auth-Token", self.token.get().expose())
             .header("Accept", "application/json")
             .send()
             .await;
