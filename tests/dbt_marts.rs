@@ -246,6 +246,7 @@ fn dbt_build_passes_and_every_mart_equals_an_independent_computation() {
             .mutate(MutateRequest {
                 count: 150,
                 kinds: None,
+                dirty: false,
             })
             .unwrap();
     }

@@ -52,6 +52,7 @@ async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
         sim.mutate(MutateRequest {
             count: 120,
             kinds: None,
+            dirty: false,
         })
         .unwrap();
         run_once(&config_a, false, 2).await;

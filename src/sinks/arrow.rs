@@ -476,6 +476,7 @@ arrow_rows! {
         subtotal_inc_tax: Money,
         total_ex_tax: Money,
         total_inc_tax: Money,
+        refunded_amount: Money,
         items_total: I64,
         currency_code: Txt,
         is_deleted: Bool,
@@ -544,7 +545,8 @@ arrow_rows! {
         product_name: Str,
         sku: Str,
         price: Money,
-        sale_price: Money,
+        sale_price: Option<Money>,
+        effective_price: Money,
         inventory_level: I64,
         is_purchasable: Bool,
         is_in_stock: Bool,
@@ -558,6 +560,9 @@ arrow_rows! {
         subtotal_ex_tax: Money,
         total_ex_tax: Money,
         total_inc_tax: Money,
+        refunded_amount: Money,
+        is_revenue: Bool,
+        net_revenue: Money,
         item_count: I64,
         quantity: I64,
         ordered_at: Ts,
@@ -603,7 +608,8 @@ arrow_rows! {
         sku: Str,
         inventory_level: I64,
         price: Money,
-        sale_price: Money,
+        sale_price: Option<Money>,
+        effective_price: Money,
     }
     ProductNotificationEvent(ProductNotificationEvent) {
         event_id: Str,
@@ -1067,6 +1073,7 @@ mod tests {
                 subtotal_inc_tax: money(999_999_999_999_999 / 3),
                 total_ex_tax: M(-999_999_999_999_999_999),
                 total_inc_tax: M(999_999_999_999_999_999),
+                refunded_amount: money(12_345),
                 items_total: 2,
                 currency_code: "EUR".into(),
                 is_deleted: i == 2,
@@ -1137,7 +1144,8 @@ mod tests {
                 product_name: text("P"),
                 sku: text("S"),
                 price: money(10_000),
-                sale_price: money(1),
+                sale_price: Some(money(1)),
+                effective_price: money(1),
                 inventory_level: 0,
                 is_purchasable: false,
                 is_in_stock: true,
@@ -1151,6 +1159,9 @@ mod tests {
                 subtotal_ex_tax: money(100),
                 total_ex_tax: money(200),
                 total_inc_tax: money(300),
+                refunded_amount: money(100),
+                is_revenue: true,
+                net_revenue: money(200),
                 item_count: 1,
                 quantity: 4,
                 ordered_at: at,
@@ -1197,7 +1208,8 @@ mod tests {
                     sku: text("S"),
                     inventory_level: 12,
                     price: money(10),
-                    sale_price: money(9),
+                    sale_price: None,
+                    effective_price: money(10),
                 })
             }
             Table::ProductNotificationEvent => {
@@ -1524,7 +1536,7 @@ mod tests {
     fn money_beyond_decimal_18_4_is_an_error() {
         let mut row = sample(Table::DimSku, 2);
         if let TableRow::DimSku(r) = &mut row {
-            r.sale_price = M(i64::MIN);
+            r.sale_price = Some(M(i64::MIN));
         }
         let err = table_changes(Table::DimSku, 5, &[(row, 1)]).unwrap_err();
         assert_eq!(

@@ -62,6 +62,7 @@ fn order(id: i64, customer_id: i64, status_id: i64, total: i64, created: i64) ->
         subtotal_inc_tax: Money(total),
         total_ex_tax: Money(total - 1),
         total_inc_tax: Money(total),
+        refunded_amount: Money(0),
         items_total: 1,
         currency_code: "KRW".into(),
         is_deleted: false,
@@ -99,6 +100,13 @@ fn hand_written_epochs() -> Result<(), PeersError> {
         subtotal_ex_tax: Money(total - 1),
         total_ex_tax: Money(total - 1),
         total_inc_tax: Money(total),
+        refunded_amount: Money(0),
+        is_revenue: [2, 3, 8, 9, 10, 11, 14].contains(&status_id),
+        net_revenue: Money(if [2, 3, 8, 9, 10, 11, 14].contains(&status_id) {
+            total
+        } else {
+            0
+        }),
         item_count,
         quantity,
         ordered_at: created,
@@ -256,6 +264,7 @@ fn arb_order() -> impl Strategy<Value = Upsert> {
                         subtotal_inc_tax: subtotal,
                         total_ex_tax: total,
                         total_inc_tax: total,
+                        refunded_amount: Money(0),
                         items_total: 1,
                         currency_code: "KRW".into(),
                         is_deleted,

@@ -454,6 +454,9 @@ pub struct WireOrder {
     total_ex_tax: Money,
     #[serde(deserialize_with = "money")]
     total_inc_tax: Money,
+    /// Refunds so far; orders from before the field existed leave it out (0).
+    #[serde(default, deserialize_with = "money")]
+    refunded_amount: Money,
     #[serde(default)]
     items_total: i64,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -590,6 +593,7 @@ impl WireOrder {
                 subtotal_inc_tax: self.subtotal_inc_tax,
                 total_ex_tax: self.total_ex_tax,
                 total_inc_tax: self.total_inc_tax,
+                refunded_amount: self.refunded_amount,
                 items_total: self.items_total,
                 currency_code: self.currency_code,
                 is_deleted: self.is_deleted,
