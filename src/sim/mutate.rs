@@ -315,6 +315,21 @@ fn product_update(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
     });
     fx.change(entity::PRODUCT, id);
     fx.event("store/product/updated", "product", id, t);
+    if what == 0 {
+        // So do the sale prices of its variants on the product's price.
+        let variants = store
+            .products
+            .get(id)
+            .map_or(Vec::new(), |p| p.variants.clone());
+        for vid in variants {
+            if let Some(v) = store.variants.get_mut(&vid) {
+                if v.price.is_none() && v.sale_price.is_some() {
+                    v.sale_price = Some(price * percent / 100);
+                    fx.change(entity::VARIANT, vid);
+                }
+            }
+        }
+    }
     true
 }
 
