@@ -384,22 +384,32 @@ fn assert_measures(truth: &Truth, tables: &[(Table, Vec<TableRow>)]) {
         .collect();
     assert_same("fct_onsale_product_inventory", &got, &want);
 
-    // Stock per product: the sum over its variants.
-    let mut want: BTreeMap<i64, (i64, i64)> = products.keys().map(|id| (*id, (0, 0))).collect();
+    // Stock per product: the sum over its variants; its own sale price, null for none.
+    let mut want: BTreeMap<i64, (i64, i64, Option<i64>)> = products
+        .iter()
+        .map(|(id, p)| (*id, (0, 0, amount(&p["sale_price"]).filter(|s| *s > 0))))
+        .collect();
     for v in truth.of("variant") {
         if let Some(s) = want.get_mut(&int(v, "product_id")) {
             s.0 += 1;
             s.1 += stock[&int(v, "id")];
         }
     }
-    let got: BTreeMap<i64, (i64, i64)> = rows(tables, Table::DimProduct)
+    let got: BTreeMap<i64, (i64, i64, Option<i64>)> = rows(tables, Table::DimProduct)
         .iter()
         .filter_map(|r| match r {
-            TableRow::DimProduct(p) => Some((p.product_id, (p.variant_count, p.total_inventory))),
+            TableRow::DimProduct(p) => Some((
+                p.product_id,
+                (
+                    p.variant_count,
+                    p.total_inventory,
+                    p.sale_price.map(|m| m.0),
+                ),
+            )),
             _ => None,
         })
         .collect();
-    assert_same("dim_product stock", &got, &want);
+    assert_same("dim_product stock and sale price", &got, &want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
