@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bigquery;
+pub mod contract;
 pub mod pg;
 
 use std::collections::BTreeMap;
