@@ -132,9 +132,11 @@ con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 con.execute(open(current).read())
 con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
-# docs/metrics.md, from the raw fields: a paid status, not fully refunded.
-PAID = """(status_id IN (2, 3, 8, 9, 10, 11, 14)
-            AND (refunded_amount = 0 OR refunded_amount < total_inc_tax))"""
+# docs/metrics.md, from the raw fields: a paid status or Refunded, not fully
+# refunded (a Refunded order needs a partial amount).
+PAID = """(status_id IN (2, 3, 4, 8, 9, 10, 11, 14)
+            AND (refunded_amount = 0 OR refunded_amount < total_inc_tax)
+            AND NOT (status_id = 4 AND refunded_amount = 0))"""
 expected = {
  "mart_complete_purchase_order": """
    SELECT i.order_item_id, o.order_id, o.ordered_at, o.status, o.total_inc_tax, o.item_count,

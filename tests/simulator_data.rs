@@ -106,8 +106,13 @@ async fn sale_prices_stay_below_prices_and_refunds_are_served() {
         assert!((0..=total).contains(&refunded), "{o}");
         match o["status_id"].as_u64() {
             Some(4) => {
+                // All of it, or (one order in five) a partial refund marked Refunded.
                 full += 1;
-                assert_eq!(refunded, total, "{o}");
+                let partial = o["id"].as_u64().is_some_and(|id| id % 5 == 0);
+                assert!(
+                    refunded == total || (partial && refunded > 0 && refunded < total),
+                    "{o}"
+                );
             }
             Some(14) => {
                 partial += 1;

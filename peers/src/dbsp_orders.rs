@@ -337,11 +337,14 @@ impl DimCustomerRow {
 }
 
 /// `dim_customer`'s revenue rule (`is_revenue_order`, `net_revenue`): the
-/// net revenue of a live order in a paid status that is not fully refunded,
-/// else `None`.
+/// net revenue of a live order in a paid status or Refunded (4) that is not
+/// fully refunded (Refunded without an amount is), else `None`.
 fn net_revenue(order: &OrderRow) -> Option<i64> {
-    let fully_refunded = order.refunded_amount > 0 && order.refunded_amount >= order.total_inc_tax;
-    (!order.is_deleted && is_paid_status(order.status_id) && !fully_refunded).then(|| {
+    let refunded = order.refunded_amount;
+    let fully_refunded = (refunded > 0 && refunded >= order.total_inc_tax)
+        || (order.status_id == 4 && refunded <= 0);
+    let status = is_paid_status(order.status_id) || order.status_id == 4;
+    (!order.is_deleted && status && !fully_refunded).then(|| {
         order
             .total_inc_tax
             .saturating_sub(order.refunded_amount)

@@ -80,8 +80,11 @@ fn orders(truth: &Truth) -> BTreeMap<i64, OrderTruth> {
         .map(|o| {
             let total = amount(&o["total_inc_tax"]).expect("total");
             let refunded = amount(&o["refunded_amount"]).expect("refunded_amount");
-            let fully_refunded = refunded > 0 && refunded >= total;
-            let is_revenue = PAID.contains(&int(o, "status_id")) && !fully_refunded;
+            let status = int(o, "status_id");
+            // Refunded (4) counts for what is left of a partial refund.
+            let fully_refunded =
+                (refunded > 0 && refunded >= total) || (status == 4 && refunded == 0);
+            let is_revenue = (PAID.contains(&status) || status == 4) && !fully_refunded;
             let order = OrderTruth {
                 customer_id: int(o, "customer_id"),
                 created: micros(o, "date_created"),

@@ -14,8 +14,9 @@
 {#- Paid statuses, the revenue statuses of docs/metrics.md: Shipped (2),
     Partially Shipped (3), Awaiting Pickup (8), Awaiting Shipment (9),
     Completed (10), Awaiting Fulfillment (11), Partially Refunded (14).
-    Marts read `fct_order.is_revenue` (which also leaves out fully refunded
-    orders); this list serves dbt tests and ad-hoc queries. -#}
+    Revenue orders are these and Refunded (4) ones, less fully refunded ones:
+    marts read `fct_order.is_revenue`; this list serves dbt tests and ad-hoc
+    queries. -#}
 {% macro is_paid_status(status_id) -%}
   {{ status_id }} in (2, 3, 8, 9, 10, 11, 14)
 {%- endmacro %}

@@ -13,11 +13,12 @@
 //! `raw_bc_order` with this `customer_id` that are live (not `is_deleted`),
 //! whose status is a paid one — Shipped (2), Partially Shipped (3), Awaiting
 //! Pickup (8), Awaiting Shipment (9), Completed (10), Awaiting Fulfillment (11)
-//! or Partially Refunded (14), see [`is_paid_status`] — and that are not fully
-//! refunded (a positive `refunded_amount` reaching `total_inc_tax`, see
-//! [`is_fully_refunded`]).
-//! Unpaid (Incomplete, Pending, Awaiting Payment, Manual Verification
-//! Required), cancelled (Cancelled, Declined), disputed and Refunded orders
+//! or Partially Refunded (14), see [`is_paid_status`] — or Refunded (4), and
+//! that are not fully refunded ([`is_fully_refunded`]: a positive
+//! `refunded_amount` reaching `total_inc_tax`, or Refunded without an amount).
+//! Refunded counts for what is left because BigCommerce also sets it on a
+//! partial refund. Unpaid (Incomplete, Pending, Awaiting Payment, Manual
+//! Verification Required), cancelled (Cancelled, Declined) and disputed orders
 //! are not revenue. `order_count` counts revenue orders, `lifetime_revenue`
 //! sums their net revenue `total_inc_tax - refunded_amount` ([`net_revenue`],
 //! saturating), `first_order_at` / `last_order_at` are the least / greatest of
@@ -91,15 +92,20 @@ pub fn net_revenue(order: &RawBcOrder) -> Money {
 }
 
 /// Whether an order is fully refunded: something was refunded and nothing is
-/// left (`0 < refunded_amount >= total_inc_tax`), whatever its status says.
+/// left (`0 < refunded_amount >= total_inc_tax`), or it is Refunded (4)
+/// without an amount (the status says all of it), whatever else it says.
 pub fn is_fully_refunded(order: &RawBcOrder) -> bool {
-    order.refunded_amount.0 > 0 && order.refunded_amount.0 >= order.total_inc_tax.0
+    let refunded = order.refunded_amount.0;
+    (refunded > 0 && refunded >= order.total_inc_tax.0) || (order.status_id == 4 && refunded <= 0)
 }
 
 /// Whether an order counts toward its customer's aggregates: live, in a paid
-/// status ([`is_paid_status`]) and not fully refunded ([`is_fully_refunded`]).
+/// status ([`is_paid_status`]) or Refunded (4, which BigCommerce also sets on
+/// partial refunds), and not fully refunded ([`is_fully_refunded`]).
 pub fn is_revenue_order(order: &RawBcOrder) -> bool {
-    !order.is_deleted && is_paid_status(order.status_id) && !is_fully_refunded(order)
+    !order.is_deleted
+        && (is_paid_status(order.status_id) || order.status_id == 4)
+        && !is_fully_refunded(order)
 }
 
 /// A customer's aggregates over revenue orders.
@@ -404,6 +410,11 @@ mod tests {
             let paid = [2, 3, 8, 9, 10, 11, 14].contains(&status);
             assert_eq!(is_revenue_order(&raw(status, 100, 0)), paid, "{status}");
         }
+        // Refunded: out when fully refunded or without an amount; a partial
+        // refund BigCommerce marked Refunded counts for what is left.
+        assert!(!is_revenue_order(&raw(4, 100, 100)));
+        assert!(is_revenue_order(&raw(4, 100, 40)));
+        assert_eq!(net_revenue(&raw(4, 100, 40)), Money(60));
         // A partial refund is netted out; a full one removes the order.
         assert_eq!(net_revenue(&raw(14, 100, 30)), Money(70));
         assert!(is_revenue_order(&raw(14, 100, 30)));

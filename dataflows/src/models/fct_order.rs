@@ -11,8 +11,8 @@
 //!
 //! **Rules.** `is_complete`: status Shipped (2) or Completed (10).
 //! `is_revenue` / `net_revenue`: the metrics contract (`docs/metrics.md`),
-//! the same rule as `dim_customer`: a paid status, not fully refunded
-//! ([`crate::models::dim_customer::is_revenue_order`]); `net_revenue` is
+//! the same rule as `dim_customer`: a paid status or Refunded, not fully
+//! refunded ([`crate::models::dim_customer::is_revenue_order`]); `net_revenue` is
 //! `total_inc_tax - refunded_amount` (never below 0) for a revenue order, else
 //! 0. Marts sum these instead of re-deriving the status list.
 //! `item_count` / `quantity`: the number of the order's lines and the sum of
