@@ -169,6 +169,14 @@ pub fn assert_measures(truth: &Truth, tables: &[(Table, Vec<TableRow>)]) {
         orders.values().any(|o| !o.is_revenue && o.refunded > 0),
         "the store has fully refunded orders"
     );
+    let partly_refunded_marked_refunded = truth.of("order").iter().any(|o| {
+        let (total, refunded) = (amount(&o["total_inc_tax"]), amount(&o["refunded_amount"]));
+        int(o, "status_id") == 4 && refunded > Some(0) && refunded < total
+    });
+    assert!(
+        partly_refunded_marked_refunded,
+        "the store has Refunded orders refunded in part"
+    );
 
     // Order count, net and gross revenue, refunds, first/last order, AOV: per customer.
     type Stats = (i64, i64, i64, i64, Option<i64>, Option<i64>);
