@@ -23,9 +23,9 @@
 //!   `available_to_sell` when the variant has an inventory row, else the
 //!   catalog's level), per variant whatever the product's tracking. For a
 //!   product tracked at product level (`inventory_tracking` = `product`)
-//!   BigCommerce's stock is the product's, read here as
-//!   `dim_product.total_inventory` (the sum of its variants' levels, which is
-//!   what the catalog reports as the product's level); see `docs/metrics.md`.
+//!   BigCommerce's stock is the product's own level, which is not read
+//!   separately: `dim_product.total_inventory` (the sum of its variants'
+//!   levels) stands for it; see `docs/metrics.md`.
 //! - `is_purchasable`: product visible AND product availability `available`
 //!   AND the variant's purchasing not disabled ([`is_purchasable`]). A
 //!   `preorder` product is not purchasable: it takes orders for stock that
