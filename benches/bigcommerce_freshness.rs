@@ -85,6 +85,7 @@ async fn measure(poll: Duration, flush: Duration, samples: usize) -> Vec<Duratio
         sim.mutate(MutateRequest {
             count: 1,
             kinds: Some(vec!["order_update".into()]),
+            dirty: false,
         })
         .expect("mutation");
         lags.push(committed_after(&progress, before, Instant::now()).await);

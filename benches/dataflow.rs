@@ -67,6 +67,7 @@ fn order(id: i64, customer_id: i64, status_id: i64, lines: &[OrderItem]) -> [Ups
                 subtotal_inc_tax: Money(total),
                 total_ex_tax: Money(total),
                 total_inc_tax: Money(total),
+                refunded_amount: Money(0),
                 items_total: lines.iter().map(|l| l.quantity).sum(),
                 currency_code: "USD".into(),
                 is_deleted: false,

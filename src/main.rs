@@ -272,6 +272,11 @@ struct SimArgs {
         hide_env_values = true
     )]
     access_token: String,
+    /// Share (0 to 1) of mutations that are dirty ones: negative stock, inventory
+    /// rows off or missing, zero quantities, empty names, malformed subscriptions,
+    /// sale prices above the price, orphan variants (docs/simulator.md).
+    #[arg(long, default_value_t = 0.0)]
+    dirty_rate: f64,
 }
 
 /// mimalloc instead of the system allocator: the dataflow allocates and frees
@@ -925,6 +930,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                     let _ = handle.mutate(MutateRequest {
                         count: per_second,
                         kinds: None,
+                        dirty: false,
                     });
                 }
             }
@@ -966,6 +972,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         quota: (args.quota > 0).then_some(args.quota),
         store_hash: args.store_hash.clone(),
         access_token: args.access_token,
+        dirty_rate: args.dirty_rate,
         ..SimOptions::default()
     };
     let server = SimServer::bind(options, SocketAddr::new(args.host, args.port))

@@ -46,7 +46,12 @@ async fn run_once(config: &Config, full_refresh: bool) -> Result<(), RunError> {
 }
 
 async fn mutate(sim: &SimServer, count: usize) {
-    sim.mutate(MutateRequest { count, kinds: None }).unwrap();
+    sim.mutate(MutateRequest {
+        count,
+        kinds: None,
+        dirty: false,
+    })
+    .unwrap();
 }
 
 /// Asserts every table in BigQuery equals the local warehouse of `state_dir`,
@@ -642,6 +647,7 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
             sim.mutate(MutateRequest {
                 count: 40,
                 kinds: Some(kinds.clone()),
+                dirty: false,
             })
             .unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;

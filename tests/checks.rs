@@ -104,6 +104,7 @@ async fn check_results_follow_the_data_and_govflow_check_reports_them() {
         sim.mutate(MutateRequest {
             count: 150,
             kinds: None,
+            dirty: false,
         })
         .unwrap();
         run_once(&config).await;

@@ -113,6 +113,7 @@ async fn two_processes_give_the_warehouse_of_one() {
     sim.mutate(MutateRequest {
         count: 300,
         kinds: None,
+        dirty: false,
     })
     .unwrap();
     let (s, c, h) = (single.clone(), cluster.clone(), hosts.clone());

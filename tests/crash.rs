@@ -85,6 +85,7 @@ async fn kill_dash_nine_at_any_moment_loses_and_duplicates_nothing() {
             sim.mutate(MutateRequest {
                 count: 40,
                 kinds: Some(kinds.clone()),
+                dirty: false,
             })
             .unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;

@@ -52,6 +52,14 @@ async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
         sim.mutate(MutateRequest {
             count: 120,
             kinds: None,
+            dirty: false,
+        })
+        .unwrap();
+        // Dirty data too: `_errors` and the fallbacks follow incrementally.
+        sim.mutate(MutateRequest {
+            count: 8,
+            kinds: None,
+            dirty: true,
         })
         .unwrap();
         run_once(&config_a, false, 2).await;
@@ -70,6 +78,8 @@ async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
         "the store was loaded: {} customers",
         customers.len()
     );
+    let errors = &ta.iter().find(|(t, _)| *t == Table::Errors).unwrap().1;
+    assert!(!errors.is_empty(), "the dirty data is in `_errors`");
     // The raw tables equal the simulator's truth.
     let truth = truth(&sim).await;
     let raw_orders = &ta.iter().find(|(t, _)| *t == Table::RawBcOrder).unwrap().1;

@@ -87,6 +87,7 @@ async fn duckdb_readers_never_error_and_never_see_a_torn_snapshot() {
                 sim.mutate(MutateRequest {
                     count: 30,
                     kinds: None,
+                    dirty: false,
                 })
                 .unwrap();
                 tokio::time::sleep(Duration::from_millis(100)).await;

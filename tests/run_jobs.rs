@@ -189,6 +189,7 @@ async fn scheduled_jobs_and_alerts_over_a_running_pipeline() {
     sim.mutate(MutateRequest {
         count: 1,
         kinds: Some(vec!["order_update".into()]),
+        dirty: false,
     })
     .unwrap();
     wait_for(&slack, &format!("{check} passes again")).await;
@@ -213,6 +214,7 @@ async fn scheduled_jobs_and_alerts_over_a_running_pipeline() {
         .mutate(MutateRequest {
             count: 3,
             kinds: Some(vec!["customer_delete".into()]),
+            dirty: false,
         })
         .unwrap();
     assert_eq!(deleted.total, 3);

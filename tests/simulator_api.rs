@@ -481,6 +481,7 @@ async fn catalog_date_only_filter_gets_the_time_of_day_appended() {
         .mutate(MutateRequest {
             count: 1,
             kinds: Some(vec!["product_update".into()]),
+            dirty: false,
         })
         .expect("mutate");
     let id = report.changes[0].id;
@@ -512,6 +513,7 @@ async fn catalog_date_only_filter_gets_the_time_of_day_appended() {
     sim.mutate(MutateRequest {
         count: 1,
         kinds: Some(vec!["customer_update".into()]),
+        dirty: false,
     })
     .expect("mutate");
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -681,6 +683,7 @@ async fn mutations_bump_date_modified_where_the_doc_says() {
         .mutate(MutateRequest {
             count: 3,
             kinds: Some(vec!["product_delete".into(), "customer_delete".into()]),
+            dirty: false,
         })
         .expect("mutate");
     let truth = api.truth().await;
@@ -717,6 +720,7 @@ async fn every_kind_applies_and_time_never_goes_back() {
         .mutate(MutateRequest {
             count: 300,
             kinds: None,
+            dirty: false,
         })
         .expect("mutate");
     assert_eq!(report.total, 300);
@@ -773,6 +777,7 @@ async fn truth_lists_every_entity_and_is_deterministic() {
         sim.mutate(MutateRequest {
             count: 50,
             kinds: None,
+            dirty: false,
         })
         .expect("mutate");
     }
@@ -959,11 +964,13 @@ async fn webhooks_are_delivered_with_custom_headers() {
     sim.mutate(MutateRequest {
         count: 3,
         kinds: Some(vec!["order_update".into()]),
+        dirty: false,
     })
     .expect("mutate");
     sim.mutate(MutateRequest {
         count: 1,
         kinds: Some(vec!["sell_out".into()]),
+        dirty: false,
     })
     .expect("mutate");
     wait_for(&got, 5, 10).await;
@@ -1025,6 +1032,7 @@ async fn webhooks_retry_failures_and_duplicate_on_request() {
     sim.mutate(MutateRequest {
         count: 1,
         kinds: Some(vec!["order_archive".into()]),
+        dirty: false,
     })
     .expect("mutate");
     // The first delivery fails and is retried after 1 s; the duplicate follows.
@@ -1044,6 +1052,7 @@ async fn sorting_orders_and_ties() {
     sim.mutate(MutateRequest {
         count: 40,
         kinds: Some(vec!["product_update".into()]),
+        dirty: false,
     })
     .expect("mutate");
     let key = |v: &Value, date: &str| {

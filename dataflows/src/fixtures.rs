@@ -71,6 +71,7 @@ pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> 
         subtotal_inc_tax: Money(total),
         total_ex_tax: Money(total),
         total_inc_tax: Money(total),
+        refunded_amount: Money(0),
         items_total: 1,
         currency_code: "KRW".into(),
         is_deleted: false,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::arrangements::SkuBase;
 use crate::models::dim_customer::{
-    CustomerOrderStats, CustomerStats, DimCustomer, is_revenue_order,
+    CustomerOrderStats, CustomerStats, DimCustomer, is_revenue_order, net_revenue,
 };
 use crate::models::dim_product::{DimProduct, ProductVariantStats};
 use crate::models::dim_sku::DimSku;
@@ -301,7 +301,7 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
                 last_order_at: order.created_at,
             });
         s.order_count += 1;
-        s.lifetime_revenue.0 = s.lifetime_revenue.0.saturating_add(order.total_inc_tax.0);
+        s.lifetime_revenue.0 = s.lifetime_revenue.0.saturating_add(net_revenue(order).0);
         s.first_order_at = s.first_order_at.min(order.created_at);
         s.last_order_at = s.last_order_at.max(order.created_at);
     }

@@ -181,6 +181,8 @@ pub struct Order {
     pub subtotal_inc_tax: Money,
     pub total_ex_tax: Money,
     pub total_inc_tax: Money,
+    /// How much of the order has been refunded (`refunded_amount`; 0 when absent).
+    pub refunded_amount: Money,
     pub items_total: i64,
     pub currency_code: String,
     pub is_deleted: bool,

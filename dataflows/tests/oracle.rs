@@ -186,7 +186,7 @@ fn inventory() -> impl Strategy<Value = Upsert> {
 
 fn order() -> impl Strategy<Value = Upsert> {
     (1i64..=5).prop_flat_map(|key| {
-        let statuses = prop::sample::select(vec![0i64, 1, 2, 5, 6, 10, 11]);
+        let statuses = prop::sample::select((0i64..=14).collect::<Vec<_>>());
         let row = (
             own_id(key),
             0i64..=5,
@@ -196,9 +196,21 @@ fn order() -> impl Strategy<Value = Upsert> {
             prop::bool::weighted(0.2),
             0i64..4,
             0i64..2,
+            // Refunds: none, partial, full, more than the total.
+            prop::sample::select(vec![0i64, 0, 1, 2, 3]),
         )
             .prop_map(
-                |(id, customer_id, status_id, subtotal, total, is_deleted, created, modified)| {
+                |(
+                    id,
+                    customer_id,
+                    status_id,
+                    subtotal,
+                    total,
+                    is_deleted,
+                    created,
+                    modified,
+                    refund,
+                )| {
                     Order {
                         id,
                         customer_id,
@@ -208,6 +220,12 @@ fn order() -> impl Strategy<Value = Upsert> {
                         subtotal_inc_tax: subtotal,
                         total_ex_tax: total,
                         total_inc_tax: total,
+                        refunded_amount: Money(match refund {
+                            0 => 0,
+                            1 => total.0 / 3,
+                            2 => total.0,
+                            _ => total.0.saturating_add(1),
+                        }),
                         items_total: 1,
                         currency_code: "KRW".into(),
                         is_deleted,

@@ -7,7 +7,7 @@
 //!
 //! - `fct_order`: the orders left-joined with `(item_count, quantity)` per
 //!   order (a linear map of the lines), archived orders dropped.
-//! - `dim_customer`: the revenue orders' `(created_at, total_inc_tax)` by
+//! - `dim_customer`: the revenue orders' `(created_at, net revenue)` by
 //!   customer, folded into one aggregate per customer, and the customers
 //!   left-joined with those. `point_balance` is always 0: there are no point
 //!   transactions here.
@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use dataflows::models::dim_customer::{DimCustomer, full_name};
+use dataflows::models::dim_customer::{DimCustomer, full_name, is_paid_status};
 use dataflows::models::fct_order::{FctOrder, customer_ref, is_complete};
 use dataflows::records::{Customer, Money, Order, OrderItem, Upsert};
 use dbsp::algebra::Semigroup;
@@ -94,6 +94,7 @@ dbsp_data! {
         subtotal_inc_tax: i64,
         total_ex_tax: i64,
         total_inc_tax: i64,
+        refunded_amount: i64,
         items_total: i64,
         currency_code: String,
         is_deleted: bool,
@@ -164,6 +165,9 @@ dbsp_data! {
         subtotal_ex_tax: i64,
         total_ex_tax: i64,
         total_inc_tax: i64,
+        refunded_amount: i64,
+        is_revenue: bool,
+        net_revenue: i64,
         item_count: i64,
         quantity: i64,
         ordered_at: i64,
@@ -213,6 +217,7 @@ impl From<Order> for OrderRow {
             subtotal_inc_tax: o.subtotal_inc_tax.0,
             total_ex_tax: o.total_ex_tax.0,
             total_inc_tax: o.total_inc_tax.0,
+            refunded_amount: o.refunded_amount.0,
             items_total: o.items_total,
             currency_code: o.currency_code,
             is_deleted: o.is_deleted,
@@ -258,6 +263,7 @@ impl LineStats {
 impl FctOrderRow {
     /// As `FctOrder::new`; `None` for an archived order.
     fn new(order_id: i64, order: &OrderRow, lines: &LineStats) -> Option<Self> {
+        let net = net_revenue(order);
         (!order.is_deleted).then(|| FctOrderRow {
             order_id,
             customer_id: customer_ref(order.customer_id),
@@ -267,6 +273,9 @@ impl FctOrderRow {
             subtotal_ex_tax: order.subtotal_ex_tax,
             total_ex_tax: order.total_ex_tax,
             total_inc_tax: order.total_inc_tax,
+            refunded_amount: order.refunded_amount,
+            is_revenue: net.is_some(),
+            net_revenue: net.unwrap_or(0),
             item_count: lines.item_count,
             quantity: lines.quantity,
             ordered_at: order.date_created,
@@ -284,6 +293,9 @@ impl FctOrderRow {
             subtotal_ex_tax: Money(self.subtotal_ex_tax),
             total_ex_tax: Money(self.total_ex_tax),
             total_inc_tax: Money(self.total_inc_tax),
+            refunded_amount: Money(self.refunded_amount),
+            is_revenue: self.is_revenue,
+            net_revenue: Money(self.net_revenue),
             item_count: self.item_count,
             quantity: self.quantity,
             ordered_at: self.ordered_at,
@@ -324,15 +336,30 @@ impl DimCustomerRow {
     }
 }
 
-/// `dim_customer`'s revenue rule (`is_revenue_order`): live, and not
-/// Incomplete (0), Cancelled (5) or Declined (6); guests (0) have no row.
+/// `dim_customer`'s revenue rule (`is_revenue_order`, `net_revenue`): the
+/// net revenue of a live order in a paid status or Refunded (4) that is not
+/// fully refunded (Refunded without an amount is), else `None`.
+fn net_revenue(order: &OrderRow) -> Option<i64> {
+    let refunded = order.refunded_amount;
+    let fully_refunded = (refunded > 0 && refunded >= order.total_inc_tax)
+        || (order.status_id == 4 && refunded <= 0);
+    let status = is_paid_status(order.status_id) || order.status_id == 4;
+    (!order.is_deleted && status && !fully_refunded).then(|| {
+        order
+            .total_inc_tax
+            .saturating_sub(order.refunded_amount)
+            .max(0)
+    })
+}
+
+/// A revenue order by customer; guests (0) have no row.
 fn revenue_order(order: &OrderRow) -> Option<(i64, RevenueOrder)> {
-    let revenue = !order.is_deleted && !matches!(order.status_id, 0 | 5 | 6);
+    let net = net_revenue(order)?;
     let row = RevenueOrder {
         created_at: order.date_created,
-        total_inc_tax: order.total_inc_tax,
+        total_inc_tax: net,
     };
-    (revenue && order.customer_id != 0).then_some((order.customer_id, row))
+    (order.customer_id != 0).then_some((order.customer_id, row))
 }
 
 /// Adds `count` copies of an order to a customer's aggregates (as

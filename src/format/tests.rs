@@ -102,6 +102,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             subtotal_inc_tax: money(999_999_999_999_999 / 3),
             total_ex_tax: M(-999_999_999_999_999_999),
             total_inc_tax: M(999_999_999_999_999_999),
+            refunded_amount: money(12_345),
             items_total: 2,
             currency_code: "EUR".into(),
             is_deleted: i == 2,
@@ -157,7 +158,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             brand_id: opt(77),
             sku: text("S"),
             price: money(10_000),
-            sale_price: money(5_000),
+            sale_price: opt(5_000).map(money),
             is_visible: true,
             availability: "preorder".into(),
             inventory_tracking: "none".into(),
@@ -170,7 +171,8 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             product_name: text("P"),
             sku: text("S"),
             price: money(10_000),
-            sale_price: money(1),
+            sale_price: Some(money(1)),
+            effective_price: money(1),
             inventory_level: 0,
             is_purchasable: false,
             is_in_stock: true,
@@ -184,6 +186,9 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             subtotal_ex_tax: money(100),
             total_ex_tax: money(200),
             total_inc_tax: money(300),
+            refunded_amount: money(100),
+            is_revenue: true,
+            net_revenue: money(200),
             item_count: 1,
             quantity: 4,
             ordered_at: at,
@@ -230,7 +235,8 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
                 sku: text("S"),
                 inventory_level: 12,
                 price: money(10),
-                sale_price: money(9),
+                sale_price: None,
+                effective_price: money(10),
             })
         }
         Table::ProductNotificationEvent => {
@@ -557,7 +563,7 @@ fn invalid_changes_are_errors() {
 fn money_beyond_decimal_18_4_is_an_error() {
     let mut row = sample(Table::DimSku, 2);
     if let TableRow::DimSku(r) = &mut row {
-        r.sale_price = M(i64::MIN);
+        r.sale_price = Some(M(i64::MIN));
     }
     let err = table_changes(Table::DimSku, 5, &[(row, 1)]).unwrap_err();
     assert_eq!(

@@ -680,19 +680,23 @@ fn product(store: &Store, ctx: &Ctx, p: &Params, id: u64) -> Result<Out, ApiErro
 }
 
 /// Variant ids matching `id:in`/`variant_id:in`, `product_id:in` and `sku:in`, by id.
+/// The variants a listing serves; `inventory` leaves out those without an
+/// inventory item (dirty data).
 fn variant_ids(
     store: &Store,
     lx: &mut Lister<'_>,
     p: &Params,
     id_param: &str,
+    inventory: bool,
 ) -> Result<Arc<Vec<u64>>, ApiError> {
     let ids = p.ids(id_param)?;
     let products = p.ids("product_id:in")?;
     let skus: Option<BTreeSet<String>> = p.strings("sku:in").map(|l| l.into_iter().collect());
-    let key =
-        (ids.is_none() && products.is_none() && skus.is_none()).then(|| "variants".to_string());
+    let key = (ids.is_none() && products.is_none() && skus.is_none())
+        .then(|| if inventory { "inventory" } else { "variants" }.to_string());
     let keep = |v: &super::model::Variant| {
-        products.as_ref().is_none_or(|s| s.contains(&v.product_id))
+        (!inventory || v.inventory != super::model::InventoryRow::Missing)
+            && products.as_ref().is_none_or(|s| s.contains(&v.product_id))
             && skus.as_ref().is_none_or(|s| s.contains(&v.sku))
     };
     Ok(lx.ids(key, || match (&ids, &products) {
@@ -720,7 +724,7 @@ fn variant_ids(
 }
 
 fn variants(store: &Store, lx: &mut Lister<'_>, ctx: &Ctx, p: &Params) -> Result<Out, ApiError> {
-    let list = variant_ids(store, lx, p, "id:in")?;
+    let list = variant_ids(store, lx, p, "id:in", false)?;
     v3_page(p, &list, |buf, id| {
         if let Some(v) = store.variants.get(&id) {
             render::variant(buf, ctx, store, v);
@@ -729,7 +733,7 @@ fn variants(store: &Store, lx: &mut Lister<'_>, ctx: &Ctx, p: &Params) -> Result
 }
 
 fn inventory(store: &Store, lx: &mut Lister<'_>, ctx: &Ctx, p: &Params) -> Result<Out, ApiError> {
-    let list = variant_ids(store, lx, p, "variant_id:in")?;
+    let list = variant_ids(store, lx, p, "variant_id:in", true)?;
     v3_page(p, &list, |buf, id| {
         if let Some(v) = store.variants.get(&id) {
             render::inventory_item(buf, ctx, v);

@@ -12,6 +12,7 @@
 mod api;
 mod control;
 mod dates;
+mod dirty;
 mod extras;
 mod faults;
 mod listcache;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use dirty::DIRTY_KINDS;
 pub use mutate::KINDS as MUTATION_KINDS;
 
 /// Options of a simulated store.
@@ -53,6 +55,8 @@ pub struct SimOptions {
     pub store_hash: String,
     /// The `X-Auth-Token` the API accepts.
     pub access_token: String,
+    /// Share (0..=1) of mutations that are dirty ones (see `docs/simulator.md`).
+    pub dirty_rate: f64,
 }
 
 impl Default for SimOptions {
@@ -66,6 +70,7 @@ impl Default for SimOptions {
             window: Duration::from_secs(30),
             store_hash: "govflowsim".to_string(),
             access_token: "sim-token".to_string(),
+            dirty_rate: 0.0,
         }
     }
 }
@@ -78,6 +83,9 @@ pub struct MutateRequest {
     /// The allowed kinds (see [`MUTATION_KINDS`]); all when absent.
     #[serde(default)]
     pub kinds: Option<Vec<String>>,
+    /// Every mutation a dirty one (see [`DIRTY_KINDS`]), ignoring `kinds`.
+    #[serde(default)]
+    pub dirty: bool,
 }
 
 /// What a mutation request did.
@@ -160,7 +168,7 @@ impl Shared {
         let kinds = mutate::parse_kinds(req.kinds.as_deref())?;
         let (report, events) = {
             let mut store = write(&self.store);
-            mutate::apply(&mut store, req.count, &kinds)
+            mutate::apply(&mut store, req.count, &kinds, req.dirty)
         };
         self.webhooks.dispatch(events);
         Ok(report)

@@ -80,6 +80,32 @@ pub(crate) struct Variant {
     pub inventory_level: i64,
     pub purchasing_disabled: bool,
     pub option_values: Vec<OptionValue>,
+    /// What the inventory API serves for the variant (dirty data aside, the
+    /// catalog's level).
+    pub inventory: InventoryRow,
+}
+
+/// A variant's inventory item as the inventory API serves it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum InventoryRow {
+    /// `available_to_sell` is the catalog level (never below 0).
+    #[default]
+    Mirror,
+    /// `available_to_sell` is this level, whatever the catalog says (dirty data).
+    Level(i64),
+    /// The inventory API has no item for the variant (dirty data).
+    Missing,
+}
+
+impl InventoryRow {
+    /// `available_to_sell` of the item for a catalog level; `None` without one.
+    pub(crate) fn available(self, catalog_level: i64) -> Option<i64> {
+        match self {
+            InventoryRow::Mirror => Some(catalog_level.max(0)),
+            InventoryRow::Level(level) => Some(level),
+            InventoryRow::Missing => None,
+        }
+    }
 }
 
 /// An order line item.
@@ -109,6 +135,8 @@ pub(crate) struct Order {
     pub is_deleted: bool,
     pub payment_method: &'static str,
     pub items: Vec<OrderItem>,
+    /// Amount refunded, including tax (served at most the order's total).
+    pub refunded: Cents,
 }
 
 /// Order totals derived from the line items.
@@ -129,6 +157,33 @@ pub(crate) fn status_name(id: u8) -> &'static str {
 }
 
 impl Order {
+    /// The share of a partial refund, 10–59% of the total, from the id (no
+    /// random draw, so refunds keep the mutation sequence as it was).
+    pub(crate) fn partial_refund_percent(&self) -> i64 {
+        10 + (self.id % 50) as i64
+    }
+
+    /// Sets `refunded` for the status: a part for Partially Refunded (14); all
+    /// of it for Refunded (4), except one order in five, refunded in part (the
+    /// control panel sets Refunded on partial refunds too); refunds never
+    /// shrink (BigCommerce keeps them).
+    pub(crate) fn refund_for_status(&mut self) {
+        let total = self.totals().inc_tax;
+        let partial = total * self.partial_refund_percent() / 100;
+        let due = match self.status_id {
+            4 if self.id % 5 == 0 => partial,
+            4 => total,
+            14 => partial,
+            _ => 0,
+        };
+        self.refunded = self.refunded.max(due);
+    }
+
+    /// `refunded_amount` as served: the refunds, at most the total.
+    pub(crate) fn refunded_amount(&self) -> Cents {
+        self.refunded.min(self.totals().inc_tax).max(0)
+    }
+
     /// Totals from the lines; shipped items follow the status.
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
@@ -402,6 +457,10 @@ pub struct Store {
     pub(crate) rng: ChaCha8Rng,
     /// Brands and coupons (collections no built-in entity covers).
     pub(crate) extras: super::extras::Extras,
+    /// Share of mutations that are dirty ones (`--dirty-rate`).
+    pub(crate) dirty_rate: f64,
+    /// The next dirty kind to apply (they take turns).
+    pub(crate) dirty_next: usize,
 }
 
 /// The next free id per entity.

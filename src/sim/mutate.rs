@@ -64,16 +64,16 @@ pub(crate) fn parse_kinds(kinds: Option<&[String]>) -> Result<Vec<usize>, SimErr
 
 /// What one mutation changed.
 #[derive(Default)]
-struct Effects {
-    changes: Vec<(&'static str, u64)>,
-    events: Vec<Event>,
+pub(super) struct Effects {
+    pub(super) changes: Vec<(&'static str, u64)>,
+    pub(super) events: Vec<Event>,
 }
 
 impl Effects {
-    fn change(&mut self, entity: &'static str, id: u64) {
+    pub(super) fn change(&mut self, entity: &'static str, id: u64) {
         self.changes.push((entity, id));
     }
-    fn event(&mut self, scope: &'static str, kind: &'static str, id: u64, t: Ts) {
+    pub(super) fn event(&mut self, scope: &'static str, kind: &'static str, id: u64, t: Ts) {
         self.events.push(Event {
             scope,
             kind,
@@ -86,10 +86,15 @@ impl Effects {
 
 /// Applies `count` mutations of the allowed kinds; a kind with nothing to act on is
 /// replaced by another allowed kind (and the run stops early if none can act).
+///
+/// With `dirty`, or for a share `store.dirty_rate` of them, a mutation is a
+/// dirty one instead ([`super::dirty`]); one that cannot act falls back to a
+/// clean one.
 pub(crate) fn apply(
     store: &mut Store,
     count: usize,
     kinds: &[usize],
+    dirty: bool,
 ) -> (MutateReport, Vec<Event>) {
     let mut rng = std::mem::replace(&mut store.rng, ChaCha8Rng::seed_from_u64(0));
     store.generation += 1;
@@ -102,25 +107,21 @@ pub(crate) fn apply(
     'outer: for _ in 0..count {
         let t = chrono::Utc::now().timestamp().max(store.clock);
         store.clock = t;
+        let rate = store.dirty_rate;
+        if dirty || (rate > 0.0 && rng.random_bool(rate.min(1.0))) {
+            let mut fx = Effects::default();
+            if let Some(name) = super::dirty::one(store, &mut rng, t, &mut fx) {
+                record(&mut report, &mut events, name, fx);
+                continue 'outer;
+            }
+        }
         let first = kinds[rng.random_range(0..kinds.len())];
         let mut order: Vec<usize> = kinds.iter().copied().filter(|k| *k != first).collect();
         order.shuffle(&mut rng);
         for kind in std::iter::once(first).chain(order) {
             let mut fx = Effects::default();
             if one(store, &mut rng, kind, t, &mut fx) {
-                let name = kind_name(kind);
-                *report.applied.entry(name.to_string()).or_insert(0) += 1;
-                report.total += 1;
-                for (entity, id) in fx.changes {
-                    if report.changes.len() < MAX_CHANGES {
-                        report.changes.push(Change {
-                            kind: name.to_string(),
-                            entity: entity.to_string(),
-                            id,
-                        });
-                    }
-                }
-                events.extend(fx.events);
+                record(&mut report, &mut events, kind_name(kind), fx);
                 continue 'outer;
             }
         }
@@ -130,7 +131,22 @@ pub(crate) fn apply(
     (report, events)
 }
 
-/// Applies one mutation of `kind`; false when there is nothing to act on.
+/// Adds one applied mutation to the report.
+fn record(report: &mut MutateReport, events: &mut Vec<Event>, name: &str, fx: Effects) {
+    *report.applied.entry(name.to_string()).or_insert(0) += 1;
+    report.total += 1;
+    for (entity, id) in fx.changes {
+        if report.changes.len() < MAX_CHANGES {
+            report.changes.push(Change {
+                kind: name.to_string(),
+                entity: entity.to_string(),
+                id,
+            });
+        }
+    }
+    events.extend(fx.events);
+}
+
 /// The name of kind `kind` (an index into [`KINDS`] then [`EXTRA_KINDS`]).
 fn kind_name(kind: usize) -> &'static str {
     KINDS
@@ -140,6 +156,7 @@ fn kind_name(kind: usize) -> &'static str {
         .unwrap_or("")
 }
 
+/// Applies one mutation of `kind`; false when there is nothing to act on.
 fn one(store: &mut Store, rng: &mut ChaCha8Rng, kind: usize, t: Ts, fx: &mut Effects) -> bool {
     if kind >= KINDS.len() {
         return match store.extras.mutate(rng, kind_name(kind), t) {
@@ -298,7 +315,13 @@ fn product_update(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
     let percent = rng.random_range(70..=90);
     let availability = ["available", "preorder", "disabled"][rng.random_range(0..3)];
     store.products.update(id, Some(t), |p| match what {
-        0 => p.price = price,
+        0 => {
+            // A sale stays a discount: it follows the new price.
+            if p.sale_price > 0 {
+                p.sale_price = price * percent / 100;
+            }
+            p.price = price;
+        }
         1 => {
             p.sale_price = if p.sale_price > 0 {
                 0
@@ -312,6 +335,21 @@ fn product_update(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
     });
     fx.change(entity::PRODUCT, id);
     fx.event("store/product/updated", "product", id, t);
+    if what == 0 {
+        // So do the sale prices of its variants on the product's price.
+        let variants = store
+            .products
+            .get(id)
+            .map_or(Vec::new(), |p| p.variants.clone());
+        for vid in variants {
+            if let Some(v) = store.variants.get_mut(&vid) {
+                if v.price.is_none() && v.sale_price.is_some() {
+                    v.sale_price = Some(price * percent / 100);
+                    fx.change(entity::VARIANT, vid);
+                }
+            }
+        }
+    }
     true
 }
 
@@ -348,7 +386,13 @@ fn variant_update(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
         return false;
     };
     match what {
-        0 => v.price = if v.price.is_some() { None } else { Some(price) },
+        0 => {
+            v.price = if v.price.is_some() { None } else { Some(price) };
+            // A sale stays a discount of the price that now applies.
+            if v.sale_price.is_some() {
+                v.sale_price = Some(v.price.unwrap_or(product_price) * percent / 100);
+            }
+        }
         1 => {
             v.sale_price = match v.sale_price {
                 Some(_) => None,
@@ -363,11 +407,13 @@ fn variant_update(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
 }
 
 /// Sets a variant's inventory level and records the inventory changes and events.
-fn set_stock(store: &mut Store, id: u64, level: i64, t: Ts, fx: &mut Effects) -> bool {
+pub(super) fn set_stock(store: &mut Store, id: u64, level: i64, t: Ts, fx: &mut Effects) -> bool {
     let Some(v) = store.variants.get_mut(&id) else {
         return false;
     };
     v.inventory_level = level;
+    // A stock change through the inventory API sets both again.
+    v.inventory = super::model::InventoryRow::Mirror;
     let product_id = v.product_id;
     let total = store
         .products
@@ -445,7 +491,7 @@ fn order_create(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effects
     true
 }
 
-fn live_order(store: &Store, rng: &mut ChaCha8Rng) -> Option<u64> {
+pub(super) fn live_order(store: &Store, rng: &mut ChaCha8Rng) -> Option<u64> {
     pick_key_where(rng, store.orders.rows(), |o| !o.is_deleted)
 }
 
@@ -499,7 +545,10 @@ fn order_status(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effects
     if status >= current {
         status += 1;
     }
-    store.orders.update(id, Some(t), |o| o.status_id = status);
+    store.orders.update(id, Some(t), |o| {
+        o.status_id = status;
+        o.refund_for_status();
+    });
     fx.change(entity::ORDER, id);
     fx.event("store/order/statusUpdated", "order", id, t);
     true

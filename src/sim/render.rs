@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::dates::{Date, Style};
 use super::model::{
-    Cents, Customer, Metafield, Order, OrderItem, Product, Store, Variant, status_name,
+    Cents, Customer, InventoryRow, Metafield, Order, OrderItem, Product, Store, Variant,
+    status_name,
 };
 
 /// Entity names, as in `/_sim/truth`.
@@ -365,8 +366,15 @@ struct InventoryJson<'a> {
 }
 
 /// A V3 inventory item (one location) of a variant.
+/// Writes nothing for a variant without an item ([`InventoryRow::Missing`]).
 pub(crate) fn inventory_item(buf: &mut Vec<u8>, ctx: &Ctx, v: &Variant) {
-    let level = v.inventory_level;
+    let Some(available) = v.inventory.available(v.inventory_level) else {
+        return;
+    };
+    let onhand = match v.inventory {
+        InventoryRow::Mirror => v.inventory_level,
+        _ => available,
+    };
     let rec = InventoryJson {
         identity: IdentityJson {
             sku: &v.sku,
@@ -376,10 +384,10 @@ pub(crate) fn inventory_item(buf: &mut Vec<u8>, ctx: &Ctx, v: &Variant) {
         },
         locations: [LocationJson {
             location_id: 1,
-            available_to_sell: level.max(0),
-            total_inventory_onhand: level,
+            available_to_sell: available,
+            total_inventory_onhand: onhand,
             settings: SettingsJson {
-                is_in_stock: level > 0,
+                is_in_stock: available > 0,
                 safety_stock: 0,
                 warning_level: 0,
             },
@@ -504,6 +512,7 @@ struct OrderJson<'a> {
     subtotal_inc_tax: Money,
     total_ex_tax: Money,
     total_inc_tax: Money,
+    refunded_amount: Money,
     items_total: u64,
     items_shipped: u64,
     currency_code: &'a str,
@@ -542,6 +551,7 @@ pub(crate) fn order(buf: &mut Vec<u8>, ctx: &Ctx, o: &Order, with_consignments: 
         subtotal_inc_tax: Money(t.inc_tax),
         total_ex_tax: Money(t.ex_tax),
         total_inc_tax: Money(t.inc_tax),
+        refunded_amount: Money(o.refunded_amount()),
         items_total: t.items_total,
         items_shipped: t.items_shipped,
         currency_code: "USD",
@@ -610,7 +620,11 @@ pub(crate) fn truth(store: &Store, ctx: &Ctx) -> Vec<u8> {
             variant(b, ctx, store, v)
         });
     }
-    for v in store.variants.values() {
+    for v in store
+        .variants
+        .values()
+        .filter(|v| v.inventory != InventoryRow::Missing)
+    {
         truth_line(&mut buf, &mut scratch, entity::INVENTORY, |b| {
             inventory_item(b, ctx, v)
         });

@@ -104,6 +104,12 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
             "orders need at least one product to order".into(),
         ));
     }
+    if !(0.0..=1.0).contains(&opts.dirty_rate) {
+        return Err(SimError::Options(format!(
+            "the dirty rate must be between 0 and 1, got {}",
+            opts.dirty_rate
+        )));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut store = Store {
         customers: Table::default(),
@@ -123,6 +129,8 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
         },
         clock: END,
         generation: 0,
+        dirty_rate: opts.dirty_rate,
+        dirty_next: 0,
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ MUTATION_STREAM),
         extras: super::extras::Extras::seed(opts.seed, opts.products, END),
     };
@@ -167,6 +175,7 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
         };
         let status = pick_status(&mut rng);
         let mut order = new_order(&mut rng, &mut store, customer, created, status);
+        order.refund_for_status();
         order.date_modified = modified;
         order.is_deleted = rng.random_bool(0.02);
         store.orders.insert(order);
@@ -422,6 +431,7 @@ pub(crate) fn new_product(
             inventory_level: random_stock(rng),
             purchasing_disabled: rng.random_bool(0.05),
             option_values,
+            inventory: Default::default(),
         });
     }
     let product = Product {
@@ -517,5 +527,6 @@ pub(crate) fn new_order(
         is_deleted: false,
         payment_method: pick(rng, &PAYMENT_METHODS),
         items,
+        refunded: 0,
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bigquery;
+pub mod contract;
 pub mod pg;
 
 use std::collections::BTreeMap;
@@ -226,6 +227,7 @@ pub async fn truth(sim: &SimServer) -> Tables {
                     subtotal_inc_tax: money(&v["subtotal_inc_tax"]).expect("money"),
                     total_ex_tax: money(&v["total_ex_tax"]).expect("money"),
                     total_inc_tax: money(&v["total_inc_tax"]).expect("money"),
+                    refunded_amount: money(&v["refunded_amount"]).expect("money"),
                     items_total: int(&v, "items_total"),
                     currency_code: string(&v, "currency_code"),
                     is_deleted: v["is_deleted"].as_bool().expect("is_deleted"),

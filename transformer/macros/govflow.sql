@@ -11,10 +11,14 @@
   cast(timezone('{{ var("sales_timezone") }}', {{ column }}) as date)
 {%- endmacro %}
 
-{#- Statuses whose orders count as sales: all but Incomplete (0), Cancelled (5)
-    and Declined (6), as in govflow's dim_customer. -#}
-{% macro is_revenue_status(status_id) -%}
-  {{ status_id }} not in (0, 5, 6)
+{#- Paid statuses, the revenue statuses of docs/metrics.md: Shipped (2),
+    Partially Shipped (3), Awaiting Pickup (8), Awaiting Shipment (9),
+    Completed (10), Awaiting Fulfillment (11), Partially Refunded (14).
+    Revenue orders are these and Refunded (4) ones, less fully refunded ones:
+    marts read `fct_order.is_revenue`; this list serves dbt tests and ad-hoc
+    queries. -#}
+{% macro is_paid_status(status_id) -%}
+  {{ status_id }} in (2, 3, 8, 9, 10, 11, 14)
 {%- endmacro %}
 
 {#- The type of money columns: govflow writes DECIMAL(18, 4); BigQuery calls it

@@ -4,19 +4,27 @@
 //! - **Grain**: one row per customer in `raw_bc_customer`.
 //! - **Key**: `customer_id`.
 //! - **Columns**: `customer_id`, `email`, `full_name` (first and last name joined
-//!   by a space, empty parts skipped), `customer_group_id`, `created_at`,
-//!   `order_count`, `lifetime_revenue`, `first_order_at`, `last_order_at`,
-//!   `point_balance`.
+//!   by a space, empty parts skipped; the empty string, never null, when both
+//!   are empty), `customer_group_id`, `created_at`, `order_count`,
+//!   `lifetime_revenue`, `first_order_at`, `last_order_at`, `point_balance`.
 //!
-//! **Aggregate rule.** The order aggregates are over the customer's *revenue
-//! orders*: orders in `raw_bc_order` with this `customer_id` that are live (not
-//! `is_deleted`) and whose status is not Incomplete (0), Cancelled (5) or
-//! Declined (6) — see [`is_revenue_order`]. `order_count` counts them,
-//! `lifetime_revenue` sums their `total_inc_tax` (saturating), `first_order_at`
-//! / `last_order_at` are the least / greatest of their `created_at`. A customer
-//! without revenue orders has `0`, `0` and nulls. Orders of customers not in
-//! `raw_bc_customer` (guests, customers not read yet) are not an error; they
-//! show up as soon as the customer does.
+//! **Aggregate rule** (the metrics contract, `docs/metrics.md`). The order
+//! aggregates are over the customer's *revenue orders*: orders in
+//! `raw_bc_order` with this `customer_id` that are live (not `is_deleted`),
+//! whose status is a paid one — Shipped (2), Partially Shipped (3), Awaiting
+//! Pickup (8), Awaiting Shipment (9), Completed (10), Awaiting Fulfillment (11)
+//! or Partially Refunded (14), see [`is_paid_status`] — or Refunded (4), and
+//! that are not fully refunded ([`is_fully_refunded`]: a positive
+//! `refunded_amount` reaching `total_inc_tax`, or Refunded without an amount).
+//! Refunded counts for what is left because BigCommerce also sets it on a
+//! partial refund. Unpaid (Incomplete, Pending, Awaiting Payment, Manual
+//! Verification Required), cancelled (Cancelled, Declined) and disputed orders
+//! are not revenue. `order_count` counts revenue orders, `lifetime_revenue`
+//! sums their net revenue `total_inc_tax - refunded_amount` ([`net_revenue`],
+//! saturating), `first_order_at` / `last_order_at` are the least / greatest of
+//! their `created_at`. A customer without revenue orders has `0`, `0` and
+//! nulls. Orders of customers not in `raw_bc_customer` (guests, customers not
+//! read yet) are not an error; they show up as soon as the customer does.
 //!
 //! **Point balance.** `point_balance` is the sum of `points` of the point
 //! transactions in `raw_pg_point_transaction` whose `customer_id` is this
@@ -24,7 +32,7 @@
 //! are none, e.g. without a PostgreSQL source. The sum saturates at the `i64`
 //! bounds (see [`point_balance`]).
 //!
-//! **Dataflow.** Revenue orders (`(created_at, total)`) and point transactions
+//! **Dataflow.** Revenue orders (`(created_at, net revenue)`) and point transactions
 //! (`points`) are arranged together by customer as [`CustomerActivity`] and
 //! reduced to one [`CustomerStats`] per customer (small state: a timestamp and
 //! an amount per order, a number per distinct points value), then left-joined
@@ -62,7 +70,7 @@ pub struct DimCustomer {
     pub created_at: Micros,
     /// Number of revenue orders.
     pub order_count: i64,
-    /// Sum of the revenue orders' `total_inc_tax`.
+    /// Sum of the revenue orders' net revenue (`total_inc_tax - refunded_amount`).
     pub lifetime_revenue: Money,
     /// `created_at` of the first revenue order.
     pub first_order_at: Option<Micros>,
@@ -72,10 +80,40 @@ pub struct DimCustomer {
     pub point_balance: i64,
 }
 
-/// Whether an order counts toward its customer's aggregates: live, and not
-/// Incomplete (0), Cancelled (5) or Declined (6).
+/// Whether a status id is a paid one: Shipped (2), Partially Shipped (3),
+/// Awaiting Pickup (8), Awaiting Shipment (9), Completed (10), Awaiting
+/// Fulfillment (11) or Partially Refunded (14).
+pub fn is_paid_status(status_id: i64) -> bool {
+    matches!(status_id, 2 | 3 | 8 | 9 | 10 | 11 | 14)
+}
+
+/// An order's revenue net of refunds: `total_inc_tax - refunded_amount`,
+/// never below 0 (saturating).
+pub fn net_revenue(order: &RawBcOrder) -> Money {
+    Money(
+        order
+            .total_inc_tax
+            .0
+            .saturating_sub(order.refunded_amount.0)
+            .max(0),
+    )
+}
+
+/// Whether an order is fully refunded: something was refunded and nothing is
+/// left (`0 < refunded_amount >= total_inc_tax`), or it is Refunded (4)
+/// without an amount (the status says all of it), whatever else it says.
+pub fn is_fully_refunded(order: &RawBcOrder) -> bool {
+    let refunded = order.refunded_amount.0;
+    (refunded > 0 && refunded >= order.total_inc_tax.0) || (order.status_id == 4 && refunded <= 0)
+}
+
+/// Whether an order counts toward its customer's aggregates: live, in a paid
+/// status ([`is_paid_status`]) or Refunded (4, which BigCommerce also sets on
+/// partial refunds), and not fully refunded ([`is_fully_refunded`]).
 pub fn is_revenue_order(order: &RawBcOrder) -> bool {
-    !order.is_deleted && !matches!(order.status_id, 0 | 5 | 6)
+    !order.is_deleted
+        && (is_paid_status(order.status_id) || order.status_id == 4)
+        && !is_fully_refunded(order)
 }
 
 /// A customer's aggregates over revenue orders.
@@ -83,7 +121,7 @@ pub fn is_revenue_order(order: &RawBcOrder) -> bool {
 pub struct CustomerOrderStats {
     /// Number of revenue orders.
     pub order_count: i64,
-    /// Sum of `total_inc_tax`.
+    /// Sum of the net revenues.
     pub lifetime_revenue: Money,
     /// Least `created_at`.
     pub first_order_at: Micros,
@@ -92,7 +130,7 @@ pub struct CustomerOrderStats {
 }
 
 impl CustomerOrderStats {
-    /// Aggregates `(created_at, total_inc_tax)` pairs with multiplicities;
+    /// Aggregates `(created_at, net revenue)` pairs with multiplicities;
     /// `None` when there are none.
     pub fn from_orders(orders: impl IntoIterator<Item = ((Micros, Money), Diff)>) -> Option<Self> {
         let mut stats: Option<CustomerOrderStats> = None;
@@ -124,7 +162,7 @@ impl CustomerOrderStats {
 /// What a customer's aggregates are computed from, arranged by customer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CustomerActivity {
-    /// A revenue order: its `created_at` and `total_inc_tax`.
+    /// A revenue order: its `created_at` and [`net_revenue`].
     Order(Micros, Money),
     /// A point transaction's `points`.
     Points(i64),
@@ -208,7 +246,7 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimCustomer> {
     let orders = arr.orders.clone().flat_map_ref(|_, order| {
         (is_revenue_order(order) && order.customer_id != 0).then_some((
             order.customer_id,
-            CustomerActivity::Order(order.created_at, order.total_inc_tax),
+            CustomerActivity::Order(order.created_at, net_revenue(order)),
         ))
     });
     let points = arr
@@ -369,6 +407,68 @@ mod tests {
     }
 
     #[test]
+    fn revenue_is_paid_statuses_net_of_refunds() {
+        let raw = |status: i64, total: i64, refunded: i64| {
+            let mut o = order(1, 1, status, total, 1);
+            o.refunded_amount = Money(refunded);
+            RawBcOrder::from(o)
+        };
+        // Paid statuses count; unpaid, cancelled, disputed and refunded ones do not.
+        for status in 0..=14 {
+            let paid = [2, 3, 8, 9, 10, 11, 14].contains(&status);
+            assert_eq!(is_revenue_order(&raw(status, 100, 0)), paid, "{status}");
+        }
+        // Refunded: out when fully refunded or without an amount; a partial
+        // refund BigCommerce marked Refunded counts for what is left.
+        assert!(!is_revenue_order(&raw(4, 100, 100)));
+        assert!(is_revenue_order(&raw(4, 100, 40)));
+        assert_eq!(net_revenue(&raw(4, 100, 40)), Money(60));
+        // A partial refund is netted out; a full one removes the order.
+        assert_eq!(net_revenue(&raw(14, 100, 30)), Money(70));
+        assert!(is_revenue_order(&raw(14, 100, 30)));
+        assert!(!is_revenue_order(&raw(10, 100, 100)));
+        assert!(!is_revenue_order(&raw(14, 100, 130)));
+        assert_eq!(net_revenue(&raw(14, 100, 130)), Money(0));
+        // A zero-total paid order still counts, with no revenue.
+        assert!(is_revenue_order(&raw(10, 0, 0)));
+        let got = updates(
+            Table::DimCustomer,
+            vec![
+                vec![
+                    Upsert::Customer(1, Some(customer(1, "a@x"))),
+                    Upsert::Order(10, Some(order(10, 1, 10, 500, 20))),
+                ],
+                vec![Upsert::Order(
+                    10,
+                    Some({
+                        let mut o = order(10, 1, 14, 500, 20);
+                        o.refunded_amount = Money(200);
+                        o
+                    }),
+                )],
+                vec![Upsert::Order(
+                    10,
+                    Some({
+                        let mut o = order(10, 1, 4, 500, 20);
+                        o.refunded_amount = Money(500);
+                        o
+                    }),
+                )],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (dim(1, 500, Some(20), Some(20)), 0, 1),
+                (dim(1, 300, Some(20), Some(20)), 1, 1),
+                (dim(1, 500, Some(20), Some(20)), 1, -1),
+                (dim(0, 0, None, None), 2, 1),
+                (dim(1, 300, Some(20), Some(20)), 2, -1),
+            ]
+        );
+    }
+
+    #[test]
     fn identical_orders_count_twice() {
         let pairs = [(20, Money(500)), (20, Money(500)), (10, Money(1))];
         let stats = CustomerOrderStats::from_orders([(pairs[0], 2), (pairs[2], 1)]);
@@ -389,6 +489,8 @@ mod tests {
         assert_eq!(full_name("Ada", "Lovelace"), "Ada Lovelace");
         assert_eq!(full_name(" Ada ", ""), "Ada");
         assert_eq!(full_name("", "Lovelace"), "Lovelace");
+        // Both empty (or blank): the empty string, never null.
         assert_eq!(full_name("", ""), "");
+        assert_eq!(full_name("  ", " "), "");
     }
 }

@@ -3,7 +3,8 @@
 //! - **Grain**: one row per product in `raw_bc_product`.
 //! - **Key**: `product_id`.
 //! - **Columns**: `product_id`, `name`, `brand_id` (null for BigCommerce's 0,
-//!   no brand), `sku`, `price`, `sale_price`, `is_visible`, `availability`,
+//!   no brand), `sku`, `price`, `sale_price` (the product's own positive sale
+//!   price; null when not on sale, BigCommerce's 0: docs/metrics.md), `is_visible`, `availability`,
 //!   `inventory_tracking`, `variant_count`, `total_inventory`.
 //!
 //! **Rules.** `variant_count` counts the product's rows in `raw_bc_variant`;
@@ -23,6 +24,7 @@ use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::{Arrangements, SkuBase};
+use crate::models::dim_sku::on_sale;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
 use crate::records::Money;
@@ -47,8 +49,8 @@ pub struct DimProduct {
     pub sku: String,
     /// List price.
     pub price: Money,
-    /// Sale price (0 when not on sale).
-    pub sale_price: Money,
+    /// Sale price; `None` when not on sale.
+    pub sale_price: Option<Money>,
     /// Whether the product is visible in the storefront.
     pub is_visible: bool,
     /// `available`, `disabled` or `preorder`.
@@ -101,7 +103,7 @@ impl DimProduct {
             brand_id: (product.brand_id != 0).then_some(product.brand_id),
             sku: product.sku.clone(),
             price: product.price,
-            sale_price: product.sale_price,
+            sale_price: on_sale(product.sale_price),
             is_visible: product.is_visible,
             availability: product.availability.clone(),
             inventory_tracking: product.inventory_tracking.clone(),

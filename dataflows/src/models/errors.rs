@@ -1,7 +1,10 @@
 //! `_errors`: source rows that break a model's expectations.
 //!
 //! - **Grain**: one row per (source row, broken expectation) currently true.
-//! - **Key**: (`table`, `key`, `reason`).
+//! - **Key**: (`table`, `key`, `reason`); in the warehouse the composite key
+//!   is also written as one text column `error_id`, `"<table>:<key>:<reason>"`
+//!   (e.g. `raw_bc_variant:12:negative_inventory`), stable for as long as the
+//!   error holds and the merge key of the BigQuery sink.
 //! - **Columns**: `table` (the `raw_*` table holding the offending row),
 //!   `key` (that row's key: the upsert key, or the line id for order lines),
 //!   `reason` (a [`ErrorReason`] code).
@@ -16,6 +19,7 @@
 //! | `non_positive_quantity` | `raw_bc_order_item` | `quantity <= 0` | line excluded from `fct_order_item` and from `fct_order.item_count` / `quantity` |
 //! | `unknown_order` | `raw_bc_order_item` | no `raw_bc_order` row for the line's order | line excluded from `fct_order_item` |
 //! | `negative_inventory` | `raw_bc_variant`, `raw_bc_inventory` | `inventory_level` / `available_to_sell` `< 0` | kept as read; a SKU with a negative level is not in stock |
+//! | `sale_above_price` | `raw_bc_product`, `raw_bc_variant` | the row's own positive sale price is above its own price (a variant: only when it has both) | kept: the storefront charges it, so it is `dim_sku.effective_price` |
 //! | `unknown_product` | `raw_bc_variant` | no `raw_bc_product` row for the variant's product | variant excluded from `dim_sku`, `dim_product` counts and `fct_onsale_product_inventory` |
 //! | `unknown_variant` | `raw_bc_inventory` | no `raw_bc_variant` row for the inventory's variant | inventory row unused |
 //! | `unknown_customer` | `raw_pg_point_transaction` | no `raw_bc_customer` row for the transaction's `customer_id` | kept in `fct_point_transaction`; counts in no `dim_customer.point_balance` |
@@ -46,6 +50,7 @@ use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
 use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Coll, left_join, left_join_stateless};
+use crate::records::Money;
 use crate::table::Table;
 
 /// Why a row is in `_errors`.
@@ -60,6 +65,8 @@ pub enum ErrorReason {
     UnknownOrder,
     /// A negative inventory level.
     NegativeInventory,
+    /// A row's own sale price above its own price.
+    SaleAbovePrice,
     /// A variant whose product is not in `raw_bc_product`.
     UnknownProduct,
     /// An inventory row whose variant is not in `raw_bc_variant`.
@@ -74,11 +81,12 @@ pub enum ErrorReason {
 
 impl ErrorReason {
     /// Every reason, in code order.
-    pub const ALL: [ErrorReason; 9] = [
+    pub const ALL: [ErrorReason; 10] = [
         ErrorReason::KeyMismatch,
         ErrorReason::NonPositiveQuantity,
         ErrorReason::UnknownOrder,
         ErrorReason::NegativeInventory,
+        ErrorReason::SaleAbovePrice,
         ErrorReason::UnknownProduct,
         ErrorReason::UnknownVariant,
         ErrorReason::UnknownCustomer,
@@ -93,6 +101,7 @@ impl ErrorReason {
             ErrorReason::NonPositiveQuantity => "non_positive_quantity",
             ErrorReason::UnknownOrder => "unknown_order",
             ErrorReason::NegativeInventory => "negative_inventory",
+            ErrorReason::SaleAbovePrice => "sale_above_price",
             ErrorReason::UnknownProduct => "unknown_product",
             ErrorReason::UnknownVariant => "unknown_variant",
             ErrorReason::UnknownCustomer => "unknown_customer",
@@ -110,6 +119,9 @@ impl ErrorReason {
             }
             ErrorReason::UnknownOrder => "order line whose order is not in raw_bc_order",
             ErrorReason::NegativeInventory => "negative inventory level, treated as out of stock",
+            ErrorReason::SaleAbovePrice => {
+                "sale price above the regular price, still charged by the storefront"
+            }
             ErrorReason::UnknownProduct => "variant whose product is not in raw_bc_product",
             ErrorReason::UnknownVariant => "inventory row whose variant is not in raw_bc_variant",
             ErrorReason::UnknownCustomer => {
@@ -172,6 +184,11 @@ fn negative(table: Table, key: i64, level: i64) -> Option<ErrorRow> {
     (level < 0).then(|| ErrorRow::new(table, key, ErrorReason::NegativeInventory))
 }
 
+fn sale_above(table: Table, key: i64, price: Money, sale_price: Money) -> Option<ErrorRow> {
+    (sale_price.0 > 0 && sale_price > price)
+        .then(|| ErrorRow::new(table, key, ErrorReason::SaleAbovePrice))
+}
+
 /// Row-level checks of a customer upserted under `key`.
 pub(crate) fn customer_errors(key: i64, row: &RawBcCustomer) -> Option<ErrorRow> {
     mismatch(Table::RawBcCustomer, key, row.id)
@@ -200,7 +217,12 @@ pub(crate) fn product_errors(
     row: &RawBcProduct,
 ) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawBcProduct;
-    mismatch(table, key, row.id).into_iter()
+    [
+        mismatch(table, key, row.id),
+        sale_above(table, key, row.price, row.sale_price),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Row-level checks of a variant upserted under `key`.
@@ -209,9 +231,14 @@ pub(crate) fn variant_errors(
     row: &RawBcVariant,
 ) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawBcVariant;
+    let above = match (row.price, row.sale_price) {
+        (Some(price), Some(sale)) => sale_above(table, key, price, sale),
+        _ => None,
+    };
     [
         mismatch(table, key, row.id),
         negative(table, key, row.inventory_level),
+        above,
     ]
     .into_iter()
     .flatten()
@@ -458,6 +485,44 @@ mod tests {
     }
 
     #[test]
+    fn sale_prices_above_the_price_are_reported() {
+        use ErrorReason::*;
+        let mut p = product(1);
+        p.sale_price = Money(p.price.0 + 1);
+        let mut v = variant(10, 1, 1);
+        v.price = Some(Money(500));
+        v.sale_price = Some(Money(600));
+        // A variant on the product's price with its own sale price: not row-level.
+        let mut inherits = variant(11, 1, 1);
+        inherits.sale_price = Some(Money(i64::MAX));
+        let mut fixed = product(1);
+        fixed.sale_price = Money(0);
+        let got = updates(
+            Table::Errors,
+            vec![
+                vec![
+                    Upsert::Product(1, Some(p)),
+                    Upsert::Variant(10, Some(v)),
+                    Upsert::Variant(11, Some(inherits)),
+                ],
+                vec![
+                    Upsert::Product(1, Some(fixed)),
+                    Upsert::Variant(10, Some(variant(10, 1, 1))),
+                ],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (err(Table::RawBcProduct, 1, SaleAbovePrice), 0, 1),
+                (err(Table::RawBcVariant, 10, SaleAbovePrice), 0, 1),
+                (err(Table::RawBcProduct, 1, SaleAbovePrice), 1, -1),
+                (err(Table::RawBcVariant, 10, SaleAbovePrice), 1, -1),
+            ]
+        );
+    }
+
+    #[test]
     fn postgres_rows_errors() {
         use ErrorReason::*;
         let t = |key, id, customer_id| {
@@ -508,6 +573,7 @@ mod tests {
                 "non_positive_quantity",
                 "unknown_order",
                 "negative_inventory",
+                "sale_above_price",
                 "unknown_product",
                 "unknown_variant",
                 "unknown_customer",

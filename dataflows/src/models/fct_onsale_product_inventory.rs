@@ -6,7 +6,8 @@
 //!   a positive effective level).
 //! - **Key**: `sku_id`.
 //! - **Columns**: `sku_id`, `product_id`, `sku`, `inventory_level`, `price`,
-//!   `sale_price`.
+//!   `sale_price` (null: not on sale), `effective_price` (what the storefront
+//!   charges); the price rules are `dim_sku`'s.
 //!
 //! **Dataflow.** A filter of `dim_sku`'s changes: no state.
 
@@ -35,10 +36,12 @@ pub struct FctOnsaleProductInventory {
     pub sku: String,
     /// Effective inventory level.
     pub inventory_level: i64,
-    /// Effective price.
+    /// Regular price.
     pub price: Money,
-    /// Effective sale price.
-    pub sale_price: Money,
+    /// Sale price that applies; `None` when not on sale.
+    pub sale_price: Option<Money>,
+    /// What the storefront charges.
+    pub effective_price: Money,
 }
 
 impl FctOnsaleProductInventory {
@@ -51,6 +54,7 @@ impl FctOnsaleProductInventory {
             inventory_level: sku.inventory_level,
             price: sku.price,
             sale_price: sku.sale_price,
+            effective_price: sku.effective_price,
         })
     }
 }
@@ -76,7 +80,8 @@ mod tests {
             sku: "V10".into(),
             inventory_level: level,
             price: Money(100_000),
-            sale_price: Money(0),
+            sale_price: None,
+            effective_price: Money(100_000),
         })
     }
 

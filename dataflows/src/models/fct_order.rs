@@ -5,10 +5,16 @@
 //! - **Key**: `order_id`.
 //! - **Columns**: `order_id`, `customer_id` (null for a guest order, whose
 //!   source `customer_id` is 0), `status_id`, `status`, `is_complete`,
-//!   `subtotal_ex_tax`, `total_ex_tax`, `total_inc_tax`, `item_count`,
-//!   `quantity`, `ordered_at` (the order's `created_at`), `modified_at`.
+//!   `subtotal_ex_tax`, `total_ex_tax`, `total_inc_tax`, `refunded_amount`,
+//!   `is_revenue`, `net_revenue`, `item_count`, `quantity`, `ordered_at` (the
+//!   order's `created_at`), `modified_at`.
 //!
 //! **Rules.** `is_complete`: status Shipped (2) or Completed (10).
+//! `is_revenue` / `net_revenue`: the metrics contract (`docs/metrics.md`),
+//! the same rule as `dim_customer`: a paid status or Refunded, not fully
+//! refunded ([`crate::models::dim_customer::is_revenue_order`]); `net_revenue` is
+//! `total_inc_tax - refunded_amount` (never below 0) for a revenue order, else
+//! 0. Marts sum these instead of re-deriving the status list.
 //! `item_count` / `quantity`: the number of the order's lines and the sum of
 //! their quantities, over lines with a positive quantity only (others are in
 //! `_errors` as `non_positive_quantity`); `0` / `0` for an order with no lines
@@ -22,6 +28,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::arrangements::Arrangements;
+use crate::models::dim_customer::{is_revenue_order, net_revenue};
 use crate::models::raw_bc_order::RawBcOrder;
 use crate::models::raw_bc_order_item::RawBcOrderItem;
 use crate::ops::{Coll, left_join};
@@ -53,6 +60,12 @@ pub struct FctOrder {
     pub total_ex_tax: Money,
     /// Total including tax.
     pub total_inc_tax: Money,
+    /// Amount refunded so far.
+    pub refunded_amount: Money,
+    /// Whether the order is revenue (paid, not fully refunded).
+    pub is_revenue: bool,
+    /// Revenue net of refunds; 0 unless `is_revenue`.
+    pub net_revenue: Money,
     /// Number of lines with a positive quantity.
     pub item_count: i64,
     /// Sum of those lines' quantities.
@@ -90,6 +103,7 @@ impl FctOrder {
             .fold((0i64, 0i64), |(n, q), line| {
                 (n + 1, q.saturating_add(line.quantity))
             });
+        let is_revenue = is_revenue_order(order);
         Some(FctOrder {
             order_id,
             customer_id: customer_ref(order.customer_id),
@@ -99,6 +113,13 @@ impl FctOrder {
             subtotal_ex_tax: order.subtotal_ex_tax,
             total_ex_tax: order.total_ex_tax,
             total_inc_tax: order.total_inc_tax,
+            refunded_amount: order.refunded_amount,
+            is_revenue,
+            net_revenue: if is_revenue {
+                net_revenue(order)
+            } else {
+                Money(0)
+            },
             item_count,
             quantity,
             ordered_at: order.created_at,
@@ -133,6 +154,13 @@ mod tests {
             subtotal_ex_tax: Money(700),
             total_ex_tax: Money(700),
             total_inc_tax: Money(700),
+            refunded_amount: Money(0),
+            is_revenue: status_id == 10 || status_id == 11,
+            net_revenue: Money(if status_id == 10 || status_id == 11 {
+                700
+            } else {
+                0
+            }),
             item_count,
             quantity,
             ordered_at: 30,

@@ -103,7 +103,8 @@ pub struct ProductNotificationEvent {
     pub inventory_level: i64,
     /// Effective price at the start.
     pub price: Money,
-    /// Effective sale price at the start.
+    /// Sale price that applied at the start; 0 when not on sale (the
+    /// notification payload's convention, see `docs/notifications.md`).
     pub sale_price: Money,
 }
 
@@ -141,7 +142,7 @@ impl ProductNotificationEvent {
             episode,
             inventory_level: sku.inventory_level,
             price: sku.price,
-            sale_price: sku.sale_price,
+            sale_price: sku.sale_price.unwrap_or_default(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - **Key**: `id` (the upsert key).
 //! - **Columns**: `id`, `customer_id` (0 for a guest), `status_id`, `status`,
 //!   `subtotal_ex_tax`, `subtotal_inc_tax`, `total_ex_tax`, `total_inc_tax`,
-//!   `items_total`, `currency_code`, `is_deleted` (archived), `created_at`,
+//!   `refunded_amount` (BigCommerce's running total of refunds on the order, 0
+//!   when the API leaves it out), `items_total`, `currency_code`, `is_deleted` (archived), `created_at`,
 //!   `modified_at`.
 
 use dataflows_derive::Record;
@@ -38,6 +39,8 @@ pub struct RawBcOrder {
     pub total_ex_tax: Money,
     /// Total including tax.
     pub total_inc_tax: Money,
+    /// Amount refunded so far (see `docs/metrics.md`).
+    pub refunded_amount: Money,
     /// Number of items as reported by the order itself.
     pub items_total: i64,
     /// ISO currency code.
@@ -61,6 +64,7 @@ impl From<Order> for RawBcOrder {
             subtotal_inc_tax: o.subtotal_inc_tax,
             total_ex_tax: o.total_ex_tax,
             total_inc_tax: o.total_inc_tax,
+            refunded_amount: o.refunded_amount,
             items_total: o.items_total,
             currency_code: o.currency_code.into(),
             is_deleted: o.is_deleted,
@@ -81,6 +85,7 @@ impl From<RawBcOrder> for Order {
             subtotal_inc_tax: r.subtotal_inc_tax,
             total_ex_tax: r.total_ex_tax,
             total_inc_tax: r.total_inc_tax,
+            refunded_amount: r.refunded_amount,
             items_total: r.items_total,
             currency_code: r.currency_code.into(),
             is_deleted: r.is_deleted,

@@ -62,6 +62,7 @@ fn order(id: i64, customer_id: i64, status_id: i64, total: i64, created: i64) ->
         subtotal_inc_tax: Money(total),
         total_ex_tax: Money(total - 1),
         total_inc_tax: Money(total),
+        refunded_amount: Money(0),
         items_total: 1,
         currency_code: "KRW".into(),
         is_deleted: false,
@@ -99,6 +100,13 @@ fn hand_written_epochs() -> Result<(), PeersError> {
         subtotal_ex_tax: Money(total - 1),
         total_ex_tax: Money(total - 1),
         total_inc_tax: Money(total),
+        refunded_amount: Money(0),
+        is_revenue: [2, 3, 8, 9, 10, 11, 14].contains(&status_id),
+        net_revenue: Money(if [2, 3, 8, 9, 10, 11, 14].contains(&status_id) {
+            total
+        } else {
+            0
+        }),
         item_count,
         quantity,
         ordered_at: created,
@@ -235,7 +243,9 @@ fn arb_customer() -> impl Strategy<Value = Upsert> {
 
 fn arb_order() -> impl Strategy<Value = Upsert> {
     (1i64..=6).prop_flat_map(|key| {
-        let statuses = prop::sample::select(vec![0i64, 1, 2, 5, 6, 10, 11]);
+        let statuses = prop::sample::select((0i64..=14).collect::<Vec<_>>());
+        // Refunds: none, partial, full, more than the total.
+        let refunds = prop::sample::select(vec![0u8, 0, 1, 2, 3]);
         let row = (
             0i64..=5,
             statuses,
@@ -244,9 +254,19 @@ fn arb_order() -> impl Strategy<Value = Upsert> {
             prop::bool::weighted(0.2),
             0i64..4,
             0i64..2,
+            refunds,
         )
             .prop_map(
-                move |(customer_id, status_id, subtotal, total, is_deleted, created, modified)| {
+                move |(
+                    customer_id,
+                    status_id,
+                    subtotal,
+                    total,
+                    is_deleted,
+                    created,
+                    modified,
+                    refund,
+                )| {
                     Order {
                         id: key,
                         customer_id,
@@ -256,6 +276,12 @@ fn arb_order() -> impl Strategy<Value = Upsert> {
                         subtotal_inc_tax: subtotal,
                         total_ex_tax: total,
                         total_inc_tax: total,
+                        refunded_amount: Money(match refund {
+                            0 => 0,
+                            1 => total.0 / 3,
+                            2 => total.0,
+                            _ => total.0.saturating_add(1),
+                        }),
                         items_total: 1,
                         currency_code: "KRW".into(),
                         is_deleted,

@@ -454,6 +454,9 @@ pub struct WireOrder {
     total_ex_tax: Money,
     #[serde(deserialize_with = "money")]
     total_inc_tax: Money,
+    /// Refunds so far; orders from before the field existed leave it out (0).
+    #[serde(default, deserialize_with = "money")]
+    refunded_amount: Money,
     #[serde(default)]
     items_total: i64,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -590,6 +593,7 @@ impl WireOrder {
                 subtotal_inc_tax: self.subtotal_inc_tax,
                 total_ex_tax: self.total_ex_tax,
                 total_inc_tax: self.total_inc_tax,
+                refunded_amount: self.refunded_amount,
                 items_total: self.items_total,
                 currency_code: self.currency_code,
                 is_deleted: self.is_deleted,
@@ -659,5 +663,33 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(&out[1], Upsert::Order(7, Some(o)) if o.total_inc_tax == Money(110_000)));
+    }
+
+    #[test]
+    fn refunded_amount_is_read_and_defaults_to_zero() {
+        let order = |refund: &str| {
+            format!(
+                r#"[{{"id":8,"customer_id":3,"status_id":14,"status":"Partially Refunded","subtotal_ex_tax":"10.0000","subtotal_inc_tax":"11.0000","total_ex_tax":"10.0000","total_inc_tax":"11.0000",{refund}"items_total":2,"currency_code":"USD","is_deleted":false,"date_created":"Wed, 10 Jan 2018 21:05:30 +0000","date_modified":"Wed, 10 Jan 2018 21:05:31 +0000"}}]"#
+            )
+        };
+        let refunded = |body: String| {
+            let page: Page<WireOrder> =
+                parse_v2(Payload::Body(Bytes::from(body)), "GET x").unwrap();
+            assert!(page.dead_letters.is_empty());
+            let mut out = Vec::new();
+            page.records
+                .into_iter()
+                .for_each(|o| o.into_upserts(&mut out));
+            match &out[..] {
+                [Upsert::Order(8, Some(o))] => o.refunded_amount,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(
+            refunded(order(r#""refunded_amount":"3.3000","#)),
+            Money(33_000)
+        );
+        // Orders served without the field (older API versions) refunded nothing.
+        assert_eq!(refunded(order("")), Money(0));
     }
 }

@@ -1,10 +1,23 @@
 {#-
-  One row per customer: govflow's lifetime aggregates (revenue orders) with what
-  a sales team segments on: average order value, items and distinct products
-  bought, and a value segment. Rebuilt in full each run.
+  One row per customer: govflow's lifetime aggregates (revenue orders: paid,
+  not fully refunded; lifetime_revenue net of refunds, docs/metrics.md), the
+  gross revenue and refunds behind them, and what a sales team segments on:
+  average order value, items and distinct products bought, and a value
+  segment. Rebuilt in full each run.
 -#}
 with customers as (
     select * from {{ ref('stg_govflow__customers') }}
+),
+
+billed as (
+    select
+        customer_id,
+        sum(total_inc_tax) as gross_revenue,
+        sum(refunded_amount) as refunded_amount,
+        max(_epoch) as _epoch
+    from {{ ref('stg_govflow__orders') }}
+    where is_revenue and customer_id is not null
+    group by customer_id
 ),
 
 purchases as (
@@ -29,6 +42,8 @@ final as (
         customers.last_order_at,
         customers.order_count,
         customers.lifetime_revenue,
+        coalesce(billed.gross_revenue, 0) as gross_revenue,
+        coalesce(billed.refunded_amount, 0) as refunded_amount,
         case
             when customers.order_count > 0
             then cast(customers.lifetime_revenue / customers.order_count as {{ govflow.money_type() }})
@@ -41,9 +56,10 @@ final as (
             when customers.lifetime_revenue > 0 then 'low'
             else 'none'
         end as value_segment,
-        greatest(customers._epoch, coalesce(purchases._epoch, 0)) as _epoch
+        greatest(customers._epoch, coalesce(purchases._epoch, 0), coalesce(billed._epoch, 0)) as _epoch
     from customers
     left join purchases on customers.customer_id = purchases.customer_id
+    left join billed on customers.customer_id = billed.customer_id
 )
 
 select * from final

@@ -1,7 +1,8 @@
 {#-
   Sales per product and calendar day (in the `sales_timezone` var, UTC by
-  default): lines of revenue orders (all statuses but Incomplete, Cancelled and
-  Declined), the rule govflow's dim_customer uses. Rebuilt in full each run.
+  default): lines of revenue orders (paid, not fully refunded: the rule of
+  govflow's fct_order.is_revenue and dim_customer, docs/metrics.md), gross of
+  partial refunds, which BigCommerce does not itemise. Rebuilt in full each run.
 -#}
 with order_items as (
     select * from {{ ref('stg_govflow__order_items') }}

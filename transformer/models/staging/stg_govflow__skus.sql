@@ -10,6 +10,7 @@ final as (
         sku,
         price,
         sale_price,
+        effective_price,
         inventory_level,
         is_purchasable,
         is_in_stock,
