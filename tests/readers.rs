@@ -28,11 +28,11 @@ while time.time() < deadline:
         print(f"torn snapshot at epoch {epoch}: {lines} lines, orders count {counted}")
         sys.exit(1)
     orders, by_customer = con.execute(
-        "SELECT (SELECT count(*) FROM fct_order WHERE customer_id IS NOT NULL AND status_id NOT IN (0, 5, 6)),"
+        "SELECT (SELECT count(*) FROM fct_order WHERE customer_id IS NOT NULL AND is_revenue),"
         " (SELECT coalesce(sum(order_count), 0) FROM dim_customer)"
     ).fetchone()
     known = con.execute(
-        "SELECT count(*) FROM fct_order o JOIN dim_customer c USING (customer_id) WHERE o.status_id NOT IN (0, 5, 6)"
+        "SELECT count(*) FROM fct_order o JOIN dim_customer c USING (customer_id) WHERE o.is_revenue"
     ).fetchone()[0]
     if by_customer != known:
         print(f"torn snapshot at epoch {epoch}: customers count {by_customer} orders, facts say {known}")

@@ -19,6 +19,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::runner::DbtError;
 use crate::sinks::local::{EPOCH, SnapshotPin};
 
+/// What a raw source reads in a project run without a pinned snapshot (and
+/// without the project's own `govflow_unpinned` var): no rows.
+const UNPINNED: &str = "(SELECT 1 AS unpinned WHERE false)";
+
 /// Where `govflow dbt` writes the generated sources, inside the project.
 pub const SOURCES_FILE: &str = "models/_govflow_raw__sources.yml";
 
@@ -67,7 +71,7 @@ pub fn sources_yaml(pin: &SnapshotPin) -> Result<String, DbtError> {
         let _ = writeln!(out, "        meta:");
         let _ = writeln!(
             out,
-            "          external_location: \"{{{{ var('govflow__{name}', var('govflow_unpinned')) }}}}\""
+            "          external_location: \"{{{{ var('govflow__{name}', var('govflow_unpinned', '{UNPINNED}')) }}}}\""
         );
         let _ = writeln!(out, "        columns:");
         for field in schema.fields() {

@@ -1,7 +1,7 @@
 //! `#[derive(Record)]`: a built-in table of govflow's catalogue, declared once
 //! by its row type.
 //!
-//! ```ignore
+//! ```text
 //! /// A row of `raw_bc_order`.
 //! #[derive(Record)]
 //! #[record(table = "raw_bc_order", key = "id", grain = "one row per order", origin = "bigcommerce")]
