@@ -320,8 +320,10 @@ impl Client {
             // An insert retried after a lost answer can race the job it
             // created: local-bigquery then reports its catalog's key clash
             // instead of 409.
+            // (DuckDB words it either way, depending on its version.)
             Err(BigQueryError::Request { message, .. })
-                if message.contains("violates primary key constraint")
+                if (message.contains("violates primary key constraint")
+                    || message.contains("PRIMARY KEY or UNIQUE constraint violation"))
                     && message.contains(job_id) =>
             {
                 Ok(Inserted::Exists)
