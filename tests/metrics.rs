@@ -146,6 +146,7 @@ async fn dirty_data_fires_every_error_reason_and_fallback_as_documented() {
         ("raw_bc_customer_metafield", "malformed_subscription"),
         ("raw_bc_product", "sale_above_price"),
         ("raw_bc_variant", "unknown_product"),
+        ("raw_bc_inventory", "unknown_variant"),
     ] {
         assert!(reasons.contains(&fired), "{fired:?} in {reasons:?}");
     }

@@ -717,6 +717,7 @@ fn variant_ids(
         (None, None) => store
             .variants
             .values()
+            .chain(store.orphan_inventory.values().filter(|_| inventory))
             .filter(|v| keep(v))
             .map(|v| v.id)
             .collect(),
@@ -735,7 +736,7 @@ fn variants(store: &Store, lx: &mut Lister<'_>, ctx: &Ctx, p: &Params) -> Result
 fn inventory(store: &Store, lx: &mut Lister<'_>, ctx: &Ctx, p: &Params) -> Result<Out, ApiError> {
     let list = variant_ids(store, lx, p, "variant_id:in", true)?;
     v3_page(p, &list, |buf, id| {
-        if let Some(v) = store.variants.get(&id) {
+        if let Some(v) = store.variants.get(&id).or(store.orphan_inventory.get(&id)) {
             render::inventory_item(buf, ctx, v);
         }
     })

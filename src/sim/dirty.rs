@@ -14,7 +14,7 @@ use super::render::entity;
 use super::seed::{RESTOCK_KEY, RESTOCK_NS, new_restock_metafield, pick_key, pick_key_where};
 
 /// The dirty mutation kinds, in turn order (see `docs/simulator.md`).
-pub const DIRTY_KINDS: [&str; 8] = [
+pub const DIRTY_KINDS: [&str; 9] = [
     "dirty_negative_stock",
     "dirty_inventory_mismatch",
     "dirty_inventory_missing",
@@ -23,6 +23,7 @@ pub const DIRTY_KINDS: [&str; 8] = [
     "dirty_malformed_subscription",
     "dirty_sale_above_price",
     "dirty_orphan_variant",
+    "dirty_orphan_inventory",
 ];
 
 /// Applies the next dirty kind that can act (trying each at most once);
@@ -44,6 +45,7 @@ pub(super) fn one(
             "dirty_empty_name" => empty_name(store, rng, t, fx),
             "dirty_malformed_subscription" => malformed_subscription(store, rng, t, fx),
             "dirty_sale_above_price" => sale_above_price(store, rng, t, fx),
+            "dirty_orphan_inventory" => orphan_inventory(store, rng, t, fx),
             _ => orphan_variant(store, rng, t, fx),
         };
         if applied {
@@ -207,5 +209,31 @@ fn orphan_variant(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effec
         fx.change(entity::VARIANT, *v);
         fx.event("store/sku/deleted", "sku", *v, t);
     }
+    true
+}
+
+/// A variant removed from the catalog while the inventory API still serves
+/// its item: an inventory row whose variant nobody lists (`unknown_variant`).
+/// Only a product with another variant loses one, so it keeps a base variant.
+fn orphan_inventory(store: &mut Store, rng: &mut ChaCha8Rng, t: Ts, fx: &mut Effects) -> bool {
+    let products = &store.products;
+    let Some(id) = pick_key_where(rng, &store.variants, |v| {
+        v.inventory != InventoryRow::Missing
+            && products
+                .get(v.product_id)
+                .is_some_and(|p| p.variants.len() > 1 && p.variants.first() != Some(&v.id))
+    }) else {
+        return false;
+    };
+    let Some(v) = store.variants.remove(&id) else {
+        return false;
+    };
+    store
+        .products
+        .update(v.product_id, Some(t), |p| p.variants.retain(|x| *x != id));
+    fx.change(entity::PRODUCT, v.product_id);
+    fx.change(entity::VARIANT, id);
+    fx.event("store/sku/deleted", "sku", id, t);
+    store.orphan_inventory.insert(id, v);
     true
 }

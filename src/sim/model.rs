@@ -457,6 +457,9 @@ pub struct Store {
     pub(crate) rng: ChaCha8Rng,
     /// Brands and coupons (collections no built-in entity covers).
     pub(crate) extras: super::extras::Extras,
+    /// Variants gone from the catalog that the inventory API still serves
+    /// (dirty data): their inventory items name a variant nobody lists.
+    pub(crate) orphan_inventory: BTreeMap<u64, Variant>,
     /// Share of mutations that are dirty ones (`--dirty-rate`).
     pub(crate) dirty_rate: f64,
     /// The next dirty kind to apply (they take turns).

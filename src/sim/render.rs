@@ -623,6 +623,7 @@ pub(crate) fn truth(store: &Store, ctx: &Ctx) -> Vec<u8> {
     for v in store
         .variants
         .values()
+        .chain(store.orphan_inventory.values())
         .filter(|v| v.inventory != InventoryRow::Missing)
     {
         truth_line(&mut buf, &mut scratch, entity::INVENTORY, |b| {

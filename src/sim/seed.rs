@@ -133,6 +133,7 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
         dirty_next: 0,
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ MUTATION_STREAM),
         extras: super::extras::Extras::seed(opts.seed, opts.products, END),
+        orphan_inventory: BTreeMap::new(),
     };
     for _ in 0..opts.products {
         let created = rng.random_range(START..=END);
