@@ -1,0 +1,480 @@
+//! The epoch loop: the thread that turns source messages into committed
+//! epochs (dataflow step, raw layer, warehouse and BigQuery spool, checkpoint,
+//! checks, telemetry, restock outbox).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use dataflows::Table;
+use dataflows::catalog::TableDef;
+use dataflows::checks::{CheckResult, CheckSpec, CheckState};
+use dataflows::records::Upsert;
+use tokio::sync::watch;
+
+use super::checkpoint::Checkpoint;
+use super::dataflow::{Dataflow, TableChangeSet};
+use super::refresh::{Finished, RefreshTracker};
+use super::{CursorUpdate, Msg, ProgressHandle, RunError, RunOptions};
+use crate::checks::ChecksFile;
+use crate::format;
+use crate::notify::Outbox;
+use crate::raw::RawLayer;
+use crate::sinks::bigquery::SpoolWriter;
+use crate::sinks::local::{LocalWarehouse, WarehouseOptions};
+use crate::status::Telemetry;
+
+/// The thread that turns source messages into committed epochs.
+pub(super) struct EpochLoop {
+    dataflow: Dataflow,
+    /// Configured raw tables, written beside the dataflow's changes.
+    raw: RawLayer,
+    warehouse: LocalWarehouse,
+    state_dir: PathBuf,
+    checkpoint: Checkpoint,
+    flush_interval: Duration,
+    progress: ProgressHandle,
+    dead_letters: PathBuf,
+    checks: CheckState,
+    /// The latest check results, for the alerts.
+    check_results: watch::Sender<Vec<CheckResult>>,
+    /// When the check results were last taken.
+    checks_at: Instant,
+    /// Where commits are reported.
+    telemetry: Arc<Telemetry>,
+    /// The BigQuery sink's spool, when the warehouse is BigQuery.
+    bigquery: Option<SpoolWriter>,
+    /// Where committed restock events go for delivery: one per lane.
+    outbox: Vec<Outbox>,
+    /// False until the store's first complete pull is committed: episodes
+    /// already running when govflow first reads a store are not announced.
+    announce: bool,
+}
+
+/// How often check results are taken again without a commit (freshness
+/// turns stale with time alone).
+const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the epoch loop reports, besides the warehouse and the checkpoint.
+pub(super) struct Outlets {
+    /// Live figures of the run.
+    pub(super) progress: ProgressHandle,
+    /// The latest check results, for the alerts.
+    pub(super) check_results: watch::Sender<Vec<CheckResult>>,
+    /// The status page and metrics.
+    pub(super) telemetry: Arc<Telemetry>,
+    /// Where committed restock events go for delivery: one per lane.
+    pub(super) outbox: Vec<Outbox>,
+}
+
+/// Where the epoch loop keeps what it commits.
+pub(super) struct Stores {
+    /// The local warehouse's directory.
+    pub(super) warehouse_dir: PathBuf,
+    /// The state directory (checkpoint, dead letters, check results).
+    pub(super) state_dir: PathBuf,
+    /// The configured raw tables.
+    pub(super) raw: RawLayer,
+    /// The BigQuery sink's spool, when the warehouse is BigQuery.
+    pub(super) bigquery: Option<SpoolWriter>,
+}
+
+impl EpochLoop {
+    pub(super) fn start(
+        stores: Stores,
+        checkpoint: Checkpoint,
+        options: &RunOptions,
+        checks: Vec<CheckSpec>,
+        outlets: Outlets,
+    ) -> Result<EpochLoop, RunError> {
+        let Stores {
+            warehouse_dir,
+            state_dir,
+            mut raw,
+            mut bigquery,
+        } = stores;
+        let Outlets {
+            progress,
+            check_results,
+            telemetry,
+            outbox,
+        } = outlets;
+        let mut specs = format::table_specs();
+        specs.extend(raw.specs());
+        let warehouse = LocalWarehouse::open(&warehouse_dir, &specs, WarehouseOptions::default())?;
+        let mut dataflow =
+            Dataflow::start_on(options.workers, options.cluster.as_ref(), checks.clone())?;
+        // Steps run at the epoch they commit as (see `Dataflow::skip_to`).
+        dataflow.skip_to(
+            checkpoint
+                .epoch
+                .max(warehouse.committed_epoch())
+                .unwrap_or(0),
+        );
+        // Rebuild the input state from what is committed; its output is already published.
+        let mut restored = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
+            if let Some(batch) = warehouse.read_table(table.name())? {
+                restored.extend(format::rows_from_batch(table, &batch)?);
+            }
+        }
+        let upserts = dataflows::upserts_from_raw(restored);
+        let n = upserts.len();
+        let started = Instant::now();
+        let restored = dataflow.step(upserts)?;
+        let mut rows: std::collections::BTreeMap<String, i64> = restored
+            .iter()
+            .map(|(table, changes)| {
+                let n = changes.iter().map(|(_, d)| *d as i64).sum();
+                (table.name().to_string(), n)
+            })
+            .collect();
+        rows.extend(raw.restore(&warehouse)?);
+        telemetry.tables_restored(&rows, warehouse.committed_epoch());
+        if n > 0 {
+            tracing::info!(
+                upserts = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "restored the committed state"
+            );
+        }
+        // The replay's check rows are the committed state's: keep them.
+        let mut check_state = CheckState::new(checks);
+        check_state.apply(dataflow.take_check_changes());
+        let mut checkpoint = checkpoint;
+        // A crash between a warehouse commit and its checkpoint leaves older
+        // cursors: harmless, the next pull reads a little more again.
+        checkpoint.epoch = checkpoint.epoch.max(warehouse.committed_epoch());
+        if let Some(spool) = bigquery.as_mut() {
+            spool.open(warehouse.committed_epoch())?;
+        }
+        if let Ok(mut p) = progress.lock() {
+            p.epoch = checkpoint.epoch;
+        }
+        if !outbox.is_empty() {
+            let events = Table::ProductNotificationEvent;
+            let backlog = match warehouse.read_table(events.name())? {
+                Some(batch) => crate::notify::events_of(format::rows_from_batch(events, &batch)?),
+                None => Vec::new(),
+            };
+            for lane in &outbox {
+                lane.backlog(backlog.clone());
+            }
+        }
+        let announce = !checkpoint.bigcommerce.is_empty();
+        let dead_letters = state_dir.join("dead_letters.jsonl");
+        let mut epoch_loop = EpochLoop {
+            dataflow,
+            raw,
+            warehouse,
+            state_dir,
+            checkpoint,
+            flush_interval: options.flush_interval,
+            progress,
+            dead_letters,
+            checks: check_state,
+            check_results,
+            checks_at: Instant::now(),
+            telemetry,
+            bigquery,
+            outbox,
+            announce,
+        };
+        epoch_loop.update_checks();
+        Ok(epoch_loop)
+    }
+
+    /// Commits an epoch per flush interval until every source is done,
+    /// ending full refreshes as `refresh` tells.
+    pub(super) fn run(
+        mut self,
+        rx: Receiver<Msg>,
+        mut refresh: RefreshTracker,
+    ) -> Result<(), RunError> {
+        loop {
+            let deadline = Instant::now() + self.flush_interval;
+            let mut upserts: Vec<Upsert> = Vec::new();
+            let mut done: Vec<CursorUpdate> = Vec::new();
+            let mut finished = false;
+            let mut refresh_ended = false;
+            loop {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(Msg::Read {
+                        upserts: read,
+                        raw,
+                        dead_letters,
+                    }) => {
+                        self.keep_dead_letters(&dead_letters);
+                        refresh.note(&read);
+                        upserts.extend(read);
+                        self.raw.apply(raw);
+                    }
+                    Ok(Msg::FullReadStarted { source, generation }) => {
+                        refresh.started(&source, generation)
+                    }
+                    Ok(Msg::PullDone {
+                        update,
+                        full,
+                        snapshots,
+                    }) => {
+                        let source = update.source();
+                        done.push(update);
+                        // Everything the whole-table reads delivered is applied: what
+                        // they did not deliver is gone upstream.
+                        let tables = snapshots.iter().map(|(t, _)| t.clone()).collect();
+                        let seen = snapshots.into_iter().collect();
+                        let gone = self.raw.unseen(&tables, &seen);
+                        self.raw.apply(gone);
+                        if let Some(read) = full
+                            && refresh.ended(&source, read.generation, Ok(read.tables))
+                        {
+                            refresh_ended = true;
+                        }
+                    }
+                    Ok(Msg::FullReadFailed {
+                        source,
+                        generation,
+                        error,
+                    }) => refresh_ended |= refresh.ended(&source, generation, Err(error)),
+                    Ok(Msg::TableEvolved { def, change }) => {
+                        // What was read under the old declaration commits first.
+                        self.commit(std::mem::take(&mut upserts), &std::mem::take(&mut done))?;
+                        self.evolve(def, &change)?;
+                    }
+                    Ok(Msg::SourceFailed(e)) => {
+                        // Commit what arrived before the failure, then report it.
+                        self.commit(upserts, &done)?;
+                        return Err(e);
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        finished = true;
+                        break;
+                    }
+                }
+                if refresh_ended {
+                    // Commit now, so the deletes below see everything the reads brought.
+                    break;
+                }
+            }
+            self.commit(upserts, &done)?;
+            if refresh_ended {
+                // Everything the full reads delivered is committed: delete what they did not see.
+                let Finished { status, deletes } = refresh.finish(&self.warehouse)?;
+                self.commit(deletes, &[])?;
+                refresh.publish(status);
+            }
+            if self.checks_at.elapsed() >= RECHECK_INTERVAL {
+                self.update_checks();
+            }
+            if finished {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Steps the dataflow over `upserts`, publishes the changes, then
+    /// checkpoints the cursors of the pulls in `done`.
+    fn commit(&mut self, upserts: Vec<Upsert>, done: &[CursorUpdate]) -> Result<(), RunError> {
+        if let Some(bq) = &self.bigquery {
+            bq.check()?;
+        }
+        if upserts.is_empty() && done.is_empty() && !self.raw.has_pending() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let n_upserts = upserts.len() as u64;
+        // The step's own epoch: always past the committed one (see `EpochLoop::start`).
+        let epoch = self.dataflow.next_epoch();
+        let mut changes: TableChangeSet = self.dataflow.step(upserts)?;
+        if !self.announce {
+            changes.remove(&Table::ProductNotificationEvent);
+        }
+        let mut changed = 0u64;
+        let mut committed = None;
+        let raw_changes = self.raw.take(epoch)?;
+        if !changes.is_empty() || !raw_changes.is_empty() {
+            let mut batches = Vec::with_capacity(changes.len() + raw_changes.len());
+            let mut deltas = std::collections::BTreeMap::new();
+            for (table, rows) in &changes {
+                changed += rows.len() as u64;
+                let delta: i64 = rows.iter().map(|(_, d)| *d as i64).sum();
+                deltas.insert(table.name().to_string(), (delta, rows.len() as u64));
+                batches.push(format::table_changes(*table, epoch, rows)?);
+            }
+            for (batch, delta, n) in raw_changes {
+                changed += n;
+                deltas.insert(batch.table.clone(), (delta, n));
+                batches.push(batch);
+            }
+            if let Some(bq) = &self.bigquery {
+                bq.write(epoch, &batches)?;
+            }
+            let flush = Instant::now();
+            self.warehouse.commit(epoch, &batches)?;
+            committed = Some((epoch, deltas, flush.elapsed()));
+            if let Some(bq) = &self.bigquery {
+                bq.committed(epoch);
+            }
+            self.checkpoint.epoch = Some(epoch);
+            if let Some(events) = changes
+                .remove(&Table::ProductNotificationEvent)
+                .filter(|_| !self.outbox.is_empty())
+            {
+                let events = crate::notify::events_of(events.into_iter().map(|(r, _)| r));
+                for lane in &self.outbox {
+                    lane.committed(events.clone());
+                }
+            }
+        }
+        if done
+            .iter()
+            .any(|u| matches!(u, CursorUpdate::BigCommerce(_)))
+        {
+            self.announce = true;
+        }
+        for update in done {
+            match update {
+                CursorUpdate::BigCommerce(report) => {
+                    self.checkpoint.bigcommerce.advance(&report.entities)
+                }
+                CursorUpdate::Collections { pulls } => {
+                    for p in pulls {
+                        let at = p.cursor.unwrap_or(0);
+                        let slot = self
+                            .checkpoint
+                            .collections
+                            .entry(p.name.clone())
+                            .or_insert(at);
+                        *slot = (*slot).max(at);
+                    }
+                }
+                CursorUpdate::Postgres { database, pulls } => self
+                    .checkpoint
+                    .postgres
+                    .entry(database.clone())
+                    .or_default()
+                    .advance(pulls),
+            }
+        }
+        self.checkpoint.store(&self.state_dir)?;
+        let elapsed = started.elapsed();
+        if let Some((epoch, deltas, flush)) = committed {
+            self.telemetry
+                .epoch_committed(epoch, &deltas, elapsed, flush);
+        }
+        for update in done {
+            let source = update.source();
+            let cursors = self.cursor_texts(update);
+            self.telemetry.pull_committed(&source, cursors);
+        }
+        self.update_checks();
+        if let Ok(mut p) = self.progress.lock() {
+            p.epoch = self.checkpoint.epoch;
+            p.changes += changed;
+            p.upserts += n_upserts;
+            p.pulls += done.len() as u64;
+            if !done.is_empty() {
+                p.last_pull_at = Some(Instant::now());
+            }
+            if changed > 0 {
+                p.last_commit_at = Some(Instant::now());
+            }
+            p.last_commit = elapsed;
+        }
+        tracing::debug!(epoch = ?self.checkpoint.epoch, upserts = n_upserts, changes = changed, elapsed_ms = elapsed.as_millis() as u64, "epoch committed");
+        Ok(())
+    }
+
+    /// Moves a configured raw table to an evolved declaration: the raw layer,
+    /// the local warehouse and the BigQuery spool.
+    fn evolve(&mut self, def: TableDef, change: &str) -> Result<(), RunError> {
+        let spec = format::spec_of(&def);
+        self.warehouse.evolve(spec.clone())?;
+        if let Some(bq) = &self.bigquery {
+            bq.evolve(spec)?;
+        }
+        tracing::info!(table = %def.name, %change, "table evolved");
+        self.telemetry.tables_added(std::slice::from_ref(&def));
+        self.raw.evolve(def);
+        Ok(())
+    }
+
+    /// Applies the last step's check changes, rewrites `checks.json` and
+    /// hands the results to the alerts.
+    fn update_checks(&mut self) {
+        self.checks.apply(self.dataflow.take_check_changes());
+        let now = chrono::Utc::now();
+        self.checks_at = Instant::now();
+        let results = self.checks.results(now.timestamp_micros());
+        self.telemetry.checks(&results);
+        self.check_results.send_replace(results.clone());
+        let file = ChecksFile {
+            epoch: self.checkpoint.epoch,
+            updated_at: now,
+            results,
+        };
+        if let Err(e) = file.store(&self.state_dir) {
+            tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot write check results");
+        }
+    }
+
+    /// The checkpointed cursors of the source of `update`, as text.
+    fn cursor_texts(&self, update: &CursorUpdate) -> std::collections::BTreeMap<String, String> {
+        match update {
+            CursorUpdate::BigCommerce(_) => crate::sources::bigcommerce::Entity::ALL
+                .into_iter()
+                .filter_map(|e| {
+                    let at = self.checkpoint.bigcommerce.get(e)?;
+                    let text = chrono::DateTime::from_timestamp_micros(at)
+                        .map_or(at.to_string(), |t| t.to_rfc3339());
+                    Some((e.name().to_string(), text))
+                })
+                .collect(),
+            CursorUpdate::Collections { pulls } => pulls
+                .iter()
+                .filter_map(|p| {
+                    let at = *self.checkpoint.collections.get(&p.name)?;
+                    let text = chrono::DateTime::from_timestamp_micros(at)
+                        .map_or(at.to_string(), |t| t.to_rfc3339());
+                    Some((p.name.clone(), text))
+                })
+                .collect(),
+            CursorUpdate::Postgres { database, .. } => self
+                .checkpoint
+                .postgres
+                .get(database)
+                .map(|c| {
+                    c.0.iter()
+                        .map(|(t, v)| (t.clone(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn keep_dead_letters(&self, dead: &[String]) {
+        if dead.is_empty() {
+            return;
+        }
+        if let Ok(mut p) = self.progress.lock() {
+            p.dead_letters += dead.len() as u64;
+        }
+        let mut text = String::new();
+        for line in dead {
+            text.push_str(line);
+            text.push('\n');
+        }
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.dead_letters)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.dead_letters.display(), error = %e, "cannot keep dead letters");
+        }
+    }
+}
