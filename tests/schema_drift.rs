@@ -185,6 +185,14 @@ async fn columns_added_dropped_and_retyped_upstream_while_running() {
     })
     .await;
     assert!(found, "dead letters: {:?}", std::fs::read_to_string(&dead));
+    // And an alert is failing for it (logged here: no Slack configured),
+    // kept across restarts in the state directory.
+    let alerts = dir.path().join("state/alerts.json");
+    let alerted = eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(&alerts).is_ok_and(|t| t.contains("schema:raw_pg_shop_item"))
+    })
+    .await;
+    assert!(alerted, "alerts: {:?}", std::fs::read_to_string(&alerts));
     let types = duckdb(
         dir.path(),
         &[

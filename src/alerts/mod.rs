@@ -95,6 +95,20 @@ pub enum Alert {
     },
     /// A full refresh succeeds after a failure.
     FullRefreshRecovered,
+    /// A configured table's column changed type upstream in a way that would
+    /// lose values: the column keeps its type, rows that do not fit are dead
+    /// letters (docs/tables.md, Schema evolution).
+    SchemaIncompatible {
+        /// The warehouse table.
+        table: String,
+        /// The columns and their types.
+        change: String,
+    },
+    /// The table's columns fit it again.
+    SchemaRecovered {
+        /// The warehouse table.
+        table: String,
+    },
 }
 
 /// Most failed nodes listed in one message.
@@ -118,6 +132,9 @@ impl Alert {
             Alert::FullRefreshFailed { .. } | Alert::FullRefreshRecovered => {
                 "full_refresh".to_string()
             }
+            Alert::SchemaIncompatible { table, .. } | Alert::SchemaRecovered { table } => {
+                format!("schema:{table}")
+            }
         }
     }
 
@@ -129,6 +146,7 @@ impl Alert {
                 | Alert::DbtRecovered { .. }
                 | Alert::SourceRecovered { .. }
                 | Alert::FullRefreshRecovered
+                | Alert::SchemaRecovered { .. }
         )
     }
 
@@ -141,6 +159,8 @@ impl Alert {
                 names.sort_unstable();
                 names.join(",")
             }
+            // Another incompatible change is news.
+            Alert::SchemaIncompatible { change, .. } => change.clone(),
             _ => String::new(),
         }
     }
@@ -216,6 +236,12 @@ impl Alert {
                 format!("{FAILING} full refresh failed: {}", truncate(error))
             }
             Alert::FullRefreshRecovered => format!("{RECOVERED} full refresh succeeds again"),
+            Alert::SchemaIncompatible { table, change } => format!(
+                "{FAILING} table `{table}` changed upstream in a way it cannot follow: {change}"
+            ),
+            Alert::SchemaRecovered { table } => {
+                format!("{RECOVERED} table `{table}` fits its source's columns again")
+            }
         }
     }
 }

@@ -67,6 +67,21 @@ fn keys_pair_failures_with_recoveries() {
     );
     assert!(Alert::FullRefreshRecovered.is_recovery());
     assert!(!check_failing(1).is_recovery());
+    let drift = Alert::SchemaIncompatible {
+        table: "raw_pg_shop_item".into(),
+        change: "qty is text upstream but stays decimal(30,2)".into(),
+    };
+    let fixed = Alert::SchemaRecovered {
+        table: "raw_pg_shop_item".into(),
+    };
+    assert_eq!(drift.key(), fixed.key());
+    assert_eq!(drift.key(), "schema:raw_pg_shop_item");
+    assert!(fixed.is_recovery() && !drift.is_recovery());
+    assert!(drift.text().contains("`raw_pg_shop_item`") && drift.text().contains("qty"));
+    assert_eq!(
+        drift.fingerprint(),
+        "qty is text upstream but stays decimal(30,2)"
+    );
 }
 
 #[test]

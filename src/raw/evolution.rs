@@ -31,6 +31,22 @@ pub struct Evolution {
 }
 
 impl Evolution {
+    /// The changes that cannot be followed, when there are any.
+    pub fn incompatible_text(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .incompatible
+            .iter()
+            .map(|(c, kept, upstream)| {
+                format!(
+                    "{c} is {} upstream but stays {}",
+                    upstream.describe(),
+                    kept.describe()
+                )
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// One line for logs and the status page.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use dataflows::catalog::TableDef;
 
+use super::supervisor::SourceEvent;
 use super::{
     CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
     progress_kind,
@@ -232,6 +233,10 @@ async fn follow_schemas(
         }
         let (upstream, cursor) = source.describe(table).await?;
         let (evolved, change) = crate::raw::evolution::evolve(def, &upstream);
+        let _ = links.events.send(SourceEvent::Schema {
+            table: def.name.clone(),
+            incompatible: change.incompatible_text(),
+        });
         let change = change.describe();
         tracing::warn!(table = %def.name, %change, "columns changed upstream");
         *has_cursor = cursor;

@@ -23,6 +23,12 @@ pub(super) enum SourceEvent {
     Failed { source: String, error: String },
     /// A read failed for good: the run ends.
     Fatal { source: String, error: String },
+    /// A configured table's columns changed upstream: `incompatible` says
+    /// which changes it cannot follow (`None`: it follows them all).
+    Schema {
+        table: String,
+        incompatible: Option<String>,
+    },
 }
 
 /// Turns source events and check results into alerts until both feeds close.
@@ -59,6 +65,18 @@ async fn report_source(alerter: &Alerter, event: SourceEvent) {
     let _ = match event {
         SourceEvent::Succeeded { source } => alerter.source_succeeded(&source).await,
         SourceEvent::Failed { source, error } => alerter.source_failed(&source, &error).await,
+        SourceEvent::Schema {
+            table,
+            incompatible: Some(change),
+        } => {
+            alerter
+                .notify(Alert::SchemaIncompatible { table, change })
+                .await
+        }
+        SourceEvent::Schema {
+            table,
+            incompatible: None,
+        } => alerter.notify(Alert::SchemaRecovered { table }).await,
         SourceEvent::Fatal { source, error } => {
             alerter
                 .notify(Alert::SourceFailing {
