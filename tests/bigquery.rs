@@ -33,18 +33,6 @@ fn config(sim: &SimServer, options: &SimOptions, bq: BigQueryConfig, dir: &Path)
     }
 }
 
-async fn run_once(config: &Config, full_refresh: bool) -> Result<(), RunError> {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        workers: 1,
-        flush_interval: Duration::from_millis(100),
-        once: true,
-        full_refresh,
-        ..RunOptions::default()
-    };
-    govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default()).await
-}
-
 async fn mutate(sim: &SimServer, count: usize) {
     sim.mutate(MutateRequest {
         count,
@@ -144,18 +132,18 @@ async fn bigquery_equals_the_local_warehouse_after_mutation_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let bq = emulators.config("govflow_rounds", &dir.path().join("state"));
     let config = config(&sim, &options, bq.clone(), dir.path());
-    run_once(&config, false)
+    try_run_once(&config, false, 1)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", emulators.bq_log()));
     let rows = assert_bigquery_equals_local(&bq, &dir.path().join("state")).await;
     assert!(rows > 1000, "the store was loaded: {rows} rows");
     for _ in 0..3 {
         mutate(&sim, 150).await;
-        run_once(&config, false).await.unwrap();
+        try_run_once(&config, false, 1).await.unwrap();
         assert_bigquery_equals_local(&bq, &dir.path().join("state")).await;
     }
     // Hard deletes reach BigQuery through the full refresh's tombstones.
-    run_once(&config, true).await.unwrap();
+    try_run_once(&config, true, 1).await.unwrap();
     assert_bigquery_equals_local(&bq, &dir.path().join("state")).await;
     assert_eq!(
         spooled_files(&dir.path().join("state")),
@@ -189,7 +177,7 @@ async fn a_crash_between_load_and_merge_replays_without_loss_or_duplicate() {
     proxy.faults.hold_merge.store(true, Ordering::SeqCst);
     let run = tokio::spawn({
         let config = config.clone();
-        async move { run_once(&config, false).await }
+        async move { try_run_once(&config, false, 1).await }
     });
     let started = Instant::now();
     while proxy.job_inserts("merge") == 0 {
@@ -225,7 +213,7 @@ async fn a_crash_between_load_and_merge_replays_without_loss_or_duplicate() {
     proxy.faults.hold_merge.store(false, Ordering::SeqCst);
     // Restart: every table's epochs are flushed; the load already done is
     // reused (its id answers 409), not run again, and the MERGE runs once.
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     assert_bigquery_equals_local(&bq, &state).await;
     let after: Vec<(String, u16)> = proxy.job_log().into_iter().skip(log.len()).collect();
     let loads_of_table: Vec<_> = after
@@ -244,7 +232,7 @@ async fn a_crash_between_load_and_merge_replays_without_loss_or_duplicate() {
     assert_eq!(merged.len(), 1, "the MERGE ran once: {after:?}");
     let tables_flushed = proxy.jobs_created("merge");
     // Nothing changed upstream: a further run adds no job and changes nothing.
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     assert_eq!(proxy.jobs_created("merge"), tables_flushed);
     assert_bigquery_equals_local(&bq, &state).await;
     sim.shutdown().await;
@@ -260,12 +248,14 @@ async fn a_replayed_flush_changes_nothing() {
     let proxy = Proxy::start(emulators.bq_port).await;
     let bq = emulators.config_via("govflow_replay", &state, proxy.port);
     let config = config(&sim, &options, bq.clone(), dir.path());
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     // Updates and deletes, committed locally while BigQuery is down: the
     // epochs wait in the spool; keep a copy of it.
     mutate(&sim, 200).await;
     proxy.faults.down.store(true, Ordering::SeqCst);
-    let down = run_once(&config, true).await.expect_err("BigQuery is down");
+    let down = try_run_once(&config, true, 1)
+        .await
+        .expect_err("BigQuery is down");
     assert!(
         matches!(&down, RunError::BigQuery(e) if e.is_retryable()),
         "{down}"
@@ -274,7 +264,7 @@ async fn a_replayed_flush_changes_nothing() {
     let saved = dir.path().join("saved-bigquery");
     copy_dir(&state.join("bigquery"), &saved);
     proxy.faults.down.store(false, Ordering::SeqCst);
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     assert_bigquery_equals_local(&bq, &state).await;
     let merges = proxy.jobs_created("merge");
     // A crash after the MERGEs and before the flush state was written: the
@@ -287,7 +277,7 @@ async fn a_replayed_flush_changes_nothing() {
     let mut flush_state: serde_json::Value = serde_json::from_str(&text).unwrap();
     flush_state["generation"] = serde_json::json!("replayed");
     std::fs::write(&path, flush_state.to_string()).unwrap();
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     assert!(
         proxy.jobs_created("merge") > merges,
         "the replay ran its MERGEs again"
@@ -382,7 +372,9 @@ async fn a_permanent_error_names_the_table_and_epochs_and_keeps_them_for_replay(
     let bq = emulators.config_via("govflow_denied", &state, proxy.port);
     let config = config(&sim, &options, bq.clone(), dir.path());
     proxy.faults.deny_merge.store(true, Ordering::SeqCst);
-    let error = run_once(&config, false).await.expect_err("MERGE is denied");
+    let error = try_run_once(&config, false, 1)
+        .await
+        .expect_err("MERGE is denied");
     let text = error.to_string();
     assert!(
         matches!(&error, RunError::BigQuery(e) if !e.is_retryable()),
@@ -397,7 +389,7 @@ async fn a_permanent_error_names_the_table_and_epochs_and_keeps_them_for_replay(
     assert!(spooled_files(&state) > 0, "the epoch stays spooled");
     // Once fixed, the next start flushes the kept epoch.
     proxy.faults.deny_merge.store(false, Ordering::SeqCst);
-    run_once(&config, false).await.unwrap();
+    try_run_once(&config, false, 1).await.unwrap();
     assert_eq!(spooled_files(&state), 0);
     assert_bigquery_equals_local(&bq, &state).await;
     sim.shutdown().await;
@@ -523,7 +515,7 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
         .insert_table(&bq.dataset, "dim_customer", resource)
         .await
         .unwrap();
-    run_once(&config(&sim, &options, bq.clone(), dir.path()), false)
+    try_run_once(&config(&sim, &options, bq.clone(), dir.path()), false, 1)
         .await
         .unwrap();
     let table = client
@@ -561,7 +553,7 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
         .insert_table(&bq.dataset, "fct_order", resource)
         .await
         .unwrap();
-    let error = run_once(&config(&sim, &options, bq.clone(), dir.path()), false)
+    let error = try_run_once(&config(&sim, &options, bq.clone(), dir.path()), false, 1)
         .await
         .expect_err("an incompatible column type");
     let text = error.to_string();
@@ -707,7 +699,7 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
     local.state = StateConfig {
         dir: fresh.path().join("state"),
     };
-    run_once(&local, true).await.unwrap();
+    try_run_once(&local, true, 1).await.unwrap();
     assert_same_warehouses(&tables(&state), &tables(fresh.path()));
     // Kills fell while a flush was in flight (seen in the flush state), not only between flushes.
     assert!(in_flight >= 1, "no kill fell during a flush");
@@ -727,7 +719,7 @@ async fn rate_limits_and_server_errors_are_retried_with_backoff() {
     let config = config(&sim, &options, bq.clone(), dir.path());
     proxy.faults.server_errors.store(2, Ordering::SeqCst);
     proxy.faults.rate_limit_jobs.store(3, Ordering::SeqCst);
-    run_once(&config, false)
+    try_run_once(&config, false, 1)
         .await
         .expect("transient errors are retried");
     assert_eq!(

@@ -13,7 +13,6 @@ use dataflows::TableRow;
 use dataflows::checks::{CheckResult, evaluate};
 use govflow::checks::ChecksFile;
 use govflow::config::Config;
-use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
 
 fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> std::path::PathBuf {
@@ -60,20 +59,6 @@ max_age = "1000 years"
     path
 }
 
-async fn run_once(config: &Config) {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        workers: 2,
-        flush_interval: std::time::Duration::from_millis(100),
-        once: true,
-        full_refresh: false,
-        ..RunOptions::default()
-    };
-    govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
-        .await
-        .expect("run --once succeeds");
-}
-
 /// The results of `config`'s checks over the published tables, from scratch.
 fn from_scratch(config: &Config, dir: &Path) -> Vec<(String, u64)> {
     let rows: Vec<TableRow> = tables(dir).into_iter().flat_map(|(_, rows)| rows).collect();
@@ -96,7 +81,7 @@ async fn check_results_follow_the_data_and_govflow_check_reports_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(&sim, &options, dir.path());
     let config = Config::load(&path).unwrap();
-    run_once(&config).await;
+    run_once(&config, false, 2).await;
     for round in 0..3 {
         let file = ChecksFile::load(&dir.path().join("state")).unwrap();
         let got = summary(&file.results_at(chrono::Utc::now()));
@@ -107,7 +92,7 @@ async fn check_results_follow_the_data_and_govflow_check_reports_them() {
             dirty: false,
         })
         .unwrap();
-        run_once(&config).await;
+        run_once(&config, false, 2).await;
     }
     let file = ChecksFile::load(&dir.path().join("state")).unwrap();
     let results = file.results_at(chrono::Utc::now());
@@ -154,7 +139,7 @@ async fn check_results_follow_the_data_and_govflow_check_reports_them() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no check results yet"));
     // A restart rebuilds them from the committed state.
-    run_once(&config).await;
+    run_once(&config, false, 2).await;
     let file = ChecksFile::load(&dir.path().join("state")).unwrap();
     assert_eq!(
         summary(&file.results_at(chrono::Utc::now())),

@@ -7,47 +7,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
 use common::pg::eventually;
+use common::slack::slack;
 use common::*;
 use dataflows::{Table, TableRow};
 use govflow::config::Config;
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
-
-/// The texts a Slack incoming webhook stand-in received, in order.
-#[derive(Clone, Default)]
-struct Slack(Arc<Mutex<Vec<String>>>);
-
-impl Slack {
-    fn texts(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-async fn slack() -> (Slack, SocketAddr) {
-    async fn record(State(s): State<Slack>, body: String) -> &'static str {
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let text = body["text"].as_str().unwrap_or_default().to_string();
-        s.0.lock().unwrap().push(text);
-        "ok"
-    }
-    let s = Slack::default();
-    let app = Router::new()
-        .route("/hook", post(record))
-        .with_state(s.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (s, addr)
-}
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path, hook: SocketAddr) -> Config {
     let text = format!(

@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use common::contract::*;
 use common::*;
@@ -17,7 +16,6 @@ use dataflows::checks::{CheckKind, CheckSpec, Severity};
 use dataflows::{Table, TableRow};
 use govflow::checks::ChecksFile;
 use govflow::config::{Config, StateConfig, WarehouseConfig};
-use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
@@ -44,27 +42,13 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
     }
 }
 
-async fn run_once(config: &Config, full_refresh: bool) {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        workers: 2,
-        flush_interval: Duration::from_millis(100),
-        once: true,
-        full_refresh,
-        ..RunOptions::default()
-    };
-    govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
-        .await
-        .expect("run --once succeeds");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_measure_agrees_with_the_simulators_truth() {
     let options = store(43, 300, 80, 800);
     let sim = start_sim(options.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, &options, dir.path());
-    run_once(&config, false).await;
+    run_once(&config, false, 2).await;
     assert_measures(&Truth::fetch(&sim).await, &tables(dir.path()));
     for _ in 0..2 {
         sim.mutate(MutateRequest {
@@ -73,10 +57,10 @@ async fn every_measure_agrees_with_the_simulators_truth() {
             dirty: false,
         })
         .unwrap();
-        run_once(&config, false).await;
+        run_once(&config, false, 2).await;
     }
     // Deletes upstream are reconciled by a full refresh.
-    run_once(&config, true).await;
+    run_once(&config, true, 2).await;
     let truth = Truth::fetch(&sim).await;
     let tables = tables(dir.path());
     assert_measures(&truth, &tables);
@@ -91,7 +75,7 @@ async fn dirty_data_fires_every_error_reason_and_fallback_as_documented() {
     let sim = start_sim(options.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, &options, dir.path());
-    run_once(&config, false).await;
+    run_once(&config, false, 2).await;
     assert_eq!(rows(&tables(dir.path()), Table::Errors), &[] as &[TableRow]);
     let checks = ChecksFile::load(&dir.path().join("state")).unwrap();
     let errors_check = |results: &[dataflows::checks::CheckResult]| {
@@ -116,8 +100,8 @@ async fn dirty_data_fires_every_error_reason_and_fallback_as_documented() {
     for kind in DIRTY_KINDS {
         assert_eq!(report.applied.get(kind), Some(&2), "{:?}", report.applied);
     }
-    run_once(&config, false).await;
-    run_once(&config, true).await;
+    run_once(&config, false, 2).await;
+    run_once(&config, true, 2).await;
     let truth = Truth::fetch(&sim).await;
     let tables = tables(dir.path());
 

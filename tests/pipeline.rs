@@ -4,12 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use dataflows::Table;
 use govflow::config::{Config, StateConfig, WarehouseConfig};
-use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
@@ -25,20 +23,6 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
         },
         ..Config::default()
     }
-}
-
-async fn run_once(config: &Config, full_refresh: bool, workers: usize) {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        workers,
-        flush_interval: Duration::from_millis(100),
-        once: true,
-        full_refresh,
-        ..RunOptions::default()
-    };
-    govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
-        .await
-        .expect("run --once succeeds");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,6 @@ use dataflows::{Table, TableRow};
 use govflow::config::{
     Config, PostgresConfig, PostgresTable, Secret, StateConfig, WarehouseConfig,
 };
-use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::sim::{SimOptions, SimServer};
 
 const POINTS: &str = "CREATE TABLE point_transaction (
@@ -73,20 +72,6 @@ fn config(sim: &SimServer, options: &SimOptions, urls: [&str; 2], dir: &Path) ->
         checks: Vec::new(),
         ..Config::default()
     }
-}
-
-async fn run_once(config: &Config, full_refresh: bool) {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        workers: 2,
-        flush_interval: Duration::from_millis(100),
-        once: true,
-        full_refresh,
-        ..RunOptions::default()
-    };
-    govflow::runtime::run(config.clone(), options, stop_rx, ProgressHandle::default())
-        .await
-        .expect("run --once succeeds");
 }
 
 fn rows(dir: &Path, table: Table) -> Vec<TableRow> {
@@ -156,7 +141,7 @@ async fn postgres_rows_reach_the_models_and_deletes_reconcile_on_full_refresh() 
 
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, &options, [&wise, &commerce], dir.path());
-    run_once(&config, false).await;
+    run_once(&config, false, 2).await;
     let mut want = vec![(a.id, 70), (b.id, 7)];
     want.sort();
     assert_eq!(balances(dir.path()), want);
@@ -187,13 +172,13 @@ async fn postgres_rows_reach_the_models_and_deletes_reconcile_on_full_refresh() 
         .batch_execute("DELETE FROM quotation WHERE id = 11")
         .await
         .unwrap();
-    run_once(&config, false).await;
+    run_once(&config, false, 2).await;
     let mut want = vec![(a.id, 70), (b.id, 51)];
     want.sort();
     assert_eq!(balances(dir.path()), want, "the delete is not seen yet");
     assert_eq!(quotation_customers(dir.path()).len(), 2);
 
-    run_once(&config, true).await;
+    run_once(&config, true, 2).await;
     let mut want = vec![(a.id, 100), (b.id, 51)];
     want.sort();
     assert_eq!(balances(dir.path()), want);
@@ -201,7 +186,7 @@ async fn postgres_rows_reach_the_models_and_deletes_reconcile_on_full_refresh() 
 
     // The same as a full refresh into an empty warehouse.
     let fresh = tempfile::tempdir().unwrap();
-    run_once(&config_in(&config, fresh.path()), true).await;
+    run_once(&config_in(&config, fresh.path()), true, 2).await;
     assert_same_warehouses(&tables(dir.path()), &tables(fresh.path()));
 }
 

@@ -7,6 +7,7 @@
 pub mod bigquery;
 pub mod contract;
 pub mod pg;
+pub mod slack;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -505,6 +506,36 @@ pub fn try_duckdb(dir: &std::path::Path, queries: &[&str]) -> Result<Vec<Vec<Str
     }
     results.truncate(queries.len());
     Ok(results)
+}
+
+/// `govflow::runtime::run` of `config` with `--once` (flushes every 100 ms).
+pub async fn try_run_once(
+    config: &govflow::config::Config,
+    full_refresh: bool,
+    workers: usize,
+) -> Result<(), govflow::runtime::RunError> {
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let options = govflow::runtime::RunOptions {
+        workers,
+        flush_interval: Duration::from_millis(100),
+        once: true,
+        full_refresh,
+        ..govflow::runtime::RunOptions::default()
+    };
+    govflow::runtime::run(
+        config.clone(),
+        options,
+        stop_rx,
+        govflow::runtime::ProgressHandle::default(),
+    )
+    .await
+}
+
+/// [`try_run_once`], which must succeed.
+pub async fn run_once(config: &govflow::config::Config, full_refresh: bool, workers: usize) {
+    try_run_once(config, full_refresh, workers)
+        .await
+        .expect("run --once succeeds");
 }
 
 /// `govflow run --once [--full-refresh] --config <config>` as a user runs it
