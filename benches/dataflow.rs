@@ -44,6 +44,7 @@ fn customer(id: i64, version: u32) -> Upsert {
             customer_group_id: id % 3,
             date_created: 1_700_000_000_000_000 + id,
             date_modified: 1_700_000_000_000_000 + id + version as i64,
+            payload: Default::default(),
         }),
     )
 }
@@ -73,6 +74,7 @@ fn order(id: i64, customer_id: i64, status_id: i64, lines: &[OrderItem]) -> [Ups
                 is_deleted: false,
                 date_created: 1_710_000_000_000_000 + id,
                 date_modified: 1_710_000_000_000_000 + id,
+                payload: Default::default(),
             }),
         ),
     ]
@@ -97,6 +99,7 @@ fn lines(rng: &mut StdRng, order_id: i64, first_line: i64, n: i64) -> Vec<OrderI
                 price_inc_tax: Money(price),
                 total_ex_tax: Money(price * quantity),
                 total_inc_tax: Money(price * quantity),
+                payload: Default::default(),
             }
         })
         .collect()
@@ -119,6 +122,7 @@ fn catalog() -> Vec<Upsert> {
                 brand_id: p % 20,
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         ));
         for v in [p * 2, p * 2 + 1] {
@@ -132,6 +136,7 @@ fn catalog() -> Vec<Upsert> {
                     sale_price: None,
                     inventory_level: 10,
                     purchasing_disabled: false,
+                    payload: Default::default(),
                 }),
             ));
             out.push(Upsert::Inventory(
@@ -143,6 +148,7 @@ fn catalog() -> Vec<Upsert> {
                     available_to_sell: 10,
                     total_inventory_onhand: 10,
                     is_in_stock: true,
+                    payload: Default::default(),
                 }),
             ));
         }

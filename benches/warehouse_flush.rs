@@ -64,7 +64,8 @@ fn ms(d: Duration) -> f64 {
 /// Commits `rows` (as inserts) at `epoch`; returns the time taken.
 fn commit(wh: &mut LocalWarehouse, epoch: u64, rows: &[(TableRow, isize)]) -> Duration {
     let t = Instant::now();
-    let changes = table_changes(Table::FctOrderItem, epoch, rows).expect("arrow");
+    let changes =
+        table_changes(Table::FctOrderItem, epoch, rows, &Default::default()).expect("arrow");
     wh.commit(epoch, &[changes]).expect("commit");
     t.elapsed()
 }

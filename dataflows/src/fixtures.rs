@@ -19,6 +19,7 @@ pub fn customer(id: i64, email: &str) -> Customer {
         customer_group_id: 1,
         date_created: 100,
         date_modified: 100,
+        payload: Default::default(),
     }
 }
 
@@ -35,6 +36,7 @@ pub fn product(id: i64) -> Product {
         brand_id: 0,
         date_created: 0,
         date_modified: 0,
+        payload: Default::default(),
     }
 }
 
@@ -47,6 +49,7 @@ pub fn variant(id: i64, product_id: i64, level: i64) -> Variant {
         sale_price: None,
         inventory_level: level,
         purchasing_disabled: false,
+        payload: Default::default(),
     }
 }
 
@@ -58,6 +61,7 @@ pub fn inventory(variant_id: i64, available: i64) -> Inventory {
         available_to_sell: available,
         total_inventory_onhand: available,
         is_in_stock: available > 0,
+        payload: Default::default(),
     }
 }
 
@@ -77,6 +81,7 @@ pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> 
         is_deleted: false,
         date_created: at,
         date_modified: at,
+        payload: Default::default(),
     }
 }
 
@@ -94,6 +99,7 @@ pub fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
         price_inc_tax: Money(11_000),
         total_ex_tax: Money(10_000 * quantity),
         total_inc_tax: Money(11_000 * quantity),
+        payload: Default::default(),
     }
 }
 

@@ -63,6 +63,7 @@
 //!                 customer_group_id: 0,
 //!                 date_created: 0,
 //!                 date_modified: epoch as i64,
+//!                 payload: Default::default(),
 //!             };
 //!             input.send(Upsert::Customer(7, Some(customer)));
 //!         }
@@ -115,6 +116,7 @@ mod input;
 pub mod models;
 pub mod ops;
 pub mod oracle;
+pub mod payload;
 #[allow(missing_docs)] // the source owners' record types document their structs
 pub mod records;
 mod table;

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::table::Table;
 
+pub use crate::payload::{Payload, Payloads};
+
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
 
@@ -92,6 +94,8 @@ pub struct Customer {
     pub customer_group_id: i64,
     pub date_created: Micros,
     pub date_modified: Micros,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// A customer metafield (`raw_bc_customer_metafield`, key `id`).
@@ -104,6 +108,8 @@ pub struct CustomerMetafield {
     pub value: String,
     pub date_created: Micros,
     pub date_modified: Micros,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// A catalog product (`raw_bc_product`, key `id`).
@@ -124,6 +130,8 @@ pub struct Product {
     pub brand_id: i64,
     pub date_created: Micros,
     pub date_modified: Micros,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// A product variant, i.e. a SKU (`raw_bc_variant`, key `id`).
@@ -137,6 +145,8 @@ pub struct Variant {
     pub sale_price: Option<Money>,
     pub inventory_level: i64,
     pub purchasing_disabled: bool,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// Inventory of one variant at the default location (`raw_bc_inventory`, key `variant_id`).
@@ -148,6 +158,8 @@ pub struct Inventory {
     pub available_to_sell: i64,
     pub total_inventory_onhand: i64,
     pub is_in_stock: bool,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// BigCommerce's order status names, by status id (0 to 14).
@@ -188,6 +200,8 @@ pub struct Order {
     pub is_deleted: bool,
     pub date_created: Micros,
     pub date_modified: Micros,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// A line item of an order (`raw_bc_order_item`, key `id`).
@@ -205,6 +219,8 @@ pub struct OrderItem {
     pub price_inc_tax: Money,
     pub total_ex_tax: Money,
     pub total_inc_tax: Money,
+    /// The hash of the record's JSON, whose text fills `_payload`.
+    pub payload: Payload,
 }
 
 /// A row of the wise database's `point_transaction` table

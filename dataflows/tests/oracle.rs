@@ -66,6 +66,7 @@ fn customer() -> impl Strategy<Value = Upsert> {
                 customer_group_id: group,
                 date_created: created,
                 date_modified: created,
+                payload: Default::default(),
             },
         );
         maybe(row).prop_map(move |row| Upsert::Customer(key, row))
@@ -103,6 +104,7 @@ fn metafield() -> impl Strategy<Value = Upsert> {
                     value,
                     date_created: 0,
                     date_modified: 0,
+                    payload: Default::default(),
                 }
             },
         );
@@ -138,6 +140,7 @@ fn product() -> impl Strategy<Value = Upsert> {
                         brand_id,
                         date_created: 0,
                         date_modified: 0,
+                        payload: Default::default(),
                     }
                 },
             );
@@ -164,6 +167,7 @@ fn variant() -> impl Strategy<Value = Upsert> {
                     sale_price,
                     inventory_level: level,
                     purchasing_disabled: disabled,
+                    payload: Default::default(),
                 },
             );
         maybe(row).prop_map(move |row| Upsert::Variant(key, row))
@@ -179,6 +183,7 @@ fn inventory() -> impl Strategy<Value = Upsert> {
             available_to_sell: available,
             total_inventory_onhand: available.max(0),
             is_in_stock: available > 0,
+            payload: Default::default(),
         });
         maybe(row).prop_map(move |row| Upsert::Inventory(key, row))
     })
@@ -231,6 +236,7 @@ fn order() -> impl Strategy<Value = Upsert> {
                         is_deleted,
                         date_created: created,
                         date_modified: created + modified,
+                        payload: Default::default(),
                     }
                 },
             );
@@ -259,6 +265,7 @@ fn order_items() -> impl Strategy<Value = Upsert> {
                     price_inc_tax: price,
                     total_ex_tax: Money(price.0 * quantity),
                     total_inc_tax: Money(price.0 * quantity),
+                    payload: Default::default(),
                 })
                 .collect::<Vec<_>>()
         });
@@ -637,6 +644,7 @@ fn base_store() -> Vec<Upsert> {
                 customer_group_id: 0,
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         ));
     }
@@ -655,6 +663,7 @@ fn base_store() -> Vec<Upsert> {
                 brand_id: 0,
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         ));
     }
@@ -669,6 +678,7 @@ fn base_store() -> Vec<Upsert> {
                 value: value.into(),
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         ));
     }
@@ -683,6 +693,7 @@ fn base_store() -> Vec<Upsert> {
                 sale_price: None,
                 inventory_level: id % 2,
                 purchasing_disabled: false,
+                payload: Default::default(),
             }),
         ));
     }

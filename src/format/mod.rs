@@ -24,6 +24,7 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use dataflows::catalog::{Cell, ColumnType, TableDef, Value};
 use dataflows::models::errors::ErrorRow;
+use dataflows::payload::{Payload, Payloads};
 use dataflows::{RowKey, Table, TableRow};
 
 use crate::sinks::local::{EPOCH, TableChanges, TableSpec};
@@ -152,7 +153,8 @@ pub fn schema_of(def: &TableDef) -> Schema {
 }
 
 /// Converts one epoch's consolidated changes of `table` into the warehouse's
-/// upserts (with `_epoch` = `epoch`, in key order) and deleted keys.
+/// upserts (with `_epoch` = `epoch`, in key order) and deleted keys;
+/// `payloads` holds the texts of the epoch's `_payload` cells.
 ///
 /// Per key: `+1` alone inserts, `-1` alone deletes, `-1` (old row) with `+1`
 /// (new row) updates to the new row. Any other diff, two insertions or two
@@ -162,6 +164,7 @@ pub fn table_changes(
     table: Table,
     epoch: u64,
     changes: &[(TableRow, isize)],
+    payloads: &Payloads,
 ) -> Result<TableChanges, ArrowConvError> {
     #[derive(Default)]
     struct Net<'a> {
@@ -216,7 +219,7 @@ pub fn table_changes(
     };
     Ok(TableChanges {
         table: def.name.clone(),
-        upserts: upsert_batch(&def, epoch, &upserts, &upsert_keys)?,
+        upserts: upsert_batch(&def, epoch, &upserts, &upsert_keys, payloads)?,
         deleted_keys,
     })
 }
@@ -289,12 +292,14 @@ pub fn values_from_batch(
 
 /// The upserts batch of `rows` of a table, with `_epoch` = `epoch`; `keys`
 /// are the rows' keys as text (the synthetic key column's values, and for
-/// errors).
+/// errors). A `_payload` cell takes its text from `payloads`; a payload
+/// missing there is written as null.
 pub fn upsert_batch<R: Cells + ?Sized>(
     def: &TableDef,
     epoch: u64,
     rows: &[&R],
     keys: &[String],
+    payloads: &Payloads,
 ) -> Result<RecordBatch, ArrowConvError> {
     let epoch_value = i64::try_from(epoch).map_err(|_| ArrowConvError::Epoch {
         table: def.name.clone(),
@@ -305,8 +310,8 @@ pub fn upsert_batch<R: Cells + ?Sized>(
         arrays.push(Arc::new(StringArray::from_iter_values(keys)));
     }
     for (i, column) in def.columns.iter().enumerate() {
-        let array = columns::build(column.ty, rows.iter().map(|r| r.cell(i))).map_err(
-            |(row, detail)| {
+        let array = columns::build(column.ty, rows.iter().map(|r| resolve(r.cell(i), payloads)))
+            .map_err(|(row, detail)| {
                 let detail = format!("column {}: {detail}", column.name);
                 match keys.get(row) {
                     Some(key) => ArrowConvError::Change {
@@ -320,8 +325,7 @@ pub fn upsert_batch<R: Cells + ?Sized>(
                         detail,
                     },
                 }
-            },
-        )?;
+            })?;
         arrays.push(array);
     }
     arrays.push(Arc::new(Int64Array::from(vec![epoch_value; rows.len()])));
@@ -329,6 +333,15 @@ pub fn upsert_batch<R: Cells + ?Sized>(
         table: def.name.clone(),
         detail: e.to_string(),
     })
+}
+
+/// A cell as it is written: a `_payload` cell becomes its text, or null when
+/// the epoch did not bring it.
+fn resolve<'a>(cell: Cell<'a>, payloads: &'a Payloads) -> Cell<'a> {
+    match cell {
+        Cell::Payload(hash) => payloads.get(Payload(hash)).map_or(Cell::Null, Cell::Json),
+        other => other,
+    }
 }
 
 /// The values of column `name` of `batch`, checked against its declared type

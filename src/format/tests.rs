@@ -53,6 +53,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             customer_group_id: -i,
             created_at: at,
             modified_at: at + 1,
+            payload: Default::default(),
         }),
         Table::RawBcCustomerMetafield => TableRow::RawBcCustomerMetafield(RawBcCustomerMetafield {
             id: key,
@@ -62,6 +63,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             value: text("{\"v\": \"\\u00e9\"}"),
             created_at: at,
             modified_at: i64::MIN + i,
+            payload: Default::default(),
         }),
         Table::RawBcProduct => TableRow::RawBcProduct(RawBcProduct {
             id: key,
@@ -75,6 +77,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             brand_id: 0,
             created_at: at,
             modified_at: i64::MAX - i,
+            payload: Default::default(),
         }),
         Table::RawBcVariant => TableRow::RawBcVariant(RawBcVariant {
             id: key,
@@ -84,6 +87,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             sale_price: if i == 3 { Some(M(-5)) } else { None },
             inventory_level: -i,
             is_purchasing_disabled: true,
+            payload: Default::default(),
         }),
         Table::RawBcInventory => TableRow::RawBcInventory(RawBcInventory {
             variant_id: key,
@@ -92,6 +96,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             available_to_sell: -3,
             total_inventory_onhand: 7,
             is_in_stock: false,
+            payload: Default::default(),
         }),
         Table::RawBcOrder => TableRow::RawBcOrder(RawBcOrder {
             id: key,
@@ -108,6 +113,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             is_deleted: i == 2,
             created_at: at,
             modified_at: at,
+            payload: Default::default(),
         }),
         Table::RawBcOrderItem => TableRow::RawBcOrderItem(RawBcOrderItem {
             id: key,
@@ -122,6 +128,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
             price_inc_tax: money(2),
             total_ex_tax: money(3),
             total_inc_tax: money(4),
+            payload: Default::default(),
         }),
         Table::RawPgPointTransaction => TableRow::RawPgPointTransaction(RawPgPointTransaction {
             id: key,
@@ -406,7 +413,7 @@ fn schema_types() {
 fn every_table_round_trips() {
     for table in Table::ALL {
         let rows = samples(table, 4);
-        let changes = table_changes(table, 42, &inserts(&rows)).unwrap();
+        let changes = changes_of(table, 42, &inserts(&rows)).unwrap();
         assert_eq!(changes.table, table.name());
         assert_eq!(changes.upserts.schema(), table_spec(table).schema);
         assert_eq!(changes.upserts.num_rows(), 4);
@@ -424,7 +431,7 @@ fn every_table_round_trips() {
 #[test]
 fn values_are_stored_raw() {
     let row = sample(Table::RawBcOrder, 2);
-    let batch = table_changes(Table::RawBcOrder, 1, &[(row, 1)])
+    let batch = changes_of(Table::RawBcOrder, 1, &[(row, 1)])
         .unwrap()
         .upserts;
     let total = batch.column_by_name("total_ex_tax").unwrap();
@@ -441,7 +448,7 @@ fn values_are_stored_raw() {
     );
     // Options become nulls.
     let row = sample(Table::DimCustomer, 2);
-    let batch = table_changes(Table::DimCustomer, 1, &[(row, 1)])
+    let batch = changes_of(Table::DimCustomer, 1, &[(row, 1)])
         .unwrap()
         .upserts;
     assert!(batch.column_by_name("first_order_at").unwrap().is_null(0));
@@ -464,7 +471,7 @@ fn changes_are_classified_per_key() {
         (old[2].clone(), -1), // key 3: delete
         (old[3].clone(), 1),  // key 4: insert
     ];
-    let out = table_changes(table, 7, &changes).unwrap();
+    let out = changes_of(table, 7, &changes).unwrap();
     assert_eq!(
         rows_from_batch(table, &out.upserts).unwrap(),
         vec![old[0].clone(), updated, old[3].clone()]
@@ -473,10 +480,10 @@ fn changes_are_classified_per_key() {
     // The order of changes does not matter.
     let mut reversed = changes.clone();
     reversed.reverse();
-    let again = table_changes(table, 7, &reversed).unwrap();
+    let again = changes_of(table, 7, &reversed).unwrap();
     assert_eq!(again.upserts, out.upserts);
     // No changes: empty batch and keys, still in schema.
-    let empty = table_changes(table, 7, &[]).unwrap();
+    let empty = changes_of(table, 7, &[]).unwrap();
     assert_eq!(empty.upserts.num_rows(), 0);
     assert_eq!(empty.upserts.schema(), table_spec(table).schema);
     assert_eq!(empty.deleted_keys.data_type(), &DataType::Int64);
@@ -490,7 +497,7 @@ fn errors_are_keyed_by_error_id() {
         (rows[1].clone(), 1),
         (rows[2].clone(), 1),
     ];
-    let out = table_changes(Table::Errors, 3, &changes).unwrap();
+    let out = changes_of(Table::Errors, 3, &changes).unwrap();
     let deleted: Vec<&str> = out
         .deleted_keys
         .as_string::<i32>()
@@ -542,14 +549,14 @@ fn invalid_changes_are_errors() {
         ),
     ];
     for (changes, expected) in cases {
-        let err = table_changes(table, 9, &changes).unwrap_err();
+        let err = changes_of(table, 9, &changes).unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("table fct_order, epoch 9, key 1: ") && text.contains(expected),
             "{text}"
         );
     }
-    let err = table_changes(table, u64::MAX, &inserts(&rows)).unwrap_err();
+    let err = changes_of(table, u64::MAX, &inserts(&rows)).unwrap_err();
     assert_eq!(
         err,
         ArrowConvError::Epoch {
@@ -565,7 +572,7 @@ fn money_beyond_decimal_18_4_is_an_error() {
     if let TableRow::DimSku(r) = &mut row {
         r.sale_price = Some(M(i64::MIN));
     }
-    let err = table_changes(Table::DimSku, 5, &[(row, 1)]).unwrap_err();
+    let err = changes_of(Table::DimSku, 5, &[(row, 1)]).unwrap_err();
     assert_eq!(
         err.to_string(),
         "table dim_sku, epoch 5, key 2: column sale_price: \
@@ -587,7 +594,7 @@ fn replace(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
 #[test]
 fn invalid_batches_are_errors() {
     let batch = |table| {
-        table_changes(table, 1, &inserts(&samples(table, 2)))
+        changes_of(table, 1, &inserts(&samples(table, 2)))
             .unwrap()
             .upserts
     };
@@ -674,7 +681,7 @@ fn committed_changes_read_back_from_the_warehouse() {
     let mut commit = Vec::new();
     for table in Table::ALL {
         let rows = samples(table, 3);
-        commit.push(table_changes(table, 1, &inserts(&rows)).unwrap());
+        commit.push(changes_of(table, 1, &inserts(&rows)).unwrap());
         model
             .entry(table)
             .or_default()
@@ -701,7 +708,7 @@ fn committed_changes_read_back_from_the_warehouse() {
             changes.push((new.clone(), 1));
             current.insert(new.key(), new);
         }
-        commit.push(table_changes(table, 2, &changes).unwrap());
+        commit.push(changes_of(table, 2, &changes).unwrap());
     }
     assert!(wh.commit(2, &commit).unwrap().published);
     for table in Table::ALL {
@@ -751,6 +758,7 @@ fn postgres_tables_restore_from_the_warehouse() {
                 customer_group_id: 0,
                 date_created: 1,
                 date_modified: 2,
+                payload: Default::default(),
             }),
         )
     };
@@ -807,7 +815,7 @@ fn postgres_tables_restore_from_the_warehouse() {
                     .filter(|(row, e, _)| *e == epoch && row.table_id() == table)
                     .map(|(row, _, diff)| (row.clone(), *diff))
                     .collect();
-                table_changes(table, epoch + 1, &changes).unwrap()
+                changes_of(table, epoch + 1, &changes).unwrap()
             })
             .collect();
         assert!(wh.commit(epoch + 1, &commit).unwrap().published);
@@ -887,7 +895,21 @@ proptest! {
                 })
             })
             .collect();
-        let changes = table_changes(Table::DimCustomer, 3, &inserts(&rows)).unwrap();
+        let changes = changes_of(Table::DimCustomer, 3, &inserts(&rows)).unwrap();
         prop_assert_eq!(rows_from_batch(Table::DimCustomer, &changes.upserts).unwrap(), rows);
     }
+}
+
+/// `table_changes` of rows without payload texts.
+fn changes_of(
+    table: Table,
+    epoch: u64,
+    changes: &[(TableRow, isize)],
+) -> Result<TableChanges, ArrowConvError> {
+    table_changes(
+        table,
+        epoch,
+        changes,
+        &dataflows::payload::Payloads::default(),
+    )
 }

@@ -70,5 +70,6 @@ fn json_of(cell: Cell<'_>) -> serde_json::Value {
         Cell::Decimal(v) => J::String(v.to_string()),
         Cell::Date(v) => J::from(v),
         Cell::Bytes(v) => J::String(v.iter().map(|b| format!("{b:02x}")).collect()),
+        Cell::Payload(v) => J::from(v),
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, StringArray};
 use dataflows::catalog::{Cell, TableDef, Value};
+use dataflows::payload::Payloads;
 
 use crate::format::{self, ArrowConvError, has_text_key};
 use crate::sinks::local::{LocalWarehouse, SinkError, TableChanges, TableSpec};
@@ -190,7 +191,8 @@ impl RawLayer {
             }
             let rows: Vec<&Vec<Value>> = upserts.iter().map(|(_, v, _)| *v).collect();
             let keys: Vec<String> = upserts.iter().map(|(k, _, _)| k.to_string()).collect();
-            let batch = format::upsert_batch(&table.def, epoch, &rows, &keys)?;
+            let batch =
+                format::upsert_batch(&table.def, epoch, &rows, &keys, &Payloads::default())?;
             let deleted_keys: ArrayRef = if has_text_key(&table.def) {
                 Arc::new(StringArray::from_iter_values(
                     deleted.iter().map(|k| k.to_string()),
@@ -265,6 +267,7 @@ pub fn fingerprint(values: &[Value]) -> u64 {
             Cell::Date(v) => (8u8, v).hash(&mut h),
             Cell::Json(v) => (9u8, v).hash(&mut h),
             Cell::Bytes(v) => (10u8, v).hash(&mut h),
+            Cell::Payload(v) => (11u8, v).hash(&mut h),
         }
     }
     h.finish()

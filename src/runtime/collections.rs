@@ -71,6 +71,7 @@ pub async fn collections_loop(
                 );
                 let msg = Msg::Read {
                     upserts: Vec::new(),
+                    payloads: Default::default(),
                     raw: batch.changes,
                     dead_letters: json_lines(&batch.dead_letters),
                 };

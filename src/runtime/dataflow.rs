@@ -365,6 +365,7 @@ mod tests {
                 customer_group_id: 0,
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         )
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dataflows::Table;
 use dataflows::catalog::TableDef;
 use dataflows::checks::{CheckResult, CheckSpec, CheckState};
-use dataflows::records::Upsert;
+use dataflows::records::{Payloads, Upsert};
 use tokio::sync::watch;
 
 use super::checkpoint::Checkpoint;
@@ -30,6 +30,8 @@ pub(super) struct EpochLoop {
     dataflow: Dataflow,
     /// Configured raw tables, written beside the dataflow's changes.
     raw: RawLayer,
+    /// The `_payload` texts of the upserts of the epoch being gathered.
+    payloads: Payloads,
     warehouse: LocalWarehouse,
     state_dir: PathBuf,
     checkpoint: Checkpoint,
@@ -167,6 +169,7 @@ impl EpochLoop {
         let mut epoch_loop = EpochLoop {
             dataflow,
             raw,
+            payloads: Payloads::default(),
             warehouse,
             state_dir,
             checkpoint,
@@ -203,12 +206,14 @@ impl EpochLoop {
                 match rx.recv_timeout(wait) {
                     Ok(Msg::Read {
                         upserts: read,
+                        payloads,
                         raw,
                         dead_letters,
                     }) => {
                         self.keep_dead_letters(&dead_letters);
                         refresh.note(&read);
                         upserts.extend(read);
+                        self.payloads.extend(payloads);
                         self.raw.apply(raw);
                     }
                     Ok(Msg::FullReadStarted { source, generation }) => {
@@ -289,6 +294,7 @@ impl EpochLoop {
         // The step's own epoch: always past the committed one (see `EpochLoop::start`).
         let epoch = self.dataflow.next_epoch();
         let mut changes: TableChangeSet = self.dataflow.step(upserts)?;
+        let payloads = std::mem::take(&mut self.payloads);
         if !self.announce {
             changes.remove(&Table::ProductNotificationEvent);
         }
@@ -302,7 +308,7 @@ impl EpochLoop {
                 changed += rows.len() as u64;
                 let delta: i64 = rows.iter().map(|(_, d)| *d as i64).sum();
                 deltas.insert(table.name().to_string(), (delta, rows.len() as u64));
-                batches.push(format::table_changes(*table, epoch, rows)?);
+                batches.push(format::table_changes(*table, epoch, rows, &payloads)?);
             }
             for (batch, delta, n) in raw_changes {
                 changed += n;

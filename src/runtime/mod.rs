@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use dataflows::Table;
 use dataflows::catalog::TableDef;
-use dataflows::records::Upsert;
+use dataflows::records::{Payloads, Upsert};
 use tokio::sync::{mpsc, watch};
 
 use self::checkpoint::{Checkpoint, CheckpointError};
@@ -199,10 +199,11 @@ struct FullRead {
 }
 
 enum Msg {
-    /// Upserts a source read for the dataflow, changes of configured raw
-    /// tables, and its dead letters as JSON lines.
+    /// Upserts a source read for the dataflow with their `_payload` texts,
+    /// changes of configured raw tables, and its dead letters as JSON lines.
     Read {
         upserts: Vec<Upsert>,
+        payloads: Payloads,
         raw: Vec<RawChange>,
         dead_letters: Vec<String>,
     },
@@ -585,11 +586,13 @@ async fn bigcommerce_loop(
                     b.expected_pages,
                 );
                 let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
+                let payloads = b.payloads;
                 let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
                     forward_tx
                         .send(Msg::Read {
                             raw: Vec::new(),
                             upserts,
+                            payloads,
                             dead_letters,
                         })
                         .is_ok()
@@ -660,9 +663,10 @@ fn progress_kind(full: Option<u64>, backfill: bool) -> Option<&'static str> {
 
 /// What the webhook receiver reads goes to the epoch loop like a poll's page.
 fn webhook_feed(tx: std::sync::mpsc::Sender<Msg>) -> Feed {
-    Arc::new(move |upserts, dead: Vec<DeadLetter>| {
+    Arc::new(move |upserts, payloads, dead: Vec<DeadLetter>| {
         let msg = Msg::Read {
             upserts,
+            payloads,
             raw: Vec::new(),
             dead_letters: json_lines(&dead),
         };

@@ -137,6 +137,7 @@ pub(super) async fn postgres_loop(
                 telemetry.page_read(&forward_name, &batch.table, n, None);
                 let msg = Msg::Read {
                     upserts,
+                    payloads: Default::default(),
                     raw,
                     dead_letters: json_lines(&dead),
                 };

@@ -242,10 +242,15 @@ fn respond(
         malformed_rate: decision.malformed_rate,
         v2_base: format!("http://{host}/stores/{}/v2", shared.opts.store_hash),
         truth: false,
+        added: Default::default(),
     };
     let params = Params::parse(uri.query());
     let result = {
         let store = read(&shared.store);
+        let ctx = Ctx {
+            added: store.added_fields.clone(),
+            ..ctx
+        };
         let mut lister = Lister {
             cache: &shared.list_cache,
             generation: store.generation,

@@ -28,6 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/truth", get(truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/webhooks", post(set_webhooks))
+        .route("/_sim/fields", post(add_fields))
         .with_state(shared)
 }
 
@@ -74,6 +75,49 @@ async fn mutate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
 }
 
+/// `POST /_sim/fields`: a newer API release adds fields to an entity.
+#[derive(serde::Deserialize)]
+struct AddFields {
+    /// `customer`, `customer_metafield`, `product`, `variant`,
+    /// `inventory_item` or `order`.
+    entity: String,
+    /// The fields and their value on every record.
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+async fn add_fields(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    use super::render::entity;
+    let req: AddFields = match parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let known = [
+        entity::CUSTOMER,
+        entity::METAFIELD,
+        entity::PRODUCT,
+        entity::VARIANT,
+        entity::INVENTORY,
+        entity::ORDER,
+    ];
+    if !known.contains(&req.entity.as_str()) {
+        let message = format!(
+            "unknown entity {:?}; one of {}",
+            req.entity,
+            known.join(", ")
+        );
+        return unprocessable("entity", &message);
+    }
+    let mut store = super::write(&shared.store);
+    store
+        .added_fields
+        .entry(req.entity)
+        .or_default()
+        .extend(req.fields);
+    // Cached listings were rendered without the fields.
+    store.generation += 1;
+    json_response(StatusCode::OK, &json!(store.added_fields))
+}
+
 async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let settings: FaultSettings = match parse(&body) {
         Ok(s) => s,
@@ -98,6 +142,7 @@ async fn truth(State(shared): State<Arc<Shared>>) -> Response {
         malformed_rate: 0.0,
         v2_base: format!("/stores/{}/v2", shared.opts.store_hash),
         truth: true,
+        added: read(&shared.store).added_fields.clone(),
     };
     let all = {
         let store = read(&shared.store);

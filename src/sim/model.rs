@@ -464,7 +464,13 @@ pub struct Store {
     pub(crate) dirty_rate: f64,
     /// The next dirty kind to apply (they take turns).
     pub(crate) dirty_next: usize,
+    /// Fields a newer API release added (`POST /_sim/fields`), by entity:
+    /// served on every record of that entity from then on.
+    pub(crate) added_fields: AddedFields,
 }
+
+/// Added fields by entity name (see [`Store::added_fields`]).
+pub(crate) type AddedFields = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
 
 /// The next free id per entity.
 #[derive(Debug, Clone, Default)]

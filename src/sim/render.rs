@@ -86,6 +86,8 @@ pub(crate) struct Ctx {
     pub v2_base: String,
     /// Rendering for `/_sim/truth`: never malformed.
     pub truth: bool,
+    /// Fields added to every record of an entity (`POST /_sim/fields`).
+    pub added: super::model::AddedFields,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -116,25 +118,29 @@ impl Ctx {
     }
 }
 
-/// Serialises `rec` into `buf`; when `broken` is set, one field is broken by `corrupt`.
+/// Serialises `rec` into `buf`, with the fields an API release `added`; when
+/// `broken` is set, one field is broken by `corrupt`.
 fn emit<T: Serialize>(
     buf: &mut Vec<u8>,
     rec: &T,
     broken: Option<u64>,
+    added: Option<&serde_json::Map<String, Value>>,
     corrupt: fn(&mut serde_json::Map<String, Value>, u64),
 ) {
-    match broken {
-        None => {
-            let _ = serde_json::to_writer(&mut *buf, rec);
+    if broken.is_none() && added.is_none() {
+        let _ = serde_json::to_writer(&mut *buf, rec);
+        return;
+    }
+    let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        for (name, value) in added.into_iter().flatten() {
+            map.insert(name.clone(), value.clone());
         }
-        Some(h) => {
-            let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut v {
-                corrupt(map, h);
-            }
-            let _ = serde_json::to_writer(&mut *buf, &v);
+        if let Some(h) = broken {
+            corrupt(map, h);
         }
     }
+    let _ = serde_json::to_writer(&mut *buf, &v);
 }
 
 fn set(map: &mut serde_json::Map<String, Value>, key: &str, v: Value) {
@@ -173,13 +179,19 @@ pub(crate) fn customer(buf: &mut Vec<u8>, ctx: &Ctx, c: &Customer) {
         attribute_count: c.attribute_count,
         channel_ids: [1],
     };
-    emit(buf, &rec, ctx.broken(entity::CUSTOMER, c.id), |m, h| {
-        if h & 1 == 0 {
-            set(m, "date_modified", "not a date".into());
-        } else {
-            set(m, "email", 123.into());
-        }
-    });
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::CUSTOMER, c.id),
+        ctx.added.get(entity::CUSTOMER),
+        |m, h| {
+            if h & 1 == 0 {
+                set(m, "date_modified", "not a date".into());
+            } else {
+                set(m, "email", 123.into());
+            }
+        },
+    );
 }
 
 #[derive(Serialize)]
@@ -210,13 +222,19 @@ pub(crate) fn metafield(buf: &mut Vec<u8>, ctx: &Ctx, m: &Metafield) {
         date_created: Date(m.date_created, Style::IsoZ),
         date_modified: Date(m.date_modified, Style::IsoZ),
     };
-    emit(buf, &rec, ctx.broken(entity::METAFIELD, m.id), |m, h| {
-        if h & 1 == 0 {
-            set(m, "date_modified", "not a date".into());
-        } else {
-            set(m, "value", 42.into());
-        }
-    });
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::METAFIELD, m.id),
+        ctx.added.get(entity::METAFIELD),
+        |m, h| {
+            if h & 1 == 0 {
+                set(m, "date_modified", "not a date".into());
+            } else {
+                set(m, "value", 42.into());
+            }
+        },
+    );
 }
 
 #[derive(Serialize)]
@@ -268,13 +286,19 @@ fn variant_json<'a>(v: &'a Variant, p: Option<&Product>) -> VariantJson<'a> {
 /// A V3 variant.
 pub(crate) fn variant(buf: &mut Vec<u8>, ctx: &Ctx, store: &Store, v: &Variant) {
     let rec = variant_json(v, store.products.get(v.product_id));
-    emit(buf, &rec, ctx.broken(entity::VARIANT, v.id), |m, h| {
-        if h & 1 == 0 {
-            set(m, "inventory_level", "x".into());
-        } else {
-            set(m, "calculated_price", "abc".into());
-        }
-    });
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::VARIANT, v.id),
+        ctx.added.get(entity::VARIANT),
+        |m, h| {
+            if h & 1 == 0 {
+                set(m, "inventory_level", "x".into());
+            } else {
+                set(m, "calculated_price", "abc".into());
+            }
+        },
+    );
 }
 
 #[derive(Serialize)]
@@ -327,13 +351,19 @@ pub(crate) fn product(
         date_modified: Date(p.date_modified, Style::IsoOffset),
         variants,
     };
-    emit(buf, &rec, ctx.broken(entity::PRODUCT, p.id), |m, h| {
-        if h & 1 == 0 {
-            set(m, "price", "abc".into());
-        } else {
-            set(m, "date_modified", "not a date".into());
-        }
-    });
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::PRODUCT, p.id),
+        ctx.added.get(entity::PRODUCT),
+        |m, h| {
+            if h & 1 == 0 {
+                set(m, "price", "abc".into());
+            } else {
+                set(m, "date_modified", "not a date".into());
+            }
+        },
+    );
 }
 
 #[derive(Serialize)]
@@ -393,18 +423,24 @@ pub(crate) fn inventory_item(buf: &mut Vec<u8>, ctx: &Ctx, v: &Variant) {
             },
         }],
     };
-    emit(buf, &rec, ctx.broken(entity::INVENTORY, v.id), |m, h| {
-        let field = if h & 1 == 0 {
-            "available_to_sell"
-        } else {
-            "total_inventory_onhand"
-        };
-        if let Some(Value::Array(locs)) = m.get_mut("locations") {
-            if let Some(Value::Object(loc)) = locs.first_mut() {
-                loc.insert(field.to_string(), "x".into());
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::INVENTORY, v.id),
+        ctx.added.get(entity::INVENTORY),
+        |m, h| {
+            let field = if h & 1 == 0 {
+                "available_to_sell"
+            } else {
+                "total_inventory_onhand"
+            };
+            if let Some(Value::Array(locs)) = m.get_mut("locations") {
+                if let Some(Value::Object(loc)) = locs.first_mut() {
+                    loc.insert(field.to_string(), "x".into());
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 #[derive(Serialize)]
@@ -447,6 +483,8 @@ pub(crate) fn order_item(buf: &mut Vec<u8>, ctx: &Ctx, it: &OrderItem) {
         buf,
         &item_json(it),
         ctx.broken(entity::ORDER_ITEM, it.id),
+        // Lines are also served embedded in orders, where nothing is added.
+        None,
         |m, h| {
             if h & 1 == 0 {
                 set(m, "quantity", "x".into());
@@ -567,13 +605,19 @@ pub(crate) fn order(buf: &mut Vec<u8>, ctx: &Ctx, o: &Order, with_consignments: 
         },
         consignments,
     };
-    emit(buf, &rec, ctx.broken(entity::ORDER, o.id), |m, h| {
-        if h & 1 == 0 {
-            set(m, "date_modified", "not a date".into());
-        } else {
-            set(m, "total_inc_tax", "abc".into());
-        }
-    });
+    emit(
+        buf,
+        &rec,
+        ctx.broken(entity::ORDER, o.id),
+        ctx.added.get(entity::ORDER),
+        |m, h| {
+            if h & 1 == 0 {
+                set(m, "date_modified", "not a date".into());
+            } else {
+                set(m, "total_inc_tax", "abc".into());
+            }
+        },
+    );
 }
 
 /// Writes one truth line: `{"entity": "<name>", ...record}` and a newline.

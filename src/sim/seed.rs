@@ -131,6 +131,7 @@ pub(crate) fn generate(opts: &SimOptions) -> Result<Store, SimError> {
         generation: 0,
         dirty_rate: opts.dirty_rate,
         dirty_next: 0,
+        added_fields: Default::default(),
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ MUTATION_STREAM),
         extras: super::extras::Extras::seed(opts.seed, opts.products, END),
         orphan_inventory: BTreeMap::new(),

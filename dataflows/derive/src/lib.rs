@@ -30,6 +30,10 @@
 //! - `origin`: the source kind that fills a raw table (`bigcommerce`,
 //!   `postgres`), or `model`;
 //! - `reads`: the tables a model reads, comma-separated.
+//!
+//! Field attribute: `#[record(column = "_payload")]` names the column when it
+//! is not the field's name. A `Payload` field is a nullable `json` column
+//! holding the record's JSON (see `dataflows::payload`).
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
@@ -141,8 +145,31 @@ fn codec(ty: &Type) -> Tokens {
         if last.ident == "Micros" {
             return quote!(crate::catalog::Timestamp);
         }
+        if last.ident == "Payload" {
+            return quote!(crate::payload::PayloadCodec);
+        }
     }
     quote!(crate::catalog::Plain<#ty>)
+}
+
+/// The column name of a field: `#[record(column = "...")]`, else the field's.
+fn column_name(field: &syn::Field) -> syn::Result<String> {
+    let mut name = field
+        .ident
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("record")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("column") {
+                name = meta.value()?.parse::<LitStr>()?.value();
+                Ok(())
+            } else {
+                Err(meta.error("unknown field attribute"))
+            }
+        })?;
+    }
+    Ok(name)
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
@@ -176,7 +203,11 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         .iter()
         .filter_map(|f| f.ident.clone())
         .collect();
-    let column_names: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let column_names: Vec<String> = fields
+        .named
+        .iter()
+        .map(column_name)
+        .collect::<syn::Result<_>>()?;
     for k in &key {
         if !column_names.contains(k) && attrs.key_column.is_none() {
             return Err(syn::Error::new(

@@ -27,6 +27,9 @@ pub enum Cell<'a> {
     Json(&'a str),
     /// `bytes`.
     Bytes(&'a [u8]),
+    /// A `json` record payload, by hash: the encoder finds its text in the
+    /// epoch's [`crate::payload::Payloads`].
+    Payload(u64),
 }
 
 /// A column value, owned, as decoded from a format or read from a source.
@@ -93,7 +96,8 @@ impl Value {
 }
 
 impl Cell<'_> {
-    /// The cell as an owned value.
+    /// The cell as an owned value ([`Cell::Payload`], whose text is not in
+    /// the row, as null).
     pub fn to_value(self) -> Value {
         match self {
             Cell::Null => Value::Null,
@@ -107,6 +111,7 @@ impl Cell<'_> {
             Cell::Date(v) => Value::Date(v),
             Cell::Json(v) => Value::Json(v.to_string()),
             Cell::Bytes(v) => Value::Bytes(v.to_vec()),
+            Cell::Payload(_) => Value::Null,
         }
     }
 }

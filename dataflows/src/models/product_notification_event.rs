@@ -301,6 +301,7 @@ mod tests {
                 value: value.into(),
                 date_created: 0,
                 date_modified: 0,
+                payload: Default::default(),
             }),
         )
     }

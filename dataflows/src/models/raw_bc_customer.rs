@@ -13,6 +13,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{Customer, Micros, Text};
 
 /// A row of `raw_bc_customer`.
@@ -42,6 +43,12 @@ pub struct RawBcCustomer {
     pub created_at: Micros,
     /// When the customer was last modified upstream.
     pub modified_at: Micros,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<Customer> for RawBcCustomer {
@@ -56,6 +63,7 @@ impl From<Customer> for RawBcCustomer {
             customer_group_id: c.customer_group_id,
             created_at: c.date_created,
             modified_at: c.date_modified,
+            payload: c.payload,
         }
     }
 }
@@ -72,6 +80,7 @@ impl From<RawBcCustomer> for Customer {
             customer_group_id: r.customer_group_id,
             date_created: r.created_at,
             date_modified: r.modified_at,
+            payload: r.payload,
         }
     }
 }

@@ -11,6 +11,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{CustomerMetafield, Micros};
 
 /// A row of `raw_bc_customer_metafield`.
@@ -36,6 +37,12 @@ pub struct RawBcCustomerMetafield {
     pub created_at: Micros,
     /// When the metafield was last modified upstream.
     pub modified_at: Micros,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<CustomerMetafield> for RawBcCustomerMetafield {
@@ -48,6 +55,7 @@ impl From<CustomerMetafield> for RawBcCustomerMetafield {
             value: m.value,
             created_at: m.date_created,
             modified_at: m.date_modified,
+            payload: m.payload,
         }
     }
 }
@@ -62,6 +70,7 @@ impl From<RawBcCustomerMetafield> for CustomerMetafield {
             value: r.value,
             date_created: r.created_at,
             date_modified: r.modified_at,
+            payload: r.payload,
         }
     }
 }

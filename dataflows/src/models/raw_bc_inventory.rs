@@ -9,6 +9,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::Inventory;
 
 /// A row of `raw_bc_inventory`.
@@ -32,6 +33,12 @@ pub struct RawBcInventory {
     pub total_inventory_onhand: i64,
     /// Upstream's own in-stock flag.
     pub is_in_stock: bool,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<Inventory> for RawBcInventory {
@@ -43,6 +50,7 @@ impl From<Inventory> for RawBcInventory {
             available_to_sell: i.available_to_sell,
             total_inventory_onhand: i.total_inventory_onhand,
             is_in_stock: i.is_in_stock,
+            payload: i.payload,
         }
     }
 }
@@ -56,6 +64,7 @@ impl From<RawBcInventory> for Inventory {
             available_to_sell: r.available_to_sell,
             total_inventory_onhand: r.total_inventory_onhand,
             is_in_stock: r.is_in_stock,
+            payload: r.payload,
         }
     }
 }

@@ -12,6 +12,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{Micros, Money, Order, Text};
 
 /// A row of `raw_bc_order`.
@@ -51,6 +52,12 @@ pub struct RawBcOrder {
     pub created_at: Micros,
     /// When the order was last modified upstream.
     pub modified_at: Micros,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<Order> for RawBcOrder {
@@ -70,6 +77,7 @@ impl From<Order> for RawBcOrder {
             is_deleted: o.is_deleted,
             created_at: o.date_created,
             modified_at: o.date_modified,
+            payload: o.payload,
         }
     }
 }
@@ -91,6 +99,7 @@ impl From<RawBcOrder> for Order {
             is_deleted: r.is_deleted,
             date_created: r.created_at,
             date_modified: r.modified_at,
+            payload: r.payload,
         }
     }
 }

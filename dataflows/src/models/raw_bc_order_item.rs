@@ -18,6 +18,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{Money, OrderItem, Text};
 
 /// A row of `raw_bc_order_item`.
@@ -53,6 +54,12 @@ pub struct RawBcOrderItem {
     pub total_ex_tax: Money,
     /// Line total including tax.
     pub total_inc_tax: Money,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 /// The lines of one order, sorted, as the `order_items` arrangement holds
@@ -76,6 +83,7 @@ impl From<OrderItem> for RawBcOrderItem {
             price_inc_tax: i.price_inc_tax,
             total_ex_tax: i.total_ex_tax,
             total_inc_tax: i.total_inc_tax,
+            payload: i.payload,
         }
     }
 }
@@ -95,6 +103,7 @@ impl From<RawBcOrderItem> for OrderItem {
             price_inc_tax: r.price_inc_tax,
             total_ex_tax: r.total_ex_tax,
             total_inc_tax: r.total_inc_tax,
+            payload: r.payload,
         }
     }
 }

@@ -11,6 +11,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{Micros, Money, Product};
 
 /// A row of `raw_bc_product`.
@@ -44,6 +45,12 @@ pub struct RawBcProduct {
     pub created_at: Micros,
     /// When the product was last modified upstream.
     pub modified_at: Micros,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<Product> for RawBcProduct {
@@ -60,6 +67,7 @@ impl From<Product> for RawBcProduct {
             brand_id: p.brand_id,
             created_at: p.date_created,
             modified_at: p.date_modified,
+            payload: p.payload,
         }
     }
 }
@@ -78,6 +86,7 @@ impl From<RawBcProduct> for Product {
             brand_id: r.brand_id,
             date_created: r.created_at,
             date_modified: r.modified_at,
+            payload: r.payload,
         }
     }
 }

@@ -9,6 +9,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
+use crate::payload::Payload;
 use crate::records::{Money, Variant};
 
 /// A row of `raw_bc_variant`.
@@ -34,6 +35,12 @@ pub struct RawBcVariant {
     pub inventory_level: i64,
     /// Whether purchasing is disabled for this variant.
     pub is_purchasing_disabled: bool,
+    /// The record's JSON as BigCommerce returned it, compact; embedded
+    /// records and fields that change without `date_modified` are left out
+    /// (docs/bigcommerce-source.md). Null when unknown.
+    #[record(column = "_payload")]
+    #[serde(rename = "_payload")]
+    pub payload: Payload,
 }
 
 impl From<Variant> for RawBcVariant {
@@ -46,6 +53,7 @@ impl From<Variant> for RawBcVariant {
             sale_price: v.sale_price,
             inventory_level: v.inventory_level,
             is_purchasing_disabled: v.purchasing_disabled,
+            payload: v.payload,
         }
     }
 }
@@ -60,6 +68,7 @@ impl From<RawBcVariant> for Variant {
             sale_price: r.sale_price,
             inventory_level: r.inventory_level,
             purchasing_disabled: r.is_purchasing_disabled,
+            payload: r.payload,
         }
     }
 }

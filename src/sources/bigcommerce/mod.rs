@@ -120,13 +120,10 @@ impl BigCommerceSource {
         })
     }
 
-    /// Reads one entity by id (what a webhook names): its upserts, dead
-    /// letters, and when the first request started. An entity that is gone
-    /// reads as nothing.
-    pub async fn fetch(
-        &self,
-        target: Target,
-    ) -> Result<(Vec<Upsert>, Vec<DeadLetter>, std::time::Instant), SourceError> {
+    /// Reads one entity by id (what a webhook names): its upserts with their
+    /// payload texts, dead letters, and when the first request started. An
+    /// entity that is gone reads as nothing.
+    pub async fn fetch(&self, target: Target) -> Result<pull::ReadById, SourceError> {
         pull::fetch_by_id(&self.client, target, self.config.page_size).await
     }
 

@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use dataflows::records::{Micros, Upsert};
+use dataflows::records::{Micros, Payloads, Upsert};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -102,6 +102,8 @@ pub struct Batch {
     pub entity: Entity,
     /// Parsed records as upserts.
     pub upserts: Vec<Upsert>,
+    /// The JSON texts of their `_payload`s.
+    pub payloads: Payloads,
     /// Records that failed to parse.
     pub dead_letters: Vec<DeadLetter>,
     /// When the request for the page started: older than any change the
@@ -155,7 +157,7 @@ pub(super) async fn walk(
                 out,
                 &mut pull,
                 WireCustomer::modified,
-                |c, up| up.push(c.into_upsert()),
+                |c, up, texts| up.push(c.into_upsert(texts)),
             )
             .await?
         }
@@ -172,7 +174,7 @@ pub(super) async fn walk(
                 out,
                 &mut pull,
                 WireMetafield::modified,
-                |m, up| up.push(m.into_upsert()),
+                |m, up, texts| up.push(m.into_upsert(texts)),
             )
             .await?
         }
@@ -222,7 +224,7 @@ pub(super) async fn walk(
                 concurrency,
                 out,
                 &mut pull,
-                |v: WireVariant, up| up.push(v.into_upsert()),
+                |v: WireVariant, up, texts| up.push(v.into_upsert(texts)),
             )
             .await?
         }
@@ -235,7 +237,7 @@ pub(super) async fn walk(
                 concurrency,
                 out,
                 &mut pull,
-                |i: WireInventoryItem, up| up.push(i.into_upsert()),
+                |i: WireInventoryItem, up, texts| up.push(i.into_upsert(texts)),
             )
             .await?
         }
@@ -282,7 +284,7 @@ async fn keyset<T: Record>(
     out: &mpsc::Sender<Batch>,
     pull: &mut EntityPull,
     modified: fn(&T) -> Micros,
-    to_upserts: fn(T, &mut Vec<Upsert>),
+    to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
 ) -> Result<(), SourceError> {
     let mut min = since;
     let mut page_no = 1;
@@ -298,11 +300,13 @@ async fn keyset<T: Record>(
             .map(|t| pull.pages + 1 + t.saturating_sub(page_no));
         let keys: Vec<(i64, Micros)> = page.records.iter().map(|r| (r.id(), modified(r))).collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
+        let mut payloads = Payloads::default();
         pull.records += page.records.len() as u64;
         for record in page.records {
-            to_upserts(record, &mut upserts);
+            to_upserts(record, &mut upserts, &mut payloads);
         }
-        deliver(pull, out, upserts, page.dead_letters, fetched_at, expected).await?;
+        let read = (upserts, payloads);
+        deliver(pull, out, read, page.dead_letters, fetched_at, expected).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -335,11 +339,12 @@ async fn keyset_orders(
             .map(|o| (o.id(), o.modified()))
             .collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
+        let mut payloads = Payloads::default();
         let mut dead = page.dead_letters;
         pull.records += page.records.len() as u64;
         for order in page.records {
             if !order.has_lines() {
-                match order_lines(client, order.id(), limit).await? {
+                match order_lines(client, order.id(), limit, &mut payloads).await? {
                     (lines, bad) if bad.is_empty() => {
                         upserts.push(Upsert::OrderItems(order.id(), Some(lines)))
                     }
@@ -348,9 +353,9 @@ async fn keyset_orders(
                     (_, bad) => dead.extend(bad),
                 }
             }
-            order.into_upserts(&mut upserts);
+            order.into_upserts(&mut upserts, &mut payloads);
         }
-        deliver(pull, out, upserts, dead, fetched_at, None).await?;
+        deliver(pull, out, (upserts, payloads), dead, fetched_at, None).await?;
         walk.saw(&keys);
         if returned < limit as usize {
             pull.cursor = pull.cursor.max(walk.cursor());
@@ -360,18 +365,20 @@ async fn keyset_orders(
     }
 }
 
-/// All lines of one order via `/v2/orders/{id}/products`.
+/// All lines of one order via `/v2/orders/{id}/products` (their JSON texts
+/// into `payloads`).
 async fn order_lines(
     client: &Client,
     order_id: i64,
     limit: u32,
+    payloads: &mut Payloads,
 ) -> Result<(Vec<dataflows::records::OrderItem>, Vec<DeadLetter>), SourceError> {
     let path = format!("v2/orders/{order_id}/products");
     let (mut lines, mut dead) = (Vec::new(), Vec::new());
     for page_no in 1.. {
         let q = [("limit", limit.to_string()), ("page", page_no.to_string())];
         let page: Page<WireOrderItem> = fetch(client, &path, &q, true).await?;
-        lines.extend(page.records.into_iter().map(WireOrderItem::into_record));
+        lines.extend(page.records.into_iter().map(|l| l.into_record(payloads)));
         dead.extend(page.dead_letters);
         if page.returned < limit as usize {
             break;
@@ -453,7 +460,7 @@ async fn scan<T: Record>(
     concurrency: usize,
     out: &mpsc::Sender<Batch>,
     pull: &mut EntityPull,
-    to_upserts: fn(T, &mut Vec<Upsert>),
+    to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
 ) -> Result<(), SourceError> {
     let query = |page_no: u64| vec![("limit", limit.to_string()), ("page", page_no.to_string())];
     let first: Page<T> = fetch(client, path, &query(1), false).await?;
@@ -487,22 +494,31 @@ async fn emit<T>(
     pull: &mut EntityPull,
     out: &mpsc::Sender<Batch>,
     page: Page<T>,
-    to_upserts: fn(T, &mut Vec<Upsert>),
+    to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
 ) -> Result<(), SourceError> {
     let mut upserts = Vec::with_capacity(page.records.len());
+    let mut payloads = Payloads::default();
     pull.records += page.records.len() as u64;
     let fetched_at = page.fetched_at;
     for record in page.records {
-        to_upserts(record, &mut upserts);
+        to_upserts(record, &mut upserts, &mut payloads);
     }
     let expected = page.total_pages.map(|t| t.max(pull.pages + 1));
-    deliver(pull, out, upserts, page.dead_letters, fetched_at, expected).await
+    deliver(
+        pull,
+        out,
+        (upserts, payloads),
+        page.dead_letters,
+        fetched_at,
+        expected,
+    )
+    .await
 }
 
 async fn deliver(
     pull: &mut EntityPull,
     out: &mpsc::Sender<Batch>,
-    upserts: Vec<Upsert>,
+    (upserts, payloads): (Vec<Upsert>, Payloads),
     dead_letters: Vec<DeadLetter>,
     fetched_at: Option<std::time::Instant>,
     expected_pages: Option<u64>,
@@ -518,6 +534,7 @@ async fn deliver(
     out.send(Batch {
         entity: pull.entity,
         upserts,
+        payloads,
         dead_letters,
         fetched_at,
         expected_pages,
@@ -564,34 +581,39 @@ pub enum Target {
     Order(i64),
 }
 
+/// What [`fetch_by_id`] read: upserts with their payload texts, dead
+/// letters, and when the first request started.
+pub type ReadById = (Vec<Upsert>, Payloads, Vec<DeadLetter>, std::time::Instant);
+
 /// Reads one entity by id, as upserts (nothing when it is gone: deletes are
-/// left to the full refresh). Returns the time the first request started.
+/// left to the full refresh).
 pub(super) async fn fetch_by_id(
     client: &Client,
     target: Target,
     limit: u32,
-) -> Result<(Vec<Upsert>, Vec<DeadLetter>, std::time::Instant), SourceError> {
+) -> Result<ReadById, SourceError> {
     let started = std::time::Instant::now();
     let mut upserts = Vec::new();
+    let mut texts = Payloads::default();
     let mut dead = Vec::new();
     let id = |id: i64| id.to_string();
     match target {
         Target::Variant(v) => {
             let q = [("id:in", id(v))];
             let page: Page<WireVariant> = fetch(client, "v3/catalog/variants", &q, false).await?;
-            upserts.extend(page.records.into_iter().map(WireVariant::into_upsert));
+            upserts.extend(page.records.into_iter().map(|r| r.into_upsert(&mut texts)));
             dead.extend(page.dead_letters);
             let q = [("variant_id:in", id(v))];
             let page: Page<WireInventoryItem> =
                 fetch(client, "v3/inventory/items", &q, false).await?;
-            upserts.extend(page.records.into_iter().map(WireInventoryItem::into_upsert));
+            upserts.extend(page.records.into_iter().map(|r| r.into_upsert(&mut texts)));
             dead.extend(page.dead_letters);
         }
         Target::Product(p) => {
             let q = [("id:in", id(p)), ("include", "variants".to_string())];
             let page: Page<WireProduct> = fetch(client, "v3/catalog/products", &q, false).await?;
             for product in page.records {
-                product.into_upserts(&mut upserts);
+                product.into_upserts(&mut upserts, &mut texts);
             }
             dead.extend(page.dead_letters);
             for page_no in 1.. {
@@ -603,7 +625,7 @@ pub(super) async fn fetch_by_id(
                 let page: Page<WireInventoryItem> =
                     fetch(client, "v3/inventory/items", &q, false).await?;
                 let full = page.returned >= limit as usize;
-                upserts.extend(page.records.into_iter().map(WireInventoryItem::into_upsert));
+                upserts.extend(page.records.into_iter().map(|r| r.into_upsert(&mut texts)));
                 dead.extend(page.dead_letters);
                 if !full {
                     break;
@@ -613,14 +635,14 @@ pub(super) async fn fetch_by_id(
         Target::Customer(c) => {
             let q = [("id:in", id(c))];
             let page: Page<WireCustomer> = fetch(client, "v3/customers", &q, false).await?;
-            upserts.extend(page.records.into_iter().map(WireCustomer::into_upsert));
+            upserts.extend(page.records.into_iter().map(|r| r.into_upsert(&mut texts)));
             dead.extend(page.dead_letters);
         }
         Target::Metafield(m) => {
             let q = [("id:in", id(m))];
             let page: Page<WireMetafield> =
                 fetch(client, "v3/customers/metafields", &q, false).await?;
-            upserts.extend(page.records.into_iter().map(WireMetafield::into_upsert));
+            upserts.extend(page.records.into_iter().map(|r| r.into_upsert(&mut texts)));
             dead.extend(page.dead_letters);
         }
         Target::Order(o) => {
@@ -633,18 +655,18 @@ pub(super) async fn fetch_by_id(
             dead.extend(page.dead_letters);
             for order in page.records {
                 if !order.has_lines() {
-                    match order_lines(client, order.id(), limit).await? {
+                    match order_lines(client, order.id(), limit, &mut texts).await? {
                         (lines, bad) if bad.is_empty() => {
                             upserts.push(Upsert::OrderItems(order.id(), Some(lines)))
                         }
                         (_, bad) => dead.extend(bad),
                     }
                 }
-                order.into_upserts(&mut upserts);
+                order.into_upserts(&mut upserts, &mut texts);
             }
         }
     }
-    Ok((upserts, dead, started))
+    Ok((upserts, texts, dead, started))
 }
 
 /// Formats a filter date: RFC 2822 for V2, ISO 8601 UTC for V3 (whole seconds, rounded down).

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use dataflows::records::Upsert;
+use dataflows::records::{Payloads, Upsert};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -53,9 +53,9 @@ const FETCH_ATTEMPTS: u32 = 3;
 /// How long [`Freshness`] remembers a row's last read.
 const FRESHNESS_TTL: Duration = Duration::from_secs(600);
 
-/// Hands a read's upserts and dead letters to the epoch loop; false once the
-/// loop is gone.
-pub type Feed = Arc<dyn Fn(Vec<Upsert>, Vec<DeadLetter>) -> bool + Send + Sync>;
+/// Hands a read's upserts (with their payload texts) and dead letters to the
+/// epoch loop; false once the loop is gone.
+pub type Feed = Arc<dyn Fn(Vec<Upsert>, Payloads, Vec<DeadLetter>) -> bool + Send + Sync>;
 
 /// Errors starting the receiver.
 #[derive(Debug, thiserror::Error)]
@@ -443,10 +443,7 @@ impl WebhookServer {
     }
 }
 
-type Fetched = (
-    Target,
-    Result<(Vec<Upsert>, Vec<DeadLetter>, Instant), SourceError>,
-);
+type Fetched = (Target, Result<super::pull::ReadById, SourceError>);
 
 async fn fetch_with_retries(source: Arc<BigCommerceSource>, target: Target) -> Fetched {
     let mut attempt = 0;
@@ -496,12 +493,13 @@ async fn read_loop(
                 let Ok((target, result)) = joined else { continue };
                 let keys = known_keys(target);
                 match result {
-                    Ok((upserts, dead, started)) => {
+                    Ok((upserts, texts, dead, started)) => {
                         stats.fetched.fetch_add(1, Ordering::Relaxed);
                         let fed = freshness.deliver_webhook(started, &keys, upserts, |kept| {
-                            feed(kept, Vec::new())
+                            feed(kept, texts, Vec::new())
                         });
-                        let fed = fed && (dead.is_empty() || feed(Vec::new(), dead));
+                        let fed = fed
+                            && (dead.is_empty() || feed(Vec::new(), Payloads::default(), dead));
                         stats.stale_rows.store(freshness.stale_rows(), Ordering::Relaxed);
                         if !fed {
                             return;

@@ -3,11 +3,15 @@
 //! Each page is parsed in two steps: the envelope (V2 array or V3 `data`) into
 //! raw JSON per record, then each record on its own, so one bad record becomes a
 //! [`DeadLetter`] and the rest of the page is kept.
+//!
+//! Each record also keeps its JSON (compact, without the lists of other
+//! tables it embeds) for the `_payload` column: a field the typed columns do
+//! not name still reaches the warehouse.
 
 use chrono::DateTime;
 use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Product, Upsert,
-    Variant,
+    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Payloads, Product,
+    Upsert, Variant,
 };
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
@@ -98,7 +102,10 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
     };
     for item in raw {
         match serde_json::from_str::<T>(item.get()) {
-            Ok(record) => page.records.push(record),
+            Ok(mut record) => {
+                record.keep_json(payload_text(item.get(), T::LEFT_OUT));
+                page.records.push(record)
+            }
             Err(e) => page.dead_letters.push(DeadLetter {
                 entity: T::ENTITY,
                 id: T::id_of(item.get()),
@@ -111,10 +118,54 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
     page
 }
 
+/// A record's JSON for `_payload`: compact, without the `left_out` keys (see
+/// [`Record::LEFT_OUT`]).
+fn payload_text(raw: &str, left_out: &[&str]) -> String {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            if let Some(object) = value.as_object_mut() {
+                for key in left_out {
+                    object.remove(*key);
+                }
+            }
+            value.to_string()
+        }
+        // Unreachable for a record that parsed: no payload rather than a wrong one.
+        Err(_) => String::new(),
+    }
+}
+
+/// A record embedded in another (a product's variants, an order's lines),
+/// parsed with its own JSON kept.
+struct Nested<T>(T);
+
+impl<'de, T: Record> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A `Value`, not raw text: an order's lines sit under an untagged
+        // enum, whose buffered content cannot yield raw JSON.
+        let mut value = serde_json::Value::deserialize(d)?;
+        let mut record = T::deserialize(&value).map_err(D::Error::custom)?;
+        if let Some(object) = value.as_object_mut() {
+            for key in T::LEFT_OUT {
+                object.remove(*key);
+            }
+        }
+        record.keep_json(value.to_string());
+        Ok(Nested(record))
+    }
+}
+
 /// A BigCommerce record shape.
 pub trait Record: DeserializeOwned {
     /// Entity name in dead letters.
     const ENTITY: &'static str;
+    /// Keys left out of its payload: lists of other records it embeds
+    /// (they have payloads of their own), and fields BigCommerce changes
+    /// without touching the record's `date_modified` (a payload must not
+    /// depend on when the record was last read).
+    const LEFT_OUT: &'static [&'static str] = &[];
+    /// Keeps the record's JSON (see [`payload_text`]).
+    fn keep_json(&mut self, json: String);
     /// The record's id.
     fn id(&self) -> i64;
     /// Best-effort id of a record that failed to parse.
@@ -188,10 +239,16 @@ pub struct WireCustomer {
     date_created: Micros,
     #[serde(deserialize_with = "timestamp")]
     date_modified: Micros,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 impl Record for WireCustomer {
     const ENTITY: &'static str = "customer";
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -204,7 +261,7 @@ impl WireCustomer {
     }
 
     /// The upsert of this customer.
-    pub fn into_upsert(self) -> Upsert {
+    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::Customer(
             self.id,
             Some(Customer {
@@ -217,6 +274,7 @@ impl WireCustomer {
                 customer_group_id: self.customer_group_id,
                 date_created: self.date_created,
                 date_modified: self.date_modified,
+                payload: payloads.keep(self.json),
             }),
         )
     }
@@ -234,10 +292,16 @@ pub struct WireMetafield {
     date_created: Micros,
     #[serde(deserialize_with = "timestamp")]
     date_modified: Micros,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 impl Record for WireMetafield {
     const ENTITY: &'static str = "customer_metafield";
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -250,7 +314,7 @@ impl WireMetafield {
     }
 
     /// The upsert of this metafield.
-    pub fn into_upsert(self) -> Upsert {
+    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::CustomerMetafield(
             self.id,
             Some(CustomerMetafield {
@@ -261,6 +325,7 @@ impl WireMetafield {
                 value: self.value,
                 date_created: self.date_created,
                 date_modified: self.date_modified,
+                payload: payloads.keep(self.json),
             }),
         )
     }
@@ -287,11 +352,19 @@ pub struct WireProduct {
     #[serde(deserialize_with = "timestamp")]
     date_modified: Micros,
     #[serde(default)]
-    variants: Option<Vec<WireVariant>>,
+    variants: Option<Vec<Nested<WireVariant>>>,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 impl Record for WireProduct {
     const ENTITY: &'static str = "product";
+    // A product's `inventory_level` follows its variants' stock, not its `date_modified`.
+    const LEFT_OUT: &'static [&'static str] = &["variants", "inventory_level"];
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -304,9 +377,9 @@ impl WireProduct {
     }
 
     /// The upserts of this product and its embedded variants.
-    pub fn into_upserts(self, out: &mut Vec<Upsert>) {
-        for v in self.variants.into_iter().flatten() {
-            out.push(v.into_upsert());
+    pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
+        for Nested(v) in self.variants.into_iter().flatten() {
+            out.push(v.into_upsert(payloads));
         }
         out.push(Upsert::Product(
             self.id,
@@ -322,6 +395,7 @@ impl WireProduct {
                 brand_id: self.brand_id,
                 date_created: self.date_created,
                 date_modified: self.date_modified,
+                payload: payloads.keep(self.json),
             }),
         ));
     }
@@ -342,10 +416,16 @@ pub struct WireVariant {
     inventory_level: i64,
     #[serde(default)]
     purchasing_disabled: bool,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 impl Record for WireVariant {
     const ENTITY: &'static str = "variant";
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -353,7 +433,7 @@ impl Record for WireVariant {
 
 impl WireVariant {
     /// The upsert of this variant.
-    pub fn into_upsert(self) -> Upsert {
+    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::Variant(
             self.id,
             Some(Variant {
@@ -364,6 +444,7 @@ impl WireVariant {
                 sale_price: self.sale_price,
                 inventory_level: self.inventory_level,
                 purchasing_disabled: self.purchasing_disabled,
+                payload: payloads.keep(self.json),
             }),
         )
     }
@@ -375,6 +456,9 @@ pub struct WireInventoryItem {
     identity: InventoryIdentity,
     #[serde(default)]
     locations: Vec<InventoryLocation>,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +483,9 @@ struct InventorySettings {
 
 impl Record for WireInventoryItem {
     const ENTITY: &'static str = "inventory_item";
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.identity.variant_id
     }
@@ -419,7 +506,7 @@ impl Record for WireInventoryItem {
 
 impl WireInventoryItem {
     /// The upsert of this item, summed over locations.
-    pub fn into_upsert(self) -> Upsert {
+    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         let id = self.identity.variant_id;
         Upsert::Inventory(
             id,
@@ -434,6 +521,7 @@ impl WireInventoryItem {
                     .map(|l| l.total_inventory_onhand)
                     .sum(),
                 is_in_stock: self.locations.iter().any(|l| l.settings.is_in_stock),
+                payload: payloads.keep(self.json),
             }),
         )
     }
@@ -469,6 +557,9 @@ pub struct WireOrder {
     date_modified: Micros,
     #[serde(default)]
     consignments: Option<Consignments>,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 /// BigCommerce has served consignments both as a list and as one object.
@@ -492,7 +583,7 @@ struct Consignment {
 #[derive(Deserialize)]
 struct Shipment {
     #[serde(default)]
-    line_items: Vec<WireOrderItem>,
+    line_items: Vec<Nested<WireOrderItem>>,
 }
 
 /// `GET /v2/orders/{id}/products` item.
@@ -518,10 +609,16 @@ pub struct WireOrderItem {
     total_ex_tax: Money,
     #[serde(deserialize_with = "money")]
     total_inc_tax: Money,
+    /// The record's JSON, for `_payload`.
+    #[serde(skip)]
+    json: String,
 }
 
 impl Record for WireOrderItem {
     const ENTITY: &'static str = "order_item";
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -529,6 +626,10 @@ impl Record for WireOrderItem {
 
 impl Record for WireOrder {
     const ENTITY: &'static str = "order";
+    const LEFT_OUT: &'static [&'static str] = &["consignments"];
+    fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
     fn id(&self) -> i64 {
         self.id
     }
@@ -536,7 +637,7 @@ impl Record for WireOrder {
 
 impl WireOrderItem {
     /// The record of this line.
-    pub fn into_record(self) -> OrderItem {
+    pub fn into_record(self, payloads: &mut Payloads) -> OrderItem {
         OrderItem {
             id: self.id,
             order_id: self.order_id,
@@ -550,6 +651,7 @@ impl WireOrderItem {
             price_inc_tax: self.price_inc_tax,
             total_ex_tax: self.total_ex_tax,
             total_inc_tax: self.total_inc_tax,
+            payload: payloads.keep(self.json),
         }
     }
 }
@@ -566,7 +668,7 @@ impl WireOrder {
     }
 
     /// The order's upsert and, when embedded, the upsert of all its lines.
-    pub fn into_upserts(self, out: &mut Vec<Upsert>) {
+    pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
         if let Some(consignments) = self.consignments {
             let list = match consignments {
                 Consignments::Many(list) => list,
@@ -576,7 +678,7 @@ impl WireOrder {
                 .into_iter()
                 .flat_map(|c| c.shipping.into_iter().chain(c.pickups).chain(c.downloads))
                 .flat_map(|s| s.line_items)
-                .map(WireOrderItem::into_record)
+                .map(|Nested(line)| line.into_record(payloads))
                 .collect();
             lines.sort_by_key(|l| l.id);
             lines.dedup_by_key(|l| l.id);
@@ -599,6 +701,7 @@ impl WireOrder {
                 is_deleted: self.is_deleted,
                 date_created: self.date_created,
                 date_modified: self.date_modified,
+                payload: payloads.keep(self.json),
             }),
         ));
     }
@@ -651,18 +754,33 @@ mod tests {
           "date_created":"Wed, 10 Jan 2018 21:05:30 +0000","date_modified":"Wed, 10 Jan 2018 21:05:31 +0000",
           "consignments":[{"shipping":[{"id":1,"line_items":[{"id":70,"order_id":7,"product_id":1,"variant_id":2,"sku":"S","name":"N","quantity":2,"base_price":"5.0000","price_ex_tax":"5.0000","price_inc_tax":"5.5000","total_ex_tax":"10.0000","total_inc_tax":"11.0000"}]}],"pickups":[],"downloads":[],"email":{"gift_certificates":[]}}]}]"#;
         let page: Page<WireOrder> = parse_v2(Payload::Body(Bytes::from(body)), "GET x").unwrap();
-        let mut out = Vec::new();
+        let (mut out, mut texts) = (Vec::new(), Payloads::default());
         page.records
             .into_iter()
-            .for_each(|o| o.into_upserts(&mut out));
+            .for_each(|o| o.into_upserts(&mut out, &mut texts));
         match &out[0] {
             Upsert::OrderItems(7, Some(lines)) => {
                 assert_eq!(lines.len(), 1);
                 assert_eq!(lines[0].total_inc_tax, Money(110_000));
+                // The line's own JSON, compact, with the fields no column names.
+                let line = texts.get(lines[0].payload).unwrap();
+                assert!(
+                    line.starts_with(r#"{"base_price":"5.0000","id":70,"#),
+                    "{line}"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(&out[1], Upsert::Order(7, Some(o)) if o.total_inc_tax == Money(110_000)));
+        let Upsert::Order(7, Some(order)) = &out[1] else {
+            panic!("unexpected {:?}", out[1]);
+        };
+        assert_eq!(order.total_inc_tax, Money(110_000));
+        // The order's JSON without the lines, which have payloads of their own.
+        let text = texts.get(order.payload).unwrap();
+        assert!(
+            !text.contains("consignments") && text.contains(r#""id":7"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -679,7 +797,7 @@ mod tests {
             let mut out = Vec::new();
             page.records
                 .into_iter()
-                .for_each(|o| o.into_upserts(&mut out));
+                .for_each(|o| o.into_upserts(&mut out, &mut Payloads::default()));
             match &out[..] {
                 [Upsert::Order(8, Some(o))] => o.refunded_amount,
                 other => panic!("unexpected {other:?}"),

@@ -87,6 +87,7 @@ fn inv(id: i64, level: i64) -> Upsert {
             available_to_sell: level,
             total_inventory_onhand: level,
             is_in_stock: level > 0,
+            payload: Default::default(),
         }),
     )
 }
@@ -159,12 +160,12 @@ async fn sim() -> (SimServer, BigCommerceSource) {
 #[tokio::test]
 async fn reads_by_id_bring_the_entity() {
     let (_sim, source) = sim().await;
-    let (upserts, dead, _) = source.fetch(Target::Variant(1)).await.unwrap();
+    let (upserts, _, dead, _) = source.fetch(Target::Variant(1)).await.unwrap();
     assert!(dead.is_empty());
     let tables: Vec<&str> = upserts.iter().map(Upsert::table).collect();
     assert_eq!(tables, ["raw_bc_variant", "raw_bc_inventory"]);
     assert!(upserts.iter().all(|u| u.key() == 1));
-    let (upserts, _, _) = source.fetch(Target::Product(1)).await.unwrap();
+    let (upserts, _, _, _) = source.fetch(Target::Product(1)).await.unwrap();
     assert_eq!(upserts[0], upserts[0].clone());
     assert!(
         upserts
@@ -173,7 +174,7 @@ async fn reads_by_id_bring_the_entity() {
     );
     assert!(upserts.iter().any(|u| u.table() == "raw_bc_variant"));
     assert!(upserts.iter().any(|u| u.table() == "raw_bc_inventory"));
-    let (upserts, _, _) = source.fetch(Target::Customer(2)).await.unwrap();
+    let (upserts, _, _, _) = source.fetch(Target::Customer(2)).await.unwrap();
     assert_eq!(
         upserts
             .iter()
@@ -181,12 +182,12 @@ async fn reads_by_id_bring_the_entity() {
             .collect::<Vec<_>>(),
         [("raw_bc_customer", 2)]
     );
-    let (upserts, _, _) = source.fetch(Target::Order(103)).await.unwrap();
+    let (upserts, _, _, _) = source.fetch(Target::Order(103)).await.unwrap();
     let mut got: Vec<(&str, i64)> = upserts.iter().map(|u| (u.table(), u.key())).collect();
     got.sort();
     assert_eq!(got, [("raw_bc_order", 103), ("raw_bc_order_item", 103)]);
     // Gone or never there: nothing.
-    let (upserts, dead, _) = source.fetch(Target::Customer(999_999)).await.unwrap();
+    let (upserts, _, dead, _) = source.fetch(Target::Customer(999_999)).await.unwrap();
     assert!(upserts.is_empty() && dead.is_empty());
 }
 
@@ -195,7 +196,7 @@ async fn the_receiver_authenticates_deduplicates_and_feeds() {
     let (_sim, source) = sim().await;
     let fed: Arc<Mutex<Vec<Upsert>>> = Arc::default();
     let sink = fed.clone();
-    let feed: Feed = Arc::new(move |upserts, _| {
+    let feed: Feed = Arc::new(move |upserts, _, _| {
         sink.lock().unwrap().extend(upserts);
         true
     });
