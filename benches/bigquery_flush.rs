@@ -126,6 +126,7 @@ async fn main() {
             &config,
             Spool::attach(state.path(), &table_specs()).unwrap(),
         )
+        .await
         .unwrap();
         flusher.prepare().await.unwrap();
         let started = Instant::now();

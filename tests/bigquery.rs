@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use common::bigquery::{Emulators, Proxy, bigquery_rows, local_rows};
 use common::*;
 use dataflows::Table;
+use gcp_bigquery_client::model::field_type::FieldType;
+use gcp_bigquery_client::model::table::Table as BqTable;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_schema::TableSchema;
 use govflow::config::{BigQueryConfig, Config, StateConfig, WarehouseConfig};
 use govflow::format;
 use govflow::runtime::{ProgressHandle, RunError, RunOptions};
@@ -51,7 +55,7 @@ async fn assert_bigquery_equals_local(bq: &BigQueryConfig, state_dir: &Path) -> 
         WarehouseOptions::default(),
     )
     .unwrap();
-    let client = Client::new(bq).unwrap();
+    let client = Client::new(bq).await.unwrap();
     let mut compared = 0;
     let mut problems = Vec::new();
     for table in Table::ALL {
@@ -94,7 +98,7 @@ async fn assert_bigquery_equals_local(bq: &BigQueryConfig, state_dir: &Path) -> 
 
 /// Tables in the dataset whose name marks them as staging tables.
 async fn staging_tables(bq: &BigQueryConfig) -> Vec<String> {
-    let client = Client::new(bq).unwrap();
+    let client = Client::new(bq).await.unwrap();
     let sql = format!(
         "SELECT table_name FROM `{}.{}.INFORMATION_SCHEMA.TABLES` WHERE table_name LIKE '%govflow_stage%'",
         bq.project, bq.dataset
@@ -501,20 +505,21 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let bq = emulators.config("govflow_evolve", &state);
-    let client = Client::new(&bq).unwrap();
+    let client = Client::new(&bq).await.unwrap();
     client.ensure_dataset(&bq.dataset).await.unwrap();
     let spec = format::table_spec(Table::DimCustomer);
     let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
-    fields.retain(|f| f["name"] != "point_balance");
-    fields.push(serde_json::json!({"name": "legacy_note", "type": "STRING", "mode": "NULLABLE"}));
-    let resource = serde_json::json!({
-        "tableReference": {"projectId": bq.project, "datasetId": bq.dataset, "tableId": "dim_customer"},
-        "schema": {"fields": fields},
-    });
-    client
-        .insert_table(&bq.dataset, "dim_customer", resource)
-        .await
-        .unwrap();
+    fields.retain(|f| f.name != "point_balance");
+    let mut legacy = TableFieldSchema::string("legacy_note");
+    legacy.mode = Some("NULLABLE".into());
+    fields.push(legacy);
+    let resource = BqTable::new(
+        &bq.project,
+        &bq.dataset,
+        "dim_customer",
+        TableSchema::new(fields),
+    );
+    client.insert_table(resource).await.unwrap();
     try_run_once(&config(&sim, &options, bq.clone(), dir.path()), false, 1)
         .await
         .unwrap();
@@ -523,11 +528,13 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
         .await
         .unwrap()
         .unwrap();
-    let names: Vec<&str> = table["schema"]["fields"]
-        .as_array()
-        .unwrap()
+    let names: Vec<&str> = table
+        .schema
+        .fields
+        .as_deref()
+        .unwrap_or_default()
         .iter()
-        .map(|f| f["name"].as_str().unwrap())
+        .map(|f| f.name.as_str())
         .collect();
     assert!(
         names.contains(&"point_balance") && names.contains(&"legacy_note"),
@@ -542,17 +549,16 @@ async fn a_new_column_is_added_and_an_incompatible_one_is_refused() {
     client.ensure_dataset(&bq.dataset).await.unwrap();
     let spec = format::table_spec(Table::FctOrder);
     let mut fields = govflow::sinks::bigquery::schema::target_fields(&spec).unwrap();
-    for f in fields.iter_mut().filter(|f| f["name"] == "status") {
-        f["type"] = serde_json::json!("INTEGER");
+    for f in fields.iter_mut().filter(|f| f.name == "status") {
+        f.r#type = FieldType::Integer;
     }
-    let resource = serde_json::json!({
-        "tableReference": {"projectId": bq.project, "datasetId": bq.dataset, "tableId": "fct_order"},
-        "schema": {"fields": fields},
-    });
-    client
-        .insert_table(&bq.dataset, "fct_order", resource)
-        .await
-        .unwrap();
+    let resource = BqTable::new(
+        &bq.project,
+        &bq.dataset,
+        "fct_order",
+        TableSchema::new(fields),
+    );
+    client.insert_table(resource).await.unwrap();
     let error = try_run_once(&config(&sim, &options, bq.clone(), dir.path()), false, 1)
         .await
         .expect_err("an incompatible column type");

@@ -257,7 +257,7 @@ async fn bigquery_follows_the_drift() {
     )
     .unwrap();
     let _running = run(&config, &url);
-    let client = Client::new(&bq).unwrap();
+    let client = Client::new(&bq).await.unwrap();
     let rows = |columns: &'static [&'static str], decimals: &'static [bool]| {
         let client = &client;
         let dataset = bq.dataset.clone();
@@ -267,11 +267,8 @@ async fn bigquery_follows_the_drift() {
                 .get_table(&dataset, "raw_pg_shop_item")
                 .await
                 .ok()??;
-            let fields = table["schema"]["fields"].as_array()?.clone();
-            if !columns
-                .iter()
-                .all(|c| fields.iter().any(|f| f["name"] == *c))
-            {
+            let fields = table.schema.fields?;
+            if !columns.iter().all(|c| fields.iter().any(|f| f.name == *c)) {
                 return None;
             }
             let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -321,11 +318,13 @@ async fn bigquery_follows_the_drift() {
         .await
         .unwrap()
         .unwrap();
-    let qty = table["schema"]["fields"]
-        .as_array()
-        .unwrap()
+    let qty = table
+        .schema
+        .fields
+        .as_deref()
+        .unwrap_or_default()
         .iter()
-        .find(|f| f["name"] == "qty")
-        .map(|f| f["type"].as_str().unwrap_or_default().to_string());
-    assert_eq!(qty.as_deref(), Some("NUMERIC"));
+        .find(|f| f.name == "qty")
+        .map(|f| govflow::sinks::bigquery::schema::type_name(&f.r#type));
+    assert_eq!(qty, Some("NUMERIC"));
 }

@@ -190,6 +190,32 @@ impl TokenSource {
     }
 }
 
+/// govflow's token source as the `gcp-bigquery-client` crate's
+/// `Authenticator`: the crate asks it for a bearer token before each BigQuery
+/// request (a cached token, renewed as above; the fixed one for emulators).
+#[derive(Clone, Debug)]
+pub struct ChainAuthenticator {
+    tokens: Arc<TokenSource>,
+    http: reqwest::Client,
+}
+
+impl ChainAuthenticator {
+    /// Tokens of `tokens`, exchanged over `http`.
+    pub fn new(tokens: Arc<TokenSource>, http: reqwest::Client) -> ChainAuthenticator {
+        ChainAuthenticator { tokens, http }
+    }
+}
+
+#[async_trait::async_trait]
+impl gcp_bigquery_client::auth::Authenticator for ChainAuthenticator {
+    async fn access_token(&self) -> Result<String, gcp_bigquery_client::error::BQError> {
+        match self.tokens.token(&self.http).await {
+            Ok(token) => Ok(token.expose().to_string()),
+            Err(e) => Err(e.into_bq()),
+        }
+    }
+}
+
 /// The signed JWT (RS256) asserting `key`'s identity for [`SCOPES`], issued at `now`.
 fn jwt(key: &ServiceAccountKey, signer: &RsaKeyPair, now: i64) -> Result<String, BigQueryError> {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);

@@ -1,6 +1,8 @@
 //! Errors of the BigQuery sink, each naming what failed (table, epochs, job
 //! id, request) and whether trying again may help.
 
+use gcp_bigquery_client::error::BQError;
+
 /// A failure of the BigQuery sink.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum BigQueryError {
@@ -97,6 +99,70 @@ impl BigQueryError {
         }
     }
 
+    /// The HTTP status of a refused request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BigQueryError::Request { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The error of the `gcp-bigquery-client` call `op`, classified: an
+    /// answer by its status and reason (429, 5xx and rate limits retryable,
+    /// other 4xx not); a transport failure, or an answer the crate could not
+    /// read (a proxy's HTML 502, say: the crate drops its status), retryable;
+    /// a token error of govflow's chain as it was raised (see
+    /// [`BigQueryError::into_bq`]).
+    pub(crate) fn from_bq(op: &str, error: BQError) -> BigQueryError {
+        let request = |status, reason, message, retryable| BigQueryError::Request {
+            op: op.to_string(),
+            status,
+            reason,
+            message,
+            retryable,
+        };
+        match error {
+            BQError::ResponseError { error } => {
+                let answer = error.error;
+                let status = u16::try_from(answer.code).ok();
+                let reason = answer.errors.iter().find_map(|e| e.get("reason").cloned());
+                let retryable =
+                    retryable_answer(status.unwrap_or(500), reason.as_deref(), &answer.message);
+                request(status, reason, answer.message, retryable)
+            }
+            BQError::RequestError(e) => {
+                let status = e.status().map(|s| s.as_u16());
+                // A request that could not even be built is not sent again.
+                let retryable =
+                    !e.is_builder() && status.is_none_or(|s| retryable_answer(s, None, ""));
+                let what = if e.is_decode() {
+                    "unreadable answer: "
+                } else {
+                    ""
+                };
+                request(
+                    status,
+                    None,
+                    format!("{what}{}", chain(&e.without_url())),
+                    retryable,
+                )
+            }
+            BQError::InvalidServiceAccountAuthenticator(e) => {
+                match e.get_ref().and_then(|e| e.downcast_ref::<BigQueryError>()) {
+                    Some(ours) => ours.clone(),
+                    None => request(None, None, chain(&e), false),
+                }
+            }
+            other => request(None, None, chain(&other), false),
+        }
+    }
+
+    /// This error (of govflow's token source) as the crate's, for its
+    /// `Authenticator`; [`BigQueryError::from_bq`] takes it back out whole.
+    pub(crate) fn into_bq(self) -> BQError {
+        BQError::InvalidServiceAccountAuthenticator(std::io::Error::other(self))
+    }
+
     /// BigQuery's reason, when it gave one.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -125,6 +191,20 @@ pub(crate) fn retryable_answer(status: u16, reason: Option<&str>, message: &str)
 /// Whether a job's error result is worth a new attempt.
 pub(crate) fn retryable_job(reason: Option<&str>, message: &str) -> bool {
     reason.is_some_and(|r| RETRYABLE_REASONS.contains(&r)) || is_commit_conflict(message)
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// A commit that lost to a concurrent one: BigQuery aborts concurrent DML on
@@ -179,6 +259,56 @@ mod tests {
             e.to_string(),
             "bigquery: table fct_order, epochs 3..=7: bigquery: job j: invalid: bad"
         );
+        assert!(!e.is_retryable());
+    }
+
+    fn answer(code: i64, reason: &str, message: &str) -> BQError {
+        let body = serde_json::json!({"error": {"code": code, "message": message, "errors": [{"reason": reason, "message": message, "domain": "global"}]}});
+        BQError::ResponseError {
+            error: serde_json::from_value(body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_crate_errors_are_classified_like_answers() {
+        let e = BigQueryError::from_bq(
+            "jobs.insert j",
+            answer(403, "jobRateLimitExceeded", "Exceeded rate limits"),
+        );
+        assert!(e.is_retryable());
+        assert_eq!(
+            (e.status(), e.reason()),
+            (Some(403), Some("jobRateLimitExceeded"))
+        );
+        assert_eq!(
+            e.to_string(),
+            "bigquery: jobs.insert j: HTTP 403 jobRateLimitExceeded: Exceeded rate limits"
+        );
+        let e = BigQueryError::from_bq(
+            "jobs.insert j",
+            answer(500, "backendError", "Backend error"),
+        );
+        assert!(e.is_retryable());
+        let e = BigQueryError::from_bq(
+            "tables.get d.t",
+            answer(404, "notFound", "Not found: Table"),
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(e.status(), Some(404));
+        let e = BigQueryError::from_bq(
+            "jobs.insert j",
+            answer(403, "accessDenied", "Access Denied"),
+        );
+        assert!(!e.is_retryable());
+        // A token error of govflow's chain comes back whole, retryable or not.
+        let auth = BigQueryError::Auth {
+            detail: "token request: HTTP 400: invalid_grant".into(),
+            retryable: false,
+        };
+        let back = BigQueryError::from_bq("jobs.get j", auth.clone().into_bq());
+        assert_eq!(back.to_string(), auth.to_string());
+        assert!(!back.is_retryable());
+        let e = BigQueryError::from_bq("datasets.get d", BQError::NoToken);
         assert!(!e.is_retryable());
     }
 }

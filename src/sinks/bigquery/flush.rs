@@ -24,10 +24,15 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use futures::StreamExt;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_load::JobConfigurationLoad;
+use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
+use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table_reference::TableReference;
+use gcp_bigquery_client::model::table_schema::TableSchema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use serde_json::{Value, json};
 
 use super::client::{Client, Inserted};
 use super::error::BigQueryError;
@@ -96,10 +101,10 @@ pub struct Flusher {
 
 impl Flusher {
     /// A flusher of `spool`'s epochs into the configured dataset.
-    pub fn new(config: &BigQueryConfig, spool: Spool) -> Result<Flusher, BigQueryError> {
+    pub async fn new(config: &BigQueryConfig, spool: Spool) -> Result<Flusher, BigQueryError> {
         let state = spool.load_state()?;
         Ok(Flusher {
-            client: Client::new(config)?,
+            client: Client::new(config).await?,
             config: config.clone(),
             spool,
             state: Mutex::new(state),
@@ -109,7 +114,7 @@ impl Flusher {
         })
     }
 
-    /// The REST client (for queries in tests and tools).
+    /// The client (for queries in tests and tools).
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -272,31 +277,48 @@ impl Flusher {
             self.client.upload(&names.object, bytes).await?;
             let expires = chrono::Utc::now().timestamp_millis()
                 + self.config.staging_expiration.as_millis() as i64;
-            let staging = json!({
-                "tableReference": {"projectId": self.config.project, "datasetId": dataset, "tableId": names.staging},
-                "schema": {"fields": schema::staging_fields(&spec)?},
-                "expirationTime": expires.to_string(),
-                "description": format!("govflow staging of {table}, epochs {first}..={last}"),
-            });
-            let created = self
-                .client
-                .insert_table(&dataset, &names.staging, staging)
-                .await?;
-            let load = json!({"load": {
-                "sourceUris": [format!("gs://{}/{}", self.client.bucket(), names.object)],
-                "sourceFormat": "PARQUET",
-                "destinationTable": {"projectId": self.config.project, "datasetId": dataset, "tableId": names.staging},
-                "writeDisposition": "WRITE_TRUNCATE",
-                "createDisposition": "CREATE_NEVER",
-            }});
+            let mut staging = Table::new(
+                &self.config.project,
+                &dataset,
+                &names.staging,
+                TableSchema::new(schema::staging_fields(&spec)?),
+            );
+            staging.expiration_time = Some(expires.to_string());
+            staging.description = Some(format!(
+                "govflow staging of {table}, epochs {first}..={last}"
+            ));
+            let created = self.client.insert_table(staging).await?;
+            let load = JobConfiguration {
+                load: Some(JobConfigurationLoad {
+                    source_uris: Some(vec![format!(
+                        "gs://{}/{}",
+                        self.client.bucket(),
+                        names.object
+                    )]),
+                    source_format: Some("PARQUET".into()),
+                    destination_table: Some(TableReference::new(
+                        &self.config.project,
+                        &dataset,
+                        &names.staging,
+                    )),
+                    write_disposition: Some("WRITE_TRUNCATE".into()),
+                    create_disposition: Some("CREATE_NEVER".into()),
+                    ..JobConfigurationLoad::default()
+                }),
+                ..JobConfiguration::default()
+            };
             // A load found done can only be reused if the staging table it
             // filled is still there (not re-created empty just now).
             self.run_job(&names.job("load"), load, !created, &mut stats, Kind::Load)
                 .await?;
-            let merge = json!({"query": {
-                "query": merge_sql(&self.config.project, &dataset, &spec, &names.staging)?,
-                "useLegacySql": false,
-            }});
+            let merge = JobConfiguration {
+                query: Some(JobConfigurationQuery {
+                    query: merge_sql(&self.config.project, &dataset, &spec, &names.staging)?,
+                    use_legacy_sql: Some(false),
+                    ..JobConfigurationQuery::default()
+                }),
+                ..JobConfiguration::default()
+            };
             self.run_job(&names.job("merge"), merge, true, &mut stats, Kind::Merge)
                 .await?;
             stats.table_flushes = 1;
@@ -340,7 +362,7 @@ impl Flusher {
     async fn run_job(
         &self,
         base: &str,
-        configuration: Value,
+        configuration: JobConfiguration,
         reuse: bool,
         stats: &mut FlushStats,
         kind: Kind,
@@ -409,17 +431,11 @@ impl Flusher {
         match self.client.get_table(dataset, &spec.name).await? {
             None => {
                 let resource = schema::target_resource(&self.config.project, dataset, spec)?;
-                self.client
-                    .insert_table(dataset, &spec.name, resource)
-                    .await?;
+                self.client.insert_table(resource).await?;
                 tracing::info!(table = %spec.name, "bigquery: target table created");
             }
             Some(resource) => {
-                let fields: Vec<Value> = resource
-                    .pointer("/schema/fields")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let fields = resource.schema.fields.unwrap_or_default();
                 let evolution = schema::evolve(spec, &fields)?;
                 if !evolution.unused.is_empty() {
                     tracing::warn!(table = %spec.name, columns = ?evolution.unused, "bigquery: columns govflow no longer writes are left alone");
@@ -434,7 +450,7 @@ impl Flusher {
                 }
                 if let Some(fields) = evolution.patched_fields {
                     self.client
-                        .patch_table(dataset, &spec.name, json!({"schema": {"fields": fields}}))
+                        .patch_schema(dataset, &spec.name, fields)
                         .await?;
                     tracing::info!(table = %spec.name, added = ?evolution.added, "bigquery: columns added");
                 }

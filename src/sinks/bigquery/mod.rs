@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod flush;
+mod gcs;
 pub mod schema;
 pub mod spool;
 
@@ -120,8 +121,8 @@ pub fn start(
     state_dir: &Path,
     tables: &[TableSpec],
 ) -> Result<(SpoolWriter, FlushTask), BigQueryError> {
-    // The client is built now, so a bad key fails the start, not a flush.
-    client::Client::new(config)?;
+    // The token source is built now, so a bad key fails the start, not a flush.
+    auth::TokenSource::new(&config.credentials)?;
     let (committed_tx, committed_rx) = watch::channel(None);
     let (finish_tx, finish_rx) = watch::channel(None);
     let failure: Failure = Arc::default();
@@ -191,7 +192,7 @@ async fn flusher_loop(
     // The epoch loop opened the spool (and discarded what was not committed);
     // it keeps writing epochs ahead of `committed`, which the flusher leaves alone.
     let spool = Spool::attach_shared(&state_dir, specs).map_err(fail)?;
-    let flusher = Flusher::new(&config, spool).map_err(fail)?;
+    let flusher = Flusher::new(&config, spool).await.map_err(fail)?;
     let mut prepared = false;
     loop {
         let finishing = *finish.borrow();

@@ -18,7 +18,12 @@
 //! column govflow adds later can always be added to an existing table.
 
 use arrow_schema::{DataType, TimeUnit};
-use serde_json::{Value, json};
+use gcp_bigquery_client::model::clustering::Clustering;
+use gcp_bigquery_client::model::field_type::FieldType;
+use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 
 use super::error::BigQueryError;
 use crate::sinks::local::{DELETED, TableSpec};
@@ -53,23 +58,19 @@ pub fn layout(spec: &TableSpec) -> Layout {
 }
 
 /// The BigQuery type of an Arrow type, or an error naming the column.
-pub fn bigquery_type(
-    table: &str,
-    column: &str,
-    t: &DataType,
-) -> Result<&'static str, BigQueryError> {
+pub fn bigquery_type(table: &str, column: &str, t: &DataType) -> Result<FieldType, BigQueryError> {
     Ok(match t {
-        DataType::Int64 => "INTEGER",
-        DataType::Utf8 => "STRING",
-        DataType::Boolean => "BOOLEAN",
-        DataType::Timestamp(TimeUnit::Microsecond, _) => "TIMESTAMP",
+        DataType::Int64 => FieldType::Integer,
+        DataType::Utf8 => FieldType::String,
+        DataType::Boolean => FieldType::Boolean,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => FieldType::Timestamp,
         DataType::Decimal128(p, s) if *s >= 0 && *s <= 9 && (*p as i16 - *s as i16) <= 29 => {
-            "NUMERIC"
+            FieldType::Numeric
         }
-        DataType::Decimal128(_, s) if *s >= 0 => "BIGNUMERIC",
-        DataType::Float64 => "FLOAT",
-        DataType::Date32 => "DATE",
-        DataType::Binary => "BYTES",
+        DataType::Decimal128(_, s) if *s >= 0 => FieldType::Bignumeric,
+        DataType::Float64 => FieldType::Float,
+        DataType::Date32 => FieldType::Date,
+        DataType::Binary => FieldType::Bytes,
         other => {
             return Err(BigQueryError::Schema {
                 table: table.to_string(),
@@ -79,8 +80,36 @@ pub fn bigquery_type(
     })
 }
 
+/// A type's name, legacy and standard spellings alike (`INT64` is `INTEGER`).
+pub fn type_name(t: &FieldType) -> &'static str {
+    match t {
+        FieldType::String => "STRING",
+        FieldType::Bytes => "BYTES",
+        FieldType::Integer | FieldType::Int64 => "INTEGER",
+        FieldType::Float | FieldType::Float64 => "FLOAT",
+        FieldType::Numeric => "NUMERIC",
+        FieldType::Bignumeric => "BIGNUMERIC",
+        FieldType::Boolean | FieldType::Bool => "BOOLEAN",
+        FieldType::Timestamp => "TIMESTAMP",
+        FieldType::Date => "DATE",
+        FieldType::Time => "TIME",
+        FieldType::Datetime => "DATETIME",
+        FieldType::Record | FieldType::Struct => "RECORD",
+        FieldType::Geography => "GEOGRAPHY",
+        FieldType::Json => "JSON",
+        FieldType::Interval => "INTERVAL",
+    }
+}
+
+/// A column of `name`, `type` and `mode`.
+fn field(name: &str, t: FieldType, mode: &str) -> TableFieldSchema {
+    let mut field = TableFieldSchema::new(name, t);
+    field.mode = Some(mode.to_string());
+    field
+}
+
 /// The target table's fields (`schema.fields` of a table resource).
-pub fn target_fields(spec: &TableSpec) -> Result<Vec<Value>, BigQueryError> {
+pub fn target_fields(spec: &TableSpec) -> Result<Vec<TableFieldSchema>, BigQueryError> {
     spec.schema
         .fields()
         .iter()
@@ -90,30 +119,24 @@ pub fn target_fields(spec: &TableSpec) -> Result<Vec<Value>, BigQueryError> {
             } else {
                 "NULLABLE"
             };
-            Ok(json!({
-                "name": f.name(),
-                "type": bigquery_type(&spec.name, f.name(), f.data_type())?,
-                "mode": mode,
-            }))
+            let t = bigquery_type(&spec.name, f.name(), f.data_type())?;
+            Ok(field(f.name(), t, mode))
         })
         .collect()
 }
 
 /// The staging table's fields: the target's, all nullable, then `_deleted`.
-pub fn staging_fields(spec: &TableSpec) -> Result<Vec<Value>, BigQueryError> {
-    let mut fields: Vec<Value> = spec
+pub fn staging_fields(spec: &TableSpec) -> Result<Vec<TableFieldSchema>, BigQueryError> {
+    let mut fields: Vec<TableFieldSchema> = spec
         .schema
         .fields()
         .iter()
         .map(|f| {
-            Ok(json!({
-                "name": f.name(),
-                "type": bigquery_type(&spec.name, f.name(), f.data_type())?,
-                "mode": "NULLABLE",
-            }))
+            let t = bigquery_type(&spec.name, f.name(), f.data_type())?;
+            Ok(field(f.name(), t, "NULLABLE"))
         })
         .collect::<Result<_, BigQueryError>>()?;
-    fields.push(json!({"name": DELETED, "type": "BOOLEAN", "mode": "NULLABLE"}));
+    fields.push(field(DELETED, FieldType::Boolean, "NULLABLE"));
     Ok(fields)
 }
 
@@ -122,45 +145,50 @@ pub fn target_resource(
     project: &str,
     dataset: &str,
     spec: &TableSpec,
-) -> Result<Value, BigQueryError> {
+) -> Result<Table, BigQueryError> {
     let layout = layout(spec);
-    let mut resource = json!({
-        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": spec.name},
-        "schema": {"fields": target_fields(spec)?},
-        "description": format!("govflow table {}, key {}; merged per epoch by govflow", spec.name, spec.key),
-        "clustering": {"fields": layout.cluster_by},
+    let mut resource = Table::new(
+        project,
+        dataset,
+        &spec.name,
+        TableSchema::new(target_fields(spec)?),
+    );
+    resource.description = Some(format!(
+        "govflow table {}, key {}; merged per epoch by govflow",
+        spec.name, spec.key
+    ));
+    resource.clustering = Some(Clustering {
+        fields: Some(layout.cluster_by),
     });
     if let Some(column) = layout.partition_by_day {
-        resource["timePartitioning"] = json!({"type": "DAY", "field": column});
+        resource.time_partitioning = Some(TimePartitioning::per_day().field(column));
     }
     Ok(resource)
 }
 
-/// Normalises BigQuery's legacy and standard type names.
-fn normal(t: &str) -> &str {
-    match t {
-        "INT64" => "INTEGER",
-        "BOOL" => "BOOLEAN",
-        "FLOAT64" => "FLOAT",
-        "DECIMAL" => "NUMERIC",
-        "BIGDECIMAL" => "BIGNUMERIC",
-        other => other,
-    }
-}
-
 /// What an existing table needs to take govflow's rows.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Evolution {
     /// Columns govflow writes that the table lacks: added as NULLABLE.
     pub added: Vec<String>,
     /// The full field list to patch the table with, when columns are added.
-    pub patched_fields: Option<Vec<Value>>,
+    pub patched_fields: Option<Vec<TableFieldSchema>>,
     /// NULLABLE columns of the table govflow no longer writes (left alone).
     pub unused: Vec<String>,
     /// Columns whose type widens without loss (`INTEGER` → `NUMERIC` or
     /// `BIGNUMERIC`, `NUMERIC` → `BIGNUMERIC`): (column, new type), changed
     /// with `ALTER COLUMN … SET DATA TYPE`.
     pub widened: Vec<(String, String)>,
+}
+
+impl Evolution {
+    /// Whether the table takes govflow's rows as it is.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.patched_fields.is_none()
+            && self.unused.is_empty()
+            && self.widened.is_empty()
+    }
 }
 
 /// Whether BigQuery changes a column of type `have` to `want` in place
@@ -176,29 +204,26 @@ fn widens(have: &str, want: &str) -> bool {
 /// added (as NULLABLE, keeping every existing column); a column of another
 /// type, or a REQUIRED column govflow does not write, is an error naming it
 /// (nothing is changed, nothing lost).
-pub fn evolve(spec: &TableSpec, existing: &[Value]) -> Result<Evolution, BigQueryError> {
+pub fn evolve(spec: &TableSpec, existing: &[TableFieldSchema]) -> Result<Evolution, BigQueryError> {
     let err = |detail: String| BigQueryError::Schema {
         table: spec.name.clone(),
         detail,
     };
     let wanted = target_fields(spec)?;
     let mut evolution = Evolution::default();
-    let mut patched: Vec<Value> = existing.to_vec();
-    for field in &wanted {
-        let name = field["name"].as_str().unwrap_or_default();
-        let want_type = field["type"].as_str().unwrap_or_default();
-        match existing.iter().find(|e| e["name"].as_str() == Some(name)) {
+    let mut patched: Vec<TableFieldSchema> = existing.to_vec();
+    for want in &wanted {
+        let name = want.name.as_str();
+        let want_type = type_name(&want.r#type);
+        match existing.iter().find(|e| e.name == name) {
             Some(e) => {
-                let have = normal(e["type"].as_str().unwrap_or_default());
+                let have = type_name(&e.r#type);
                 if have != want_type && widens(have, want_type) {
                     evolution
                         .widened
                         .push((name.to_string(), want_type.to_string()));
-                    if let Some(p) = patched
-                        .iter_mut()
-                        .find(|p| p["name"].as_str() == Some(name))
-                    {
-                        p["type"] = json!(want_type);
+                    if let Some(p) = patched.iter_mut().find(|p| p.name == name) {
+                        p.r#type = want.r#type.clone();
                     }
                 } else if have != want_type {
                     return Err(err(format!(
@@ -206,29 +231,29 @@ pub fn evolve(spec: &TableSpec, existing: &[Value]) -> Result<Evolution, BigQuer
                          an incompatible change; migrate the table (or drop it to have it rebuilt)"
                     )));
                 }
-                if e["mode"].as_str() == Some("REPEATED") {
+                if e.mode.as_deref() == Some("REPEATED") {
                     return Err(err(format!("column {name} is REPEATED in BigQuery")));
                 }
             }
             None => {
                 evolution.added.push(name.to_string());
-                let mut added = field.clone();
-                added["mode"] = json!("NULLABLE");
+                let mut added = want.clone();
+                added.mode = Some("NULLABLE".into());
                 patched.push(added);
             }
         }
     }
     for e in existing {
-        let name = e["name"].as_str().unwrap_or_default();
-        if wanted.iter().any(|w| w["name"].as_str() == Some(name)) {
+        if wanted.iter().any(|w| w.name == e.name) {
             continue;
         }
-        if e["mode"].as_str() == Some("REQUIRED") {
+        if e.mode.as_deref() == Some("REQUIRED") {
             return Err(err(format!(
-                "column {name} is REQUIRED in BigQuery but govflow does not write it"
+                "column {} is REQUIRED in BigQuery but govflow does not write it",
+                e.name
             )));
         }
-        evolution.unused.push(name.to_string());
+        evolution.unused.push(e.name.clone());
     }
     if !evolution.added.is_empty() {
         evolution.patched_fields = Some(patched);
@@ -264,24 +289,24 @@ mod tests {
     fn a_new_column_is_added_and_a_type_change_is_refused() {
         let spec = table_spec(Table::DimSku);
         let mut existing = target_fields(&spec).unwrap();
-        assert_eq!(evolve(&spec, &existing).unwrap(), Evolution::default());
+        assert!(evolve(&spec, &existing).unwrap().is_empty());
         // The table lacks a column govflow writes: it is added, nullable.
         let removed = existing.remove(2);
         let e = evolve(&spec, &existing).unwrap();
-        assert_eq!(e.added, vec![removed["name"].as_str().unwrap().to_string()]);
+        assert_eq!(e.added, vec![removed.name.clone()]);
         let patched = e.patched_fields.unwrap();
         assert_eq!(patched.len(), existing.len() + 1);
-        assert_eq!(patched.last().unwrap()["mode"], "NULLABLE");
+        assert_eq!(patched.last().unwrap().mode.as_deref(), Some("NULLABLE"));
         // A column BigQuery has that govflow does not write: kept if nullable.
         existing.insert(2, removed);
-        existing.push(json!({"name": "legacy", "type": "STRING", "mode": "NULLABLE"}));
+        existing.push(field("legacy", FieldType::String, "NULLABLE"));
         assert_eq!(
             evolve(&spec, &existing).unwrap().unused,
             vec!["legacy".to_string()]
         );
         existing.pop();
         // A type change is an error naming the table and column.
-        existing[1]["type"] = json!("STRING");
+        existing[1].r#type = FieldType::String;
         let msg = evolve(&spec, &existing).unwrap_err().to_string();
         assert!(
             msg.contains("table dim_sku") && msg.contains("incompatible"),
