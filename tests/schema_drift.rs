@@ -53,10 +53,15 @@ fn run(config: &Path, url: &str) -> Running {
         .arg(config)
         .env("SHOP_URL", url)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file(config))
         .spawn()
         .expect("govflow starts");
     Running(child)
+}
+
+/// Where the run of `config` logs (beside it), for failure messages.
+fn log_file(config: &Path) -> std::fs::File {
+    std::fs::File::create(config.with_extension("log")).expect("log file")
 }
 
 /// Waits until `query` over the warehouse answers `want`.
@@ -66,9 +71,10 @@ async fn until(dir: &Path, query: &str, want: &[&str]) {
         current.exists() && try_duckdb(dir, &[query]).is_ok_and(|r| r[0] == want)
     })
     .await;
+    let log = std::fs::read_to_string(dir.join("govflow.log")).unwrap_or_default();
     assert!(
         ok,
-        "{query}: got {:?}, want {want:?}",
+        "{query}: got {:?}, want {want:?}\ngovflow's log:\n{log}",
         try_duckdb(dir, &[query])
     );
 }
