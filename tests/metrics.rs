@@ -15,12 +15,10 @@ use common::*;
 use dataflows::checks::{CheckKind, CheckSpec, Severity};
 use dataflows::{Table, TableRow};
 use govflow::checks::ChecksFile;
-use govflow::config::{Config, StateConfig, WarehouseConfig};
+use govflow::config::Config;
 use govflow::sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
-    let mut bc = config_for(sim, options);
-    bc.page_size = 100;
     let mut checks = dataflows::checks::default_checks();
     // Any `_errors` row fails it: the dirty data must make it fail.
     checks.push(CheckSpec::new(
@@ -30,15 +28,8 @@ fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
         Severity::Error,
     ));
     Config {
-        bigcommerce: Some(bc),
-        warehouse: WarehouseConfig::Local {
-            dir: dir.join("warehouse"),
-        },
-        state: StateConfig {
-            dir: dir.join("state"),
-        },
         checks,
-        ..Config::default()
+        ..local_config(sim, options, dir)
     }
 }
 

@@ -8,8 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use govflow::config::{Config, StateConfig, WarehouseConfig};
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow::sim::MutateRequest;
 use serde_json::json;
 
 /// The built-in BigCommerce raw tables and the JSON field that holds each
@@ -23,21 +22,6 @@ const TABLES: [(&str, &str, &str); 7] = [
     ("raw_bc_order", "id", "$.id"),
     ("raw_bc_order_item", "id", "$.id"),
 ];
-
-fn local_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
-    let mut bc = config_for(sim, options);
-    bc.page_size = 50;
-    Config {
-        bigcommerce: Some(bc),
-        warehouse: WarehouseConfig::Local {
-            dir: dir.join("warehouse"),
-        },
-        state: StateConfig {
-            dir: dir.join("state"),
-        },
-        ..Config::default()
-    }
-}
 
 /// One number from a DuckDB query over the warehouse in `dir`.
 fn number(dir: &Path, query: &str) -> i64 {

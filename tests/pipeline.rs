@@ -3,34 +3,16 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use dataflows::Table;
-use govflow::config::{Config, StateConfig, WarehouseConfig};
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
-
-fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
-    let mut bc = config_for(sim, options);
-    bc.page_size = 100;
-    Config {
-        bigcommerce: Some(bc),
-        warehouse: WarehouseConfig::Local {
-            dir: dir.join("warehouse"),
-        },
-        state: StateConfig {
-            dir: dir.join("state"),
-        },
-        ..Config::default()
-    }
-}
+use govflow::sim::MutateRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
     let options = store(23, 400, 80, 600);
     let sim = start_sim(options.clone()).await;
     let a = tempfile::tempdir().unwrap();
-    let config_a = config(&sim, &options, a.path());
+    let config_a = local_config(&sim, &options, a.path());
     run_once(&config_a, false, 2).await;
     for _ in 0..4 {
         sim.mutate(MutateRequest {
@@ -51,7 +33,7 @@ async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {
     // Deletes upstream are invisible to incremental pulls; the full refresh reconciles them.
     run_once(&config_a, true, 2).await;
     let b = tempfile::tempdir().unwrap();
-    let config_b = config(&sim, &options, b.path());
+    let config_b = local_config(&sim, &options, b.path());
     run_once(&config_b, true, 1).await;
     let (ta, tb) = (tables(a.path()), tables(b.path()));
     assert_same_warehouses(&ta, &tb);
@@ -76,7 +58,7 @@ async fn a_restart_resumes_from_the_checkpoint_and_rereads_only_the_lookback() {
     let options = store(29, 500, 60, 500);
     let sim = start_sim(options.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sim, &options, dir.path());
+    let config = local_config(&sim, &options, dir.path());
     run_once(&config, false, 1).await;
     let first = tables(dir.path());
     // Nothing changed upstream: a second run commits nothing new.

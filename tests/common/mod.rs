@@ -18,7 +18,7 @@ use dataflows::records::{
     PointTransaction, Product, Quotation, Upsert, Variant,
 };
 use dataflows::{Table, TableRow};
-use govflow::config::{BigCommerceConfig, Secret};
+use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
 use govflow::format;
 use govflow::sim::{SimOptions, SimServer};
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
@@ -160,6 +160,23 @@ impl Tables {
             self.point_transactions.len(),
             self.quotations.len(),
         ]
+    }
+}
+
+/// A pipeline over the simulator's store into a local warehouse, with the
+/// warehouse and state under `dir` and pages of 100 records.
+pub fn local_config(sim: &SimServer, options: &SimOptions, dir: &std::path::Path) -> Config {
+    let mut bc = config_for(sim, options);
+    bc.page_size = 100;
+    Config {
+        bigcommerce: Some(bc),
+        warehouse: WarehouseConfig::Local {
+            dir: dir.join("warehouse"),
+        },
+        state: StateConfig {
+            dir: dir.join("state"),
+        },
+        ..Config::default()
     }
 }
 

@@ -8,6 +8,7 @@
 //! Cursors advance only when the caller says the data is durable
 //! ([`Cursors::advance`] is the caller's call, not the source's).
 
+pub mod by_id;
 pub mod client;
 pub mod collections;
 pub mod dead_letter;
@@ -25,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+pub use by_id::Target;
 pub use client::Client;
 pub use dead_letter::DeadLetter;
 pub use error::SourceError;
-pub use pull::{Batch, Entity, EntityPull, PullMode, Target};
+pub use pull::{Batch, Entity, EntityPull, PullMode};
 
 use crate::config::BigCommerceConfig;
 
@@ -123,8 +125,8 @@ impl BigCommerceSource {
     /// Reads one entity by id (what a webhook names): its upserts with their
     /// payload texts, dead letters, and when the first request started. An
     /// entity that is gone reads as nothing.
-    pub async fn fetch(&self, target: Target) -> Result<pull::ReadById, SourceError> {
-        pull::fetch_by_id(&self.client, target, self.config.page_size).await
+    pub async fn fetch(&self, target: Target) -> Result<by_id::ReadById, SourceError> {
+        by_id::fetch_by_id(&self.client, target, self.config.page_size).await
     }
 
     /// Pulls one entity.

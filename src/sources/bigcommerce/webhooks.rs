@@ -39,8 +39,8 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::by_id::Target;
 use super::dead_letter::DeadLetter;
-use super::pull::Target;
 use super::{BigCommerceSource, SourceError};
 use crate::config::WebhooksConfig;
 
@@ -443,7 +443,7 @@ impl WebhookServer {
     }
 }
 
-type Fetched = (Target, Result<super::pull::ReadById, SourceError>);
+type Fetched = (Target, Result<super::by_id::ReadById, SourceError>);
 
 async fn fetch_with_retries(source: Arc<BigCommerceSource>, target: Target) -> Fetched {
     let mut attempt = 0;

@@ -9,16 +9,19 @@
 //! not name still reaches the warehouse.
 
 use chrono::DateTime;
-use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Payloads, Product,
-    Upsert, Variant,
-};
+use dataflows::records::{Customer, CustomerMetafield, Micros, Money, Payloads, Upsert};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::client::{Payload, excerpt};
 use super::dead_letter::DeadLetter;
+
+mod catalog;
+mod orders;
+
+pub use catalog::{WireInventoryItem, WireProduct, WireVariant};
+pub use orders::{WireOrder, WireOrderItem};
 
 /// One parsed page.
 #[derive(Debug)]
@@ -101,11 +104,9 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
         fetched_at: None,
     };
     for item in raw {
-        match serde_json::from_str::<T>(item.get()) {
-            Ok(mut record) => {
-                record.keep_json(payload_text(item.get(), T::LEFT_OUT));
-                page.records.push(record)
-            }
+        let parsed = serde_json::from_str(item.get()).and_then(with_json::<T>);
+        match parsed {
+            Ok(record) => page.records.push(record),
             Err(e) => page.dead_letters.push(DeadLetter {
                 entity: T::ENTITY,
                 id: T::id_of(item.get()),
@@ -118,21 +119,18 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
     page
 }
 
-/// A record's JSON for `_payload`: compact, without the `left_out` keys (see
-/// [`Record::LEFT_OUT`]).
-fn payload_text(raw: &str, left_out: &[&str]) -> String {
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(mut value) => {
-            if let Some(object) = value.as_object_mut() {
-                for key in left_out {
-                    object.remove(*key);
-                }
-            }
-            value.to_string()
+/// The record a JSON value holds, keeping for `_payload` the value's compact
+/// text without the [`Record::LEFT_OUT`] keys: the record's text is parsed
+/// once, for both.
+fn with_json<T: Record>(mut value: serde_json::Value) -> Result<T, serde_json::Error> {
+    let mut record = T::deserialize(&value)?;
+    if let Some(object) = value.as_object_mut() {
+        for key in T::LEFT_OUT {
+            object.remove(*key);
         }
-        // Unreachable for a record that parsed: no payload rather than a wrong one.
-        Err(_) => String::new(),
     }
+    record.keep_json(value.to_string());
+    Ok(record)
 }
 
 /// A record embedded in another (a product's variants, an order's lines),
@@ -143,15 +141,8 @@ impl<'de, T: Record> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // A `Value`, not raw text: an order's lines sit under an untagged
         // enum, whose buffered content cannot yield raw JSON.
-        let mut value = serde_json::Value::deserialize(d)?;
-        let mut record = T::deserialize(&value).map_err(D::Error::custom)?;
-        if let Some(object) = value.as_object_mut() {
-            for key in T::LEFT_OUT {
-                object.remove(*key);
-            }
-        }
-        record.keep_json(value.to_string());
-        Ok(Nested(record))
+        let value = serde_json::Value::deserialize(d)?;
+        with_json(value).map(Nested).map_err(D::Error::custom)
     }
 }
 
@@ -164,7 +155,7 @@ pub trait Record: DeserializeOwned {
     /// without touching the record's `date_modified` (a payload must not
     /// depend on when the record was last read).
     const LEFT_OUT: &'static [&'static str] = &[];
-    /// Keeps the record's JSON (see [`payload_text`]).
+    /// Keeps the record's JSON (see [`with_json`]).
     fn keep_json(&mut self, json: String);
     /// The record's id.
     fn id(&self) -> i64;
@@ -328,382 +319,6 @@ impl WireMetafield {
                 payload: payloads.keep(self.json),
             }),
         )
-    }
-}
-
-/// `GET /v3/catalog/products` item (`include=variants` adds `variants`).
-#[derive(Deserialize)]
-pub struct WireProduct {
-    id: i64,
-    name: String,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    sku: String,
-    #[serde(deserialize_with = "money")]
-    price: Money,
-    #[serde(default, deserialize_with = "opt_money")]
-    sale_price: Option<Money>,
-    is_visible: bool,
-    availability: String,
-    inventory_tracking: String,
-    #[serde(default)]
-    brand_id: i64,
-    #[serde(deserialize_with = "timestamp")]
-    date_created: Micros,
-    #[serde(deserialize_with = "timestamp")]
-    date_modified: Micros,
-    #[serde(default)]
-    variants: Option<Vec<Nested<WireVariant>>>,
-    /// The record's JSON, for `_payload`.
-    #[serde(skip)]
-    json: String,
-}
-
-impl Record for WireProduct {
-    const ENTITY: &'static str = "product";
-    // A product's `inventory_level` follows its variants' stock, not its `date_modified`.
-    const LEFT_OUT: &'static [&'static str] = &["variants", "inventory_level"];
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
-
-impl WireProduct {
-    /// `date_modified`, the cursor field.
-    pub fn modified(&self) -> Micros {
-        self.date_modified
-    }
-
-    /// The upserts of this product and its embedded variants.
-    pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
-        for Nested(v) in self.variants.into_iter().flatten() {
-            out.push(v.into_upsert(payloads));
-        }
-        out.push(Upsert::Product(
-            self.id,
-            Some(Product {
-                id: self.id,
-                name: self.name,
-                sku: self.sku,
-                price: self.price,
-                sale_price: self.sale_price.unwrap_or_default(),
-                is_visible: self.is_visible,
-                availability: self.availability,
-                inventory_tracking: self.inventory_tracking,
-                brand_id: self.brand_id,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
-                payload: payloads.keep(self.json),
-            }),
-        ));
-    }
-}
-
-/// `GET /v3/catalog/variants` item.
-#[derive(Deserialize)]
-pub struct WireVariant {
-    id: i64,
-    product_id: i64,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    sku: String,
-    #[serde(default, deserialize_with = "opt_money")]
-    price: Option<Money>,
-    #[serde(default, deserialize_with = "opt_money")]
-    sale_price: Option<Money>,
-    #[serde(default)]
-    inventory_level: i64,
-    #[serde(default)]
-    purchasing_disabled: bool,
-    /// The record's JSON, for `_payload`.
-    #[serde(skip)]
-    json: String,
-}
-
-impl Record for WireVariant {
-    const ENTITY: &'static str = "variant";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
-
-impl WireVariant {
-    /// The upsert of this variant.
-    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
-        Upsert::Variant(
-            self.id,
-            Some(Variant {
-                id: self.id,
-                product_id: self.product_id,
-                sku: self.sku,
-                price: self.price,
-                sale_price: self.sale_price,
-                inventory_level: self.inventory_level,
-                purchasing_disabled: self.purchasing_disabled,
-                payload: payloads.keep(self.json),
-            }),
-        )
-    }
-}
-
-/// `GET /v3/inventory/items` item.
-#[derive(Deserialize)]
-pub struct WireInventoryItem {
-    identity: InventoryIdentity,
-    #[serde(default)]
-    locations: Vec<InventoryLocation>,
-    /// The record's JSON, for `_payload`.
-    #[serde(skip)]
-    json: String,
-}
-
-#[derive(Deserialize)]
-struct InventoryIdentity {
-    #[serde(default, deserialize_with = "null_as_empty")]
-    sku: String,
-    variant_id: i64,
-    product_id: i64,
-}
-
-#[derive(Deserialize)]
-struct InventoryLocation {
-    available_to_sell: i64,
-    total_inventory_onhand: i64,
-    settings: InventorySettings,
-}
-
-#[derive(Deserialize)]
-struct InventorySettings {
-    is_in_stock: bool,
-}
-
-impl Record for WireInventoryItem {
-    const ENTITY: &'static str = "inventory_item";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.identity.variant_id
-    }
-    fn id_of(raw: &str) -> Option<i64> {
-        #[derive(Deserialize)]
-        struct Item {
-            identity: Id,
-        }
-        #[derive(Deserialize)]
-        struct Id {
-            variant_id: i64,
-        }
-        serde_json::from_str::<Item>(raw)
-            .ok()
-            .map(|i| i.identity.variant_id)
-    }
-}
-
-impl WireInventoryItem {
-    /// The upsert of this item, summed over locations.
-    pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
-        let id = self.identity.variant_id;
-        Upsert::Inventory(
-            id,
-            Some(Inventory {
-                variant_id: id,
-                product_id: self.identity.product_id,
-                sku: self.identity.sku,
-                available_to_sell: self.locations.iter().map(|l| l.available_to_sell).sum(),
-                total_inventory_onhand: self
-                    .locations
-                    .iter()
-                    .map(|l| l.total_inventory_onhand)
-                    .sum(),
-                is_in_stock: self.locations.iter().any(|l| l.settings.is_in_stock),
-                payload: payloads.keep(self.json),
-            }),
-        )
-    }
-}
-
-/// `GET /v2/orders` item (`include=consignments.line_items` adds the lines).
-#[derive(Deserialize)]
-pub struct WireOrder {
-    id: i64,
-    customer_id: i64,
-    status_id: i64,
-    status: String,
-    #[serde(deserialize_with = "money")]
-    subtotal_ex_tax: Money,
-    #[serde(deserialize_with = "money")]
-    subtotal_inc_tax: Money,
-    #[serde(deserialize_with = "money")]
-    total_ex_tax: Money,
-    #[serde(deserialize_with = "money")]
-    total_inc_tax: Money,
-    /// Refunds so far; orders from before the field existed leave it out (0).
-    #[serde(default, deserialize_with = "money")]
-    refunded_amount: Money,
-    #[serde(default)]
-    items_total: i64,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    currency_code: String,
-    #[serde(default)]
-    is_deleted: bool,
-    #[serde(deserialize_with = "timestamp")]
-    date_created: Micros,
-    #[serde(deserialize_with = "timestamp")]
-    date_modified: Micros,
-    #[serde(default)]
-    consignments: Option<Consignments>,
-    /// The record's JSON, for `_payload`.
-    #[serde(skip)]
-    json: String,
-}
-
-/// BigCommerce has served consignments both as a list and as one object.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Consignments {
-    Many(Vec<Consignment>),
-    One(Consignment),
-}
-
-#[derive(Deserialize)]
-struct Consignment {
-    #[serde(default)]
-    shipping: Vec<Shipment>,
-    #[serde(default)]
-    pickups: Vec<Shipment>,
-    #[serde(default)]
-    downloads: Vec<Shipment>,
-}
-
-#[derive(Deserialize)]
-struct Shipment {
-    #[serde(default)]
-    line_items: Vec<Nested<WireOrderItem>>,
-}
-
-/// `GET /v2/orders/{id}/products` item.
-#[derive(Deserialize)]
-pub struct WireOrderItem {
-    id: i64,
-    order_id: i64,
-    product_id: i64,
-    #[serde(default)]
-    variant_id: i64,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    sku: String,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    name: String,
-    quantity: i64,
-    #[serde(deserialize_with = "money")]
-    base_price: Money,
-    #[serde(deserialize_with = "money")]
-    price_ex_tax: Money,
-    #[serde(deserialize_with = "money")]
-    price_inc_tax: Money,
-    #[serde(deserialize_with = "money")]
-    total_ex_tax: Money,
-    #[serde(deserialize_with = "money")]
-    total_inc_tax: Money,
-    /// The record's JSON, for `_payload`.
-    #[serde(skip)]
-    json: String,
-}
-
-impl Record for WireOrderItem {
-    const ENTITY: &'static str = "order_item";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
-
-impl Record for WireOrder {
-    const ENTITY: &'static str = "order";
-    const LEFT_OUT: &'static [&'static str] = &["consignments"];
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
-
-impl WireOrderItem {
-    /// The record of this line.
-    pub fn into_record(self, payloads: &mut Payloads) -> OrderItem {
-        OrderItem {
-            id: self.id,
-            order_id: self.order_id,
-            product_id: self.product_id,
-            variant_id: self.variant_id,
-            sku: self.sku,
-            name: self.name,
-            quantity: self.quantity,
-            base_price: self.base_price,
-            price_ex_tax: self.price_ex_tax,
-            price_inc_tax: self.price_inc_tax,
-            total_ex_tax: self.total_ex_tax,
-            total_inc_tax: self.total_inc_tax,
-            payload: payloads.keep(self.json),
-        }
-    }
-}
-
-impl WireOrder {
-    /// `date_modified`, the cursor field.
-    pub fn modified(&self) -> Micros {
-        self.date_modified
-    }
-
-    /// Whether the lines came embedded (`include=consignments.line_items`).
-    pub fn has_lines(&self) -> bool {
-        self.consignments.is_some()
-    }
-
-    /// The order's upsert and, when embedded, the upsert of all its lines.
-    pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
-        if let Some(consignments) = self.consignments {
-            let list = match consignments {
-                Consignments::Many(list) => list,
-                Consignments::One(one) => vec![one],
-            };
-            let mut lines: Vec<OrderItem> = list
-                .into_iter()
-                .flat_map(|c| c.shipping.into_iter().chain(c.pickups).chain(c.downloads))
-                .flat_map(|s| s.line_items)
-                .map(|Nested(line)| line.into_record(payloads))
-                .collect();
-            lines.sort_by_key(|l| l.id);
-            lines.dedup_by_key(|l| l.id);
-            out.push(Upsert::OrderItems(self.id, Some(lines)));
-        }
-        out.push(Upsert::Order(
-            self.id,
-            Some(Order {
-                id: self.id,
-                customer_id: self.customer_id,
-                status_id: self.status_id,
-                status: self.status,
-                subtotal_ex_tax: self.subtotal_ex_tax,
-                subtotal_inc_tax: self.subtotal_inc_tax,
-                total_ex_tax: self.total_ex_tax,
-                total_inc_tax: self.total_inc_tax,
-                refunded_amount: self.refunded_amount,
-                items_total: self.items_total,
-                currency_code: self.currency_code,
-                is_deleted: self.is_deleted,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
-                payload: payloads.keep(self.json),
-            }),
-        ));
     }
 }
 
