@@ -59,6 +59,18 @@ fn run(config: &Path, url: &str) -> Running {
     Running(child)
 }
 
+/// The `schema` check of `raw_pg_shop_item` in `state/checks.json`: how many
+/// rows fail it (1 while the columns do not fit) and its samples, as text.
+fn schema_check(dir: &Path) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(dir.join("state/checks.json")).ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let result = file["results"]
+        .as_array()?
+        .iter()
+        .find(|r| r["spec"]["name"] == "raw_pg_shop_item.columns.schema")?;
+    Some((result["failing"].as_u64()?, result["samples"].to_string()))
+}
+
 /// Where the run of `config` logs (beside it), for failure messages.
 fn log_file(config: &Path) -> std::fs::File {
     std::fs::File::create(config.with_extension("log")).expect("log file")
@@ -212,6 +224,32 @@ async fn columns_added_dropped_and_retyped_upstream_while_running() {
         "incompatible changes keep the type"
     );
     assert_eq!(types[1], ["1|6.00", "2|7.00", "3|2.50"]);
+    // The table's `schema` check fails too (state/checks.json, `govflow check`).
+    let failing = eventually(Duration::from_secs(30), || {
+        schema_check(dir.path()).is_some_and(|(failing, _)| failing == 1)
+    })
+    .await;
+    assert!(failing, "schema check: {:?}", schema_check(dir.path()));
+    let (_, samples) = schema_check(dir.path()).unwrap();
+    assert!(
+        samples.contains("qty"),
+        "the check names the column: {samples}"
+    );
+
+    // The columns fit again: the check passes.
+    admin
+        .batch_execute(
+            "UPDATE item SET qty = '2.5' WHERE id = 2;
+             ALTER TABLE item ALTER COLUMN qty TYPE numeric(30,2) USING qty::numeric;
+             ALTER TABLE item ALTER COLUMN label TYPE text;",
+        )
+        .await
+        .unwrap();
+    let passing = eventually(Duration::from_secs(30), || {
+        schema_check(dir.path()).is_some_and(|(failing, _)| failing == 0)
+    })
+    .await;
+    assert!(passing, "schema check: {:?}", schema_check(dir.path()));
 
     // Older snapshots stay readable, and the process is still running.
     assert!(

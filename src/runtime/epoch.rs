@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use dataflows::Table;
-use dataflows::catalog::TableDef;
+use dataflows::catalog::{Origin, TableDef};
 use dataflows::checks::{CheckResult, CheckSpec, CheckState};
 use dataflows::records::{Payloads, Upsert};
 use tokio::sync::watch;
@@ -104,6 +104,14 @@ impl EpochLoop {
         } = outlets;
         let mut specs = format::table_specs();
         specs.extend(raw.specs());
+        // The `schema` check of every configured PostgreSQL table, after the
+        // declared ones (check rows name checks by index).
+        let mut checks = checks;
+        checks.extend(
+            raw.defs()
+                .filter(|d| matches!(&d.origin, Origin::Source(kind) if kind == "postgres"))
+                .map(|d| CheckSpec::schema(&d.name)),
+        );
         let warehouse = LocalWarehouse::open(&warehouse_dir, &specs, WarehouseOptions::default())?;
         let mut dataflow =
             Dataflow::start_on(options.workers, options.cluster.as_ref(), checks.clone())?;
@@ -247,6 +255,13 @@ impl EpochLoop {
                         // What was read under the old declaration commits first.
                         self.commit(std::mem::take(&mut upserts), &std::mem::take(&mut done))?;
                         self.evolve(def, &change)?;
+                    }
+                    Ok(Msg::SchemaChecked {
+                        table,
+                        incompatible,
+                    }) => {
+                        self.checks.schema_checked(&table, incompatible);
+                        self.update_checks();
                     }
                     Ok(Msg::SourceFailed(e)) => {
                         // Commit what arrived before the failure, then report it.

@@ -226,6 +226,12 @@ enum Msg {
     /// A configured raw table's declaration evolved (its source's columns
     /// changed); what follows it was read under the new declaration.
     TableEvolved { def: TableDef, change: String },
+    /// A source compared a configured table's upstream columns with its
+    /// declaration: `incompatible` says how they do not fit, `None` that they do.
+    SchemaChecked {
+        table: String,
+        incompatible: Option<String>,
+    },
     /// A source failed for good.
     SourceFailed(RunError),
 }

@@ -234,9 +234,14 @@ async fn follow_schemas(
         }
         let (upstream, cursor) = source.describe(table).await?;
         let (evolved, change) = crate::raw::evolution::evolve(def, &upstream);
+        let incompatible = change.incompatible_text();
+        let _ = links.tx.send(Msg::SchemaChecked {
+            table: def.name.clone(),
+            incompatible: incompatible.clone(),
+        });
         let _ = links.events.send(SourceEvent::Schema {
             table: def.name.clone(),
-            incompatible: change.incompatible_text(),
+            incompatible,
         });
         let change = change.describe();
         tracing::warn!(table = %def.name, %change, "columns changed upstream");

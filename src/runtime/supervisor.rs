@@ -92,7 +92,7 @@ async fn report_source(alerter: &Alerter, event: SourceEvent) {
 async fn report_checks(alerter: &Alerter, results: &[CheckResult]) {
     for result in results {
         let check = result.spec.name.clone();
-        let table = result.spec.table.name().to_string();
+        let table = result.spec.table.clone();
         let alert = if result.passed() {
             Alert::CheckRecovered { check, table }
         } else {

@@ -528,7 +528,7 @@ impl Telemetry {
             .iter()
             .map(|r| CheckStatus {
                 name: r.spec.name.clone(),
-                table: r.spec.table.name().to_string(),
+                table: r.spec.table.clone(),
                 severity: match r.spec.severity {
                     Severity::Warn => "warn",
                     Severity::Error => "error",

@@ -13,6 +13,11 @@
 //!
 //! [`evaluate`] computes the same rows from scratch (the oracle tests compare
 //! both); [`CheckState`] accumulates the changes into per-check results.
+//!
+//! One kind is not about rows: `schema` fails while a configured table's
+//! upstream columns do not fit its declaration (a type change that is not a
+//! lossless widening). The source reports it and [`CheckState`] keeps it; the
+//! dataflow has nothing to compute for it.
 
 mod value;
 
@@ -62,6 +67,8 @@ pub enum CheckKind {
         /// The largest accepted age, in microseconds.
         max_age_micros: i64,
     },
+    /// The table's upstream columns fit its declaration (see the module doc).
+    Schema,
 }
 
 /// One declared check.
@@ -69,8 +76,9 @@ pub enum CheckKind {
 pub struct CheckSpec {
     /// Unique name, e.g. `fct_order.status.accepted_values`.
     pub name: String,
-    /// The checked table.
-    pub table: Table,
+    /// The checked table's name: a built-in table, or for `schema` any
+    /// configured one.
+    pub table: String,
     /// The checked column.
     pub column: String,
     /// What is asserted.
@@ -88,14 +96,31 @@ impl CheckSpec {
             CheckKind::AcceptedValues { .. } => "accepted_values",
             CheckKind::Relationships { .. } => "relationships",
             CheckKind::Freshness { .. } => "freshness",
+            CheckKind::Schema => "schema",
         };
         CheckSpec {
             name: format!("{table}.{column}.{kind_name}"),
-            table,
+            table: table.name().to_string(),
             column: column.to_string(),
             kind,
             severity,
         }
+    }
+
+    /// The `schema` check of a configured table, `<table>.columns.schema`.
+    pub fn schema(table: &str) -> CheckSpec {
+        CheckSpec {
+            name: format!("{table}.columns.schema"),
+            table: table.to_string(),
+            column: "columns".to_string(),
+            kind: CheckKind::Schema,
+            severity: Severity::Error,
+        }
+    }
+
+    /// The checked table, when it is a built-in one (every check but `schema`).
+    pub fn builtin_table(&self) -> Option<Table> {
+        Table::from_name(&self.table)
     }
 }
 
@@ -154,9 +179,10 @@ fn failing(check: usize, row: &TableRow, value: Value) -> CheckRow {
     }
 }
 
-/// The row-local verdict of check `index` on `row` (not_null, accepted_values).
-fn row_failure(index: usize, spec: &CheckSpec, row: &TableRow) -> Option<CheckRow> {
-    if row.table_id() != spec.table {
+/// The row-local verdict of check `index` on `row` of `table` (not_null,
+/// accepted_values).
+fn row_failure(index: usize, spec: &CheckSpec, table: Table, row: &TableRow) -> Option<CheckRow> {
+    if row.table_id() != table {
         return None;
     }
     let value = field(row, &spec.column)?;
@@ -182,13 +208,16 @@ fn non_null(row: &TableRow, table: Table, column: &str) -> Option<Value> {
 pub fn render<'s>(all: &Coll<'s, TableRow>, specs: &[CheckSpec]) -> Coll<'s, CheckRow> {
     let mut parts: Vec<Coll<'s, CheckRow>> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        let table = spec.table;
+        let Some(table) = spec.builtin_table() else {
+            continue;
+        };
         let column = spec.column.clone();
         let part = match &spec.kind {
+            CheckKind::Schema => continue,
             CheckKind::NotNull | CheckKind::AcceptedValues { .. } => {
                 let spec = spec.clone();
                 all.clone()
-                    .flat_map(move |row| row_failure(index, &spec, &row))
+                    .flat_map(move |row| row_failure(index, &spec, table, &row))
             }
             CheckKind::Unique => all
                 .clone()
@@ -247,14 +276,19 @@ pub fn render<'s>(all: &Coll<'s, TableRow>, specs: &[CheckSpec]) -> Coll<'s, Che
 pub fn evaluate(rows: &[TableRow], specs: &[CheckSpec]) -> Vec<CheckRow> {
     let mut out = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
+        let Some(table) = spec.builtin_table() else {
+            continue;
+        };
         let values = || {
             rows.iter()
-                .filter_map(|row| non_null(row, spec.table, &spec.column).map(|v| (v, row)))
+                .filter_map(move |row| non_null(row, table, &spec.column).map(|v| (v, row)))
         };
         match &spec.kind {
-            CheckKind::NotNull | CheckKind::AcceptedValues { .. } => {
-                out.extend(rows.iter().filter_map(|row| row_failure(index, spec, row)))
-            }
+            CheckKind::Schema => {}
+            CheckKind::NotNull | CheckKind::AcceptedValues { .. } => out.extend(
+                rows.iter()
+                    .filter_map(|row| row_failure(index, spec, table, row)),
+            ),
             CheckKind::Unique => {
                 let mut by_value: BTreeMap<Value, Vec<&TableRow>> = BTreeMap::new();
                 for (v, row) in values() {
@@ -332,6 +366,8 @@ pub const SAMPLE_KEYS: usize = 5;
 pub struct CheckState {
     specs: Vec<CheckSpec>,
     rows: BTreeMap<CheckRow, Diff>,
+    /// Configured tables whose upstream columns do not fit, with the change.
+    misfits: BTreeMap<String, String>,
 }
 
 impl CheckState {
@@ -340,7 +376,17 @@ impl CheckState {
         CheckState {
             specs,
             rows: BTreeMap::new(),
+            misfits: BTreeMap::new(),
         }
+    }
+
+    /// What a source found when it compared `table`'s upstream columns with
+    /// its declaration: `Some(change)` when they do not fit, `None` when they do.
+    pub fn schema_checked(&mut self, table: &str, incompatible: Option<String>) {
+        match incompatible {
+            Some(change) => self.misfits.insert(table.to_string(), change),
+            None => self.misfits.remove(table),
+        };
     }
 
     /// The checks.
@@ -408,6 +454,12 @@ impl CheckState {
         }
         for result in &mut results {
             result.judge_freshness(now);
+            if result.spec.kind == CheckKind::Schema
+                && let Some(change) = self.misfits.get(&result.spec.table)
+            {
+                result.failing = 1;
+                result.samples = vec![(result.spec.table.clone(), change.clone())];
+            }
         }
         results
     }

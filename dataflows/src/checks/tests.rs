@@ -159,3 +159,33 @@ fn the_default_checks_pass_on_consistent_data() {
     });
     assert_eq!(evaluate(&rows, &specs), got[0]);
 }
+
+#[test]
+fn a_schema_check_fails_while_its_table_misfits_and_leaves_other_checks_alone() {
+    let no_email = CheckKind::AcceptedValues { values: Vec::new() };
+    let emails = CheckSpec::new(Table::DimCustomer, "email", no_email, Severity::Warn);
+    // The schema check first: the row check keeps its index (1) in the rows.
+    let specs = vec![CheckSpec::schema("raw_pg_shop_item"), emails];
+    assert_eq!(specs[0].name, "raw_pg_shop_item.columns.schema");
+    assert_eq!(specs[0].builtin_table(), None);
+    let c = customer(1, "x@example.com");
+    let rows = run(specs.clone(), vec![vec![Upsert::Customer(1, Some(c))]]);
+    assert!(!rows[0].is_empty(), "no email is accepted");
+    assert!(
+        rows[0]
+            .iter()
+            .all(|r| matches!(r, CheckRow::Failing { check: 1, .. }))
+    );
+
+    let mut state = CheckState::new(specs);
+    let schema = |state: &CheckState| state.results(0)[0].clone();
+    assert!(schema(&state).passed());
+    state.schema_checked("raw_pg_shop_item", Some("qty: decimal(30,2) → text".into()));
+    let failing = schema(&state);
+    assert_eq!(failing.failing, 1);
+    assert_eq!(failing.samples[0].1, "qty: decimal(30,2) → text");
+    state.schema_checked("other_table", None);
+    assert!(!schema(&state).passed());
+    state.schema_checked("raw_pg_shop_item", None);
+    assert!(schema(&state).passed());
+}
