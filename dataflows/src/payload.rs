@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +37,7 @@ impl Payload {
 
 /// The JSON texts of one epoch's records, by [`Payload`].
 #[derive(Clone, Debug, Default)]
-pub struct Payloads(HashMap<u64, Arc<str>>);
+pub struct Payloads(HashMap<u64, String>);
 
 impl Payloads {
     /// Keeps `text` and returns its payload; an empty text is no payload.
@@ -47,13 +46,13 @@ impl Payloads {
             return Payload::NONE;
         }
         let payload = Payload::of(&text);
-        self.0.entry(payload.0).or_insert_with(|| text.into());
+        self.0.entry(payload.0).or_insert(text);
         payload
     }
 
     /// The text of `payload`, if it was kept.
     pub fn get(&self, payload: Payload) -> Option<&str> {
-        self.0.get(&payload.0).map(|t| &**t)
+        self.0.get(&payload.0).map(String::as_str)
     }
 
     /// Adds another set of texts.

@@ -43,8 +43,8 @@ pub struct RawBcCustomer {
     pub created_at: Micros,
     /// When the customer was last modified upstream.
     pub modified_at: Micros,
-    /// The record's JSON as BigCommerce returned it, compact; embedded
-    /// records and fields that change without `date_modified` are left out
+    /// The record's JSON as BigCommerce returned it; embedded records and
+    /// fields that change without `date_modified` are left out
     /// (docs/bigcommerce-source.md). Null when unknown.
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]

@@ -33,8 +33,8 @@ pub struct RawBcInventory {
     pub total_inventory_onhand: i64,
     /// Upstream's own in-stock flag.
     pub is_in_stock: bool,
-    /// The record's JSON as BigCommerce returned it, compact; embedded
-    /// records and fields that change without `date_modified` are left out
+    /// The record's JSON as BigCommerce returned it; embedded records and
+    /// fields that change without `date_modified` are left out
     /// (docs/bigcommerce-source.md). Null when unknown.
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]

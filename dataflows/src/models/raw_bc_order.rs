@@ -52,8 +52,8 @@ pub struct RawBcOrder {
     pub created_at: Micros,
     /// When the order was last modified upstream.
     pub modified_at: Micros,
-    /// The record's JSON as BigCommerce returned it, compact; embedded
-    /// records and fields that change without `date_modified` are left out
+    /// The record's JSON as BigCommerce returned it; embedded records and
+    /// fields that change without `date_modified` are left out
     /// (docs/bigcommerce-source.md). Null when unknown.
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]

@@ -54,8 +54,8 @@ pub struct RawBcOrderItem {
     pub total_ex_tax: Money,
     /// Line total including tax.
     pub total_inc_tax: Money,
-    /// The record's JSON as BigCommerce returned it, compact; embedded
-    /// records and fields that change without `date_modified` are left out
+    /// The record's JSON as BigCommerce returned it; embedded records and
+    /// fields that change without `date_modified` are left out
     /// (docs/bigcommerce-source.md). Null when unknown.
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]

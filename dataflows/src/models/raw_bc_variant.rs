@@ -35,8 +35,8 @@ pub struct RawBcVariant {
     pub inventory_level: i64,
     /// Whether purchasing is disabled for this variant.
     pub is_purchasing_disabled: bool,
-    /// The record's JSON as BigCommerce returned it, compact; embedded
-    /// records and fields that change without `date_modified` are left out
+    /// The record's JSON as BigCommerce returned it; embedded records and
+    /// fields that change without `date_modified` are left out
     /// (docs/bigcommerce-source.md). Null when unknown.
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]

@@ -8,6 +8,8 @@
 //! tables it embeds) for the `_payload` column: a field the typed columns do
 //! not name still reaches the warehouse.
 
+use std::collections::BTreeMap;
+
 use chrono::DateTime;
 use dataflows::records::{Customer, CustomerMetafield, Micros, Money, Payloads, Upsert};
 use serde::de::{DeserializeOwned, Error as _};
@@ -104,9 +106,11 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
         fetched_at: None,
     };
     for item in raw {
-        let parsed = serde_json::from_str(item.get()).and_then(with_json::<T>);
-        match parsed {
-            Ok(record) => page.records.push(record),
+        match serde_json::from_str::<T>(item.get()) {
+            Ok(mut record) => {
+                record.keep_json(payload_of::<T>(item.get()));
+                page.records.push(record)
+            }
             Err(e) => page.dead_letters.push(DeadLetter {
                 entity: T::ENTITY,
                 id: T::id_of(item.get()),
@@ -119,18 +123,23 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
     page
 }
 
-/// The record a JSON value holds, keeping for `_payload` the value's compact
-/// text without the [`Record::LEFT_OUT`] keys: the record's text is parsed
-/// once, for both.
-fn with_json<T: Record>(mut value: serde_json::Value) -> Result<T, serde_json::Error> {
-    let mut record = T::deserialize(&value)?;
-    if let Some(object) = value.as_object_mut() {
-        for key in T::LEFT_OUT {
-            object.remove(*key);
-        }
+/// A record's `_payload`: its JSON text as returned, or, for a record with
+/// [`Record::LEFT_OUT`] keys, its top-level fields without them (keys sorted,
+/// values as returned: only the top level is parsed).
+fn payload_of<T: Record>(raw: &str) -> String {
+    if T::LEFT_OUT.is_empty() {
+        return raw.to_string();
     }
-    record.keep_json(value.to_string());
-    Ok(record)
+    match serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(raw) {
+        Ok(mut fields) => {
+            for key in T::LEFT_OUT {
+                fields.remove(*key);
+            }
+            serde_json::to_string(&fields).unwrap_or_default()
+        }
+        // Unreachable for a record that parsed: no payload rather than a wrong one.
+        Err(_) => String::new(),
+    }
 }
 
 /// A record embedded in another (a product's variants, an order's lines),
@@ -139,10 +148,10 @@ struct Nested<T>(T);
 
 impl<'de, T: Record> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A `Value`, not raw text: an order's lines sit under an untagged
-        // enum, whose buffered content cannot yield raw JSON.
-        let value = serde_json::Value::deserialize(d)?;
-        with_json(value).map(Nested).map_err(D::Error::custom)
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let mut record: T = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
+        record.keep_json(payload_of::<T>(raw.get()));
+        Ok(Nested(record))
     }
 }
 
@@ -155,7 +164,7 @@ pub trait Record: DeserializeOwned {
     /// without touching the record's `date_modified` (a payload must not
     /// depend on when the record was last read).
     const LEFT_OUT: &'static [&'static str] = &[];
-    /// Keeps the record's JSON (see [`with_json`]).
+    /// Keeps the record's JSON (see [`payload_of`]).
     fn keep_json(&mut self, json: String);
     /// The record's id.
     fn id(&self) -> i64;
@@ -377,10 +386,10 @@ mod tests {
             Upsert::OrderItems(7, Some(lines)) => {
                 assert_eq!(lines.len(), 1);
                 assert_eq!(lines[0].total_inc_tax, Money(110_000));
-                // The line's own JSON, compact, with the fields no column names.
+                // The line's own JSON as served, with the fields no column names.
                 let line = texts.get(lines[0].payload).unwrap();
                 assert!(
-                    line.starts_with(r#"{"base_price":"5.0000","id":70,"#),
+                    line.starts_with(r#"{"id":70,"order_id":7,"product_id":1,"#),
                     "{line}"
                 );
             }

@@ -3,6 +3,10 @@
 use dataflows::records::{Micros, Money, Order, OrderItem, Payloads, Upsert};
 use serde::Deserialize;
 
+use serde::Deserializer;
+use serde::de::Error as _;
+use serde_json::value::RawValue;
+
 use super::{Nested, Record, money, null_as_empty, timestamp};
 
 /// `GET /v2/orders` item (`include=consignments.line_items` adds the lines).
@@ -33,19 +37,25 @@ pub struct WireOrder {
     date_created: Micros,
     #[serde(deserialize_with = "timestamp")]
     date_modified: Micros,
-    #[serde(default)]
-    consignments: Option<Consignments>,
+    #[serde(default, deserialize_with = "consignments")]
+    consignments: Option<Vec<Consignment>>,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
     json: String,
 }
 
 /// BigCommerce has served consignments both as a list and as one object.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Consignments {
-    Many(Vec<Consignment>),
-    One(Consignment),
+/// Told apart by the first character rather than by an untagged enum, whose
+/// buffering would keep the lines from keeping their raw JSON.
+fn consignments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Consignment>>, D::Error> {
+    let raw = Box::<RawValue>::deserialize(d)?;
+    let text = raw.get();
+    let list = if text.trim_start().starts_with('[') {
+        serde_json::from_str(text)
+    } else {
+        serde_json::from_str(text).map(|one| vec![one])
+    };
+    list.map(Some).map_err(D::Error::custom)
 }
 
 #[derive(Deserialize)]
@@ -148,11 +158,7 @@ impl WireOrder {
     /// The order's upsert and, when embedded, the upsert of all its lines.
     pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
         if let Some(consignments) = self.consignments {
-            let list = match consignments {
-                Consignments::Many(list) => list,
-                Consignments::One(one) => vec![one],
-            };
-            let mut lines: Vec<OrderItem> = list
+            let mut lines: Vec<OrderItem> = consignments
                 .into_iter()
                 .flat_map(|c| c.shipping.into_iter().chain(c.pickups).chain(c.downloads))
                 .flat_map(|s| s.line_items)
