@@ -408,6 +408,33 @@ mod tests {
     }
 
     #[test]
+    fn consignments_as_one_object_or_null() {
+        let order = |consignments: &str| {
+            let body = format!(
+                r#"[{{"id":9,"customer_id":3,"status_id":10,"status":"Completed","subtotal_ex_tax":"1.0000","subtotal_inc_tax":"1.0000","total_ex_tax":"1.0000","total_inc_tax":"1.0000","items_total":1,"currency_code":"USD","is_deleted":false,"date_created":"Wed, 10 Jan 2018 21:05:30 +0000","date_modified":"Wed, 10 Jan 2018 21:05:31 +0000","consignments":{consignments}}}]"#
+            );
+            let page: Page<WireOrder> =
+                parse_v2(Payload::Body(Bytes::from(body)), "GET x").unwrap();
+            assert!(page.dead_letters.is_empty(), "{:?}", page.dead_letters);
+            let mut out = Vec::new();
+            page.records
+                .into_iter()
+                .for_each(|o| o.into_upserts(&mut out, &mut Payloads::default()));
+            out
+        };
+        let one = order(
+            r#"{"shipping":[{"id":1,"line_items":[{"id":90,"order_id":9,"product_id":1,"variant_id":2,"sku":"S","name":"N","quantity":1,"base_price":"1.0000","price_ex_tax":"1.0000","price_inc_tax":"1.0000","total_ex_tax":"1.0000","total_inc_tax":"1.0000"}]}]}"#,
+        );
+        assert!(
+            matches!(&one[0], Upsert::OrderItems(9, Some(lines)) if lines.len() == 1),
+            "{one:?}"
+        );
+        // No consignments: the order alone, its lines left as they are.
+        let none = order("null");
+        assert!(matches!(&none[..], [Upsert::Order(9, Some(_))]), "{none:?}");
+    }
+
+    #[test]
     fn refunded_amount_is_read_and_defaults_to_zero() {
         let order = |refund: &str| {
             format!(

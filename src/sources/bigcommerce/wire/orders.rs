@@ -1,10 +1,8 @@
 //! Orders and their lines, embedded (`consignments`) or read apart.
 
 use dataflows::records::{Micros, Money, Order, OrderItem, Payloads, Upsert};
-use serde::Deserialize;
-
-use serde::Deserializer;
 use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{Nested, Record, money, null_as_empty, timestamp};
@@ -49,8 +47,11 @@ pub struct WireOrder {
 /// buffering would keep the lines from keeping their raw JSON.
 fn consignments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Consignment>>, D::Error> {
     let raw = Box::<RawValue>::deserialize(d)?;
-    let text = raw.get();
-    let list = if text.trim_start().starts_with('[') {
+    let text = raw.get().trim_start();
+    if text == "null" {
+        return Ok(None);
+    }
+    let list = if text.starts_with('[') {
         serde_json::from_str(text)
     } else {
         serde_json::from_str(text).map(|one| vec![one])
