@@ -300,7 +300,7 @@ async fn keyset<T: Record>(
             .map(|t| pull.pages + 1 + t.saturating_sub(page_no));
         let keys: Vec<(i64, Micros)> = page.records.iter().map(|r| (r.id(), modified(r))).collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
-        let mut payloads = Payloads::default();
+        let mut payloads = Payloads::with_capacity(page.records.len());
         pull.records += page.records.len() as u64;
         for record in page.records {
             to_upserts(record, &mut upserts, &mut payloads);
@@ -339,7 +339,7 @@ async fn keyset_orders(
             .map(|o| (o.id(), o.modified()))
             .collect();
         let mut upserts = Vec::with_capacity(page.records.len() * 2);
-        let mut payloads = Payloads::default();
+        let mut payloads = Payloads::with_capacity(page.records.len());
         let mut dead = page.dead_letters;
         pull.records += page.records.len() as u64;
         for order in page.records {
@@ -497,7 +497,7 @@ async fn emit<T>(
     to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
 ) -> Result<(), SourceError> {
     let mut upserts = Vec::with_capacity(page.records.len());
-    let mut payloads = Payloads::default();
+    let mut payloads = Payloads::with_capacity(page.records.len());
     pull.records += page.records.len() as u64;
     let fetched_at = page.fetched_at;
     for record in page.records {

@@ -8,8 +8,6 @@
 //! tables it embeds) for the `_payload` column: a field the typed columns do
 //! not name still reaches the warehouse.
 
-use std::collections::BTreeMap;
-
 use chrono::DateTime;
 use dataflows::records::{Customer, CustomerMetafield, Micros, Money, Payloads, Upsert};
 use serde::de::{DeserializeOwned, Error as _};
@@ -21,6 +19,9 @@ use super::dead_letter::DeadLetter;
 
 mod catalog;
 mod orders;
+mod payload_text;
+
+use payload_text::parse_record;
 
 pub use catalog::{WireInventoryItem, WireProduct, WireVariant};
 pub use orders::{WireOrder, WireOrderItem};
@@ -106,9 +107,9 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
         fetched_at: None,
     };
     for item in raw {
-        match serde_json::from_str::<T>(item.get()) {
-            Ok(mut record) => {
-                record.keep_json(payload_of::<T>(item.get()));
+        match parse_record::<T>(item.get()) {
+            Ok((mut record, json)) => {
+                record.keep_json(json);
                 page.records.push(record)
             }
             Err(e) => page.dead_letters.push(DeadLetter {
@@ -123,34 +124,16 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
     page
 }
 
-/// A record's `_payload`: its JSON text as returned, or, for a record with
-/// [`Record::LEFT_OUT`] keys, its top-level fields without them (keys sorted,
-/// values as returned: only the top level is parsed).
-fn payload_of<T: Record>(raw: &str) -> String {
-    if T::LEFT_OUT.is_empty() {
-        return raw.to_string();
-    }
-    match serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(raw) {
-        Ok(mut fields) => {
-            for key in T::LEFT_OUT {
-                fields.remove(*key);
-            }
-            serde_json::to_string(&fields).unwrap_or_default()
-        }
-        // Unreachable for a record that parsed: no payload rather than a wrong one.
-        Err(_) => String::new(),
-    }
-}
-
 /// A record embedded in another (a product's variants, an order's lines),
 /// parsed with its own JSON kept.
 struct Nested<T>(T);
 
 impl<'de, T: Record> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(d)?;
-        let mut record: T = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
-        record.keep_json(payload_of::<T>(raw.get()));
+        // Borrowed: records are parsed from text (`serde_json::from_str`).
+        let raw = <&RawValue>::deserialize(d)?;
+        let (mut record, json) = parse_record::<T>(raw.get()).map_err(D::Error::custom)?;
+        record.keep_json(json);
         Ok(Nested(record))
     }
 }
@@ -164,7 +147,7 @@ pub trait Record: DeserializeOwned {
     /// without touching the record's `date_modified` (a payload must not
     /// depend on when the record was last read).
     const LEFT_OUT: &'static [&'static str] = &[];
-    /// Keeps the record's JSON (see [`payload_of`]).
+    /// Keeps the record's JSON (see [`parse_record`]).
     fn keep_json(&mut self, json: String);
     /// The record's id.
     fn id(&self) -> i64;

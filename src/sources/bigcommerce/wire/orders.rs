@@ -46,8 +46,7 @@ pub struct WireOrder {
 /// Told apart by the first character rather than by an untagged enum, whose
 /// buffering would keep the lines from keeping their raw JSON.
 fn consignments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Consignment>>, D::Error> {
-    let raw = Box::<RawValue>::deserialize(d)?;
-    let text = raw.get().trim_start();
+    let text = <&RawValue>::deserialize(d)?.get().trim_start();
     if text == "null" {
         return Ok(None);
     }
