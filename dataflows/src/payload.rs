@@ -9,7 +9,7 @@
 //! back hashes its stored text, so a restart restores the same [`Payload`].
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,32 +37,12 @@ impl Payload {
 
 /// The JSON texts of one epoch's records, by [`Payload`].
 #[derive(Clone, Debug, Default)]
-pub struct Payloads(HashMap<u64, String, BuildHasherDefault<AlreadyHashed>>);
-
-/// The map's hasher: its keys are xxHash64 values already, hashed again for
-/// nothing by the default hasher.
-#[derive(Default)]
-struct AlreadyHashed(u64);
-
-impl Hasher for AlreadyHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (the key is a `u64`); fold anything else.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+pub struct Payloads(HashMap<u64, String>);
 
 impl Payloads {
     /// Room for `n` texts.
     pub fn with_capacity(n: usize) -> Payloads {
-        Payloads(HashMap::with_capacity_and_hasher(n, Default::default()))
+        Payloads(HashMap::with_capacity(n))
     }
 
     /// Keeps `text` and returns its payload; an empty text is no payload.

@@ -33,17 +33,8 @@ pub struct WireProduct {
     json: String,
 }
 
-impl Record for WireProduct {
-    const ENTITY: &'static str = "product";
-    // A product's `inventory_level` follows its variants' stock, not its `date_modified`.
-    const LEFT_OUT: &'static [&'static str] = &["variants", "inventory_level"];
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+// A product's `inventory_level` follows its variants' stock, not its `date_modified`.
+wire_record!(WireProduct, "product", left_out: ["variants", "inventory_level"]);
 
 impl WireProduct {
     /// `date_modified`, the cursor field.
@@ -96,15 +87,7 @@ pub struct WireVariant {
     json: String,
 }
 
-impl Record for WireVariant {
-    const ENTITY: &'static str = "variant";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+wire_record!(WireVariant, "variant");
 
 impl WireVariant {
     /// The upsert of this variant.

@@ -17,6 +17,23 @@ use serde_json::value::RawValue;
 use super::client::{Payload, excerpt};
 use super::dead_letter::DeadLetter;
 
+/// The [`Record`] impl of a wire struct with `id` and `json` fields:
+/// `wire_record!(Type, "entity")`, optionally `left_out: ["key", …]`.
+macro_rules! wire_record {
+    ($wire:ty, $entity:literal $(, left_out: [$($key:literal),*])?) => {
+        impl $crate::sources::bigcommerce::wire::Record for $wire {
+            const ENTITY: &'static str = $entity;
+            $(const LEFT_OUT: &'static [&'static str] = &[$($key),*];)?
+            fn keep_json(&mut self, json: String) {
+                self.json = json;
+            }
+            fn id(&self) -> i64 {
+                self.id
+            }
+        }
+    };
+}
+
 mod catalog;
 mod orders;
 mod payload_text;
@@ -227,15 +244,7 @@ pub struct WireCustomer {
     json: String,
 }
 
-impl Record for WireCustomer {
-    const ENTITY: &'static str = "customer";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+wire_record!(WireCustomer, "customer");
 
 impl WireCustomer {
     /// `date_modified`, the cursor field.
@@ -280,15 +289,7 @@ pub struct WireMetafield {
     json: String,
 }
 
-impl Record for WireMetafield {
-    const ENTITY: &'static str = "customer_metafield";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+wire_record!(WireMetafield, "customer_metafield");
 
 impl WireMetafield {
     /// `date_modified`, the cursor field.

@@ -5,7 +5,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{Nested, Record, money, null_as_empty, timestamp};
+use super::{Nested, money, null_as_empty, timestamp};
 
 /// `GET /v2/orders` item (`include=consignments.line_items` adds the lines).
 #[derive(Deserialize)]
@@ -102,26 +102,9 @@ pub struct WireOrderItem {
     json: String,
 }
 
-impl Record for WireOrderItem {
-    const ENTITY: &'static str = "order_item";
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+wire_record!(WireOrderItem, "order_item");
 
-impl Record for WireOrder {
-    const ENTITY: &'static str = "order";
-    const LEFT_OUT: &'static [&'static str] = &["consignments"];
-    fn keep_json(&mut self, json: String) {
-        self.json = json;
-    }
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
+wire_record!(WireOrder, "order", left_out: ["consignments"]);
 
 impl WireOrderItem {
     /// The record of this line.
