@@ -348,6 +348,60 @@ async fn configuration_mistakes_fail_at_once_naming_the_table() {
 }
 
 #[tokio::test]
+async fn a_column_retyped_under_a_read_stops_it_until_the_change_is_followed() {
+    let server = pg::shared();
+    let url = server.create_database("src_retyped", "").await;
+    let admin = server.admin("src_retyped").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE item (id int PRIMARY KEY, qty int, \
+             updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+             INSERT INTO item (id, qty) VALUES (1, 6), (2, 7)",
+        )
+        .await
+        .unwrap();
+    let source = PgSource::new("shop", config(&url, vec![table("item", &["id"])])).unwrap();
+    let (declared, _) = source.describe("item").await.expect("describe");
+    assert_eq!(declared.columns[1].ty.describe(), "int64");
+    // The statements prepared by `describe` now return another type.
+    admin
+        .batch_execute("ALTER TABLE item ALTER COLUMN qty TYPE numeric(30,2)")
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<PgBatch>(8);
+    let e = source.poll_table("item", None, &tx).await.unwrap_err();
+    drop(tx);
+    assert!(matches!(e, PgError::SchemaChanged { .. }), "{e}");
+    assert!(
+        e.is_transient() && e.to_string().contains("table item"),
+        "{e}"
+    );
+    assert!(
+        collect(rx).await.0.is_empty(),
+        "no row under the old columns"
+    );
+    // A new connection would prepare for the new columns: still refused
+    // until the change is followed.
+    let again = {
+        let (tx, _rx) = mpsc::channel::<PgBatch>(8);
+        source.poll_table("item", None, &tx).await.unwrap_err()
+    };
+    assert!(matches!(again, PgError::SchemaChanged { .. }), "{again}");
+
+    assert!(source.schema_changed("item").await.expect("check"));
+    let (evolved, _) = source.describe("item").await.expect("describe");
+    assert_eq!(evolved.columns[1].ty.describe(), "decimal(30,2)");
+    assert!(!source.schema_changed("item").await.expect("check"));
+    let (tx, rx) = mpsc::channel::<PgBatch>(8);
+    source.poll_table("item", None, &tx).await.expect("read");
+    drop(tx);
+    let (rows, dead) = collect(rx).await;
+    assert!(dead.is_empty(), "{dead:?}");
+    let qty: Vec<String> = rows.iter().map(|(_, r)| r.values[1].to_string()).collect();
+    assert_eq!(qty, ["6.00", "7.00"]);
+}
+
+#[tokio::test]
 async fn every_session_is_read_only() {
     let server = pg::shared();
     let url = server.create_database("src_read_only", "").await;

@@ -50,6 +50,19 @@ pub enum PgError {
         /// What is wrong.
         detail: String,
     },
+    /// The table's columns changed upstream under a read (PostgreSQL refused
+    /// the statements prepared for the old ones, or a new connection saw new
+    /// ones). Transient: the next poll follows the change first, then reads
+    /// with the new columns.
+    #[error(
+        "postgres.{database}: table {table}: its columns changed upstream during the read; read again with the new columns at the next poll"
+    )]
+    SchemaChanged {
+        /// The database's config name.
+        database: String,
+        /// The table.
+        table: String,
+    },
     /// Retries ran out; the last error is kept.
     #[error("postgres.{database}: gave up after {attempts} attempts: {last}")]
     Exhausted {
@@ -74,7 +87,7 @@ impl PgError {
     /// Whether trying again (after reconnecting) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PgError::Connection { .. } => true,
+            PgError::Connection { .. } | PgError::SchemaChanged { .. } => true,
             PgError::Sql { retryable, .. } => *retryable,
             PgError::Config { .. }
             | PgError::Table { .. }
@@ -142,6 +155,15 @@ pub fn is_transient_sqlstate(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+/// Whether `e` is PostgreSQL refusing a prepared statement because its
+/// table's columns changed since it was prepared (`cached plan must not
+/// change result type`, SQLSTATE 0A000).
+pub fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code().code() == "0A000" && db.message().starts_with("cached plan must not change")
+    })
 }
 
 /// The error and its sources, joined by `: `.

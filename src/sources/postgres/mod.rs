@@ -60,6 +60,15 @@
 //! 10 s), up to `max_attempts` consecutive failures; the walk resumes after the
 //! last page it delivered, so nothing is lost or delivered twice. SQL errors
 //! (a missing table or column) fail at once, naming the table.
+//!
+//! # Columns that change under a read
+//! A configured table's declaration is the columns [`PgSource::describe`]
+//! last saw. When they change upstream between that and a read (PostgreSQL
+//! refuses the statements prepared for the old ones with SQLSTATE 0A000, or
+//! a new connection prepares for the new ones), the read stops with
+//! [`PgError::SchemaChanged`], which is transient: the next poll follows the
+//! change ([`PgSource::schema_changed`]) before it reads again. Rows are
+//! never delivered under a declaration they do not fit.
 
 pub mod connect;
 pub mod error;
@@ -90,6 +99,9 @@ pub use value::{Decimal, PgValue};
 use crate::config::{LiveSecret, PostgresConfig, PostgresTable, Secret};
 use dataflows::catalog::TableDef;
 use read::{RawParam, TablePlan, WalkKind};
+
+/// A table's columns as the database's catalog describes them, by name.
+type Attributes = HashMap<String, schema::Attribute>;
 
 /// First backoff delay; doubles per consecutive failure up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -207,6 +219,11 @@ pub struct PgSource {
     /// connect when the URL changed).
     spec: std::sync::Mutex<(Secret, Arc<ConnectSpec>)>,
     session: Mutex<Option<Arc<Session>>>,
+    /// The columns each described table was declared with (see
+    /// [`describe`](Self::describe)): a read whose statements were prepared
+    /// for other columns stops with [`PgError::SchemaChanged`] rather than
+    /// deliver rows the declaration does not fit.
+    declared: std::sync::Mutex<HashMap<String, Attributes>>,
     connections: AtomicU64,
     /// Query pages sent.
     pages: AtomicU64,
@@ -247,6 +264,7 @@ impl PgSource {
             spec: std::sync::Mutex::new((config.url.clone(), Arc::new(spec))),
             config,
             session: Mutex::new(None),
+            declared: std::sync::Mutex::new(HashMap::new()),
             connections: AtomicU64::new(0),
             pages: AtomicU64::new(0),
             latency: std::sync::OnceLock::new(),
@@ -421,6 +439,9 @@ impl PgSource {
             let attempt = async {
                 let session = self.session().await?;
                 let plan = self.plan(&session, table).await?;
+                if !self.fits_declared(&table.name, &plan) {
+                    return Err(self.schema_changed_error(table));
+                }
                 let context = || format!("reading table {}", table.name);
                 let started = std::time::Instant::now();
                 self.pages.fetch_add(1, Ordering::Relaxed);
@@ -435,6 +456,10 @@ impl PgSource {
                 }
                 match rows {
                     Ok(rows) => Ok((plan, rows)),
+                    Err(e) if error::is_stale_plan(&e) => {
+                        session.plans.lock().await.remove(&table.name);
+                        Err(self.schema_changed_error(table))
+                    }
                     Err(e) => {
                         let e = PgError::from_driver(&self.name, &context(), e);
                         if e.is_retryable() {
@@ -447,6 +472,7 @@ impl PgSource {
             .await;
             let (plan, rows) = match attempt {
                 Ok(ok) => ok,
+                Err(e @ PgError::SchemaChanged { .. }) => return Err(e),
                 Err(e) if e.is_retryable() => {
                     failures += 1;
                     pull.retries += 1;
@@ -565,26 +591,43 @@ impl PgSource {
         }
     }
 
-    /// Whether configured table `table`'s columns changed upstream since its
-    /// statements were prepared (a column added, dropped or retyped); if so,
-    /// the statements are dropped, and the next read or [`describe`](Self::describe)
-    /// prepares them for the new columns.
+    /// Whether configured table `table`'s columns changed upstream since it
+    /// was last [described](Self::describe) (a column added, dropped or
+    /// retyped); if so, its statements are dropped, and the next `describe`
+    /// prepares them for the new columns. A table never described is never
+    /// reported changed.
     pub async fn schema_changed(&self, table: &str) -> Result<bool, PgError> {
         let config = self.table(table)?;
         let session = self.session().await?;
-        let mut plans = session.plans.lock().await;
-        let Some(plan) = plans.get(&config.name) else {
-            return Ok(false);
-        };
         let context = format!("checking the columns of table {table}");
         let now = schema::attributes(&session.client, &config.name)
             .await
             .map_err(|e| PgError::from_driver(&self.name, &context, e))?;
-        if now == plan.attributes {
+        let unchanged = {
+            let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+            declared.get(&config.name).is_none_or(|known| *known == now)
+        };
+        if unchanged {
             return Ok(false);
         }
-        plans.remove(&config.name);
+        session.plans.lock().await.remove(&config.name);
         Ok(true)
+    }
+
+    /// Whether `plan` was prepared for the columns `table` was last described
+    /// with (always, for a table never described).
+    fn fits_declared(&self, table: &str, plan: &TablePlan) -> bool {
+        let declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        declared
+            .get(table)
+            .is_none_or(|known| *known == plan.attributes)
+    }
+
+    fn schema_changed_error(&self, table: &PostgresTable) -> PgError {
+        PgError::SchemaChanged {
+            database: self.name.clone(),
+            table: table.name.clone(),
+        }
     }
 
     /// The declaration of configured table `table` as it lands in the
@@ -595,6 +638,10 @@ impl PgSource {
         let config = self.table(table)?;
         let session = self.session().await?;
         let plan = self.plan(&session, config).await?;
+        self.declared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(config.name.clone(), plan.attributes.clone());
         let def = tables::table_def(&self.name, config, plan.column_defs.clone());
         Ok((def, plan.cursor.is_some()))
     }
