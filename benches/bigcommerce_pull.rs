@@ -16,6 +16,10 @@ use govflow::sim::{SimOptions, SimServer};
 use govflow::sources::bigcommerce::{BigCommerceSource, Cursors, Entity, PullMode};
 use tokio::sync::mpsc;
 
+/// The product binary's allocator, so the figure is what `govflow run` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rows(upserts: &[Upsert]) -> u64 {
     upserts
         .iter()
