@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use govflow::checks::{self, ChecksFile};
 use govflow::config::{Config, SlackTarget, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use govflow::status::{ServerOptions, StatusReport, StatusServer, Telemetry};
 use govflow::transform::{DbtCommand, DbtRunner};
 use tracing_subscriber::EnvFilter;
