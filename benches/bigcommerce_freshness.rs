@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use rand::{Rng, SeedableRng};
 
 #[path = "common/lag.rs"]

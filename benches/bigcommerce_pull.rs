@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dataflows::records::Upsert;
 use govflow::config::{BigCommerceConfig, Secret};
-use govflow::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 use govflow::sources::bigcommerce::{BigCommerceSource, Cursors, Entity, PullMode};
 use tokio::sync::mpsc;
 

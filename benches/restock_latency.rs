@@ -33,7 +33,7 @@ use govflow::config::{
     Config, NotificationsConfig, Secret, StateConfig, WarehouseConfig, WebhooksConfig,
 };
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::SimOptions;
+use govflow_sim::SimOptions;
 use serde_json::json;
 
 /// One arrival: (customer, sku), when, and the event id.

@@ -4,9 +4,9 @@
 //! Layers, with dependencies pointing one way: [`config`] (pure parsing and
 //! validation), [`sources`] (turn outside data into upserts), [`sinks`]
 //! (publish committed epochs), [`notify`] (delivers restock notification
-//! events from the outbox table), [`transform`] (the dbt runner of the marts),
-//! and [`sim`], the BigCommerce simulator the demo
-//! and the tests run against.
+//! events from the outbox table) and [`transform`] (the dbt runner of the
+//! marts). The BigCommerce simulator the demo and the tests run against is
+//! the workspace crate `govflow-sim` (`sim/`): it imports nothing from here.
 
 pub mod alerts;
 pub mod checks;
@@ -17,7 +17,6 @@ pub mod notify;
 pub mod raw;
 pub mod runtime;
 pub mod schedule;
-pub mod sim;
 pub mod sinks;
 pub mod sources;
 pub mod status;

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use common::{control, duckdb, start_sim, store};
-use govflow::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 use serde_json::json;
 
 fn write_config(dir: &Path, sim: &SimServer, options: &SimOptions) -> std::path::PathBuf {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dataflows::records::Upsert;
-use govflow::sim::SimOptions;
+use govflow_sim::SimOptions;
 use govflow::sources::bigcommerce::{
     BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, collect,
 };

@@ -20,7 +20,7 @@ use gcp_bigquery_client::model::table_schema::TableSchema;
 use govflow::config::{BigQueryConfig, Config, StateConfig, WarehouseConfig};
 use govflow::format;
 use govflow::runtime::{ProgressHandle, RunError, RunOptions};
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use govflow::sinks::bigquery::client::Client;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 
@@ -625,7 +625,7 @@ async fn kill_dash_nine_during_flushes_loses_and_duplicates_nothing() {
         state.display().to_string(),
     );
     std::fs::write(&path, text).unwrap();
-    let kinds: Vec<String> = govflow::sim::MUTATION_KINDS
+    let kinds: Vec<String> = govflow_sim::MUTATION_KINDS
         .iter()
         .filter(|k| !k.ends_with("_delete"))
         .map(|k| k.to_string())

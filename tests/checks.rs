@@ -13,7 +13,7 @@ use dataflows::TableRow;
 use dataflows::checks::{CheckResult, evaluate};
 use govflow::checks::ChecksFile;
 use govflow::config::Config;
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> std::path::PathBuf {
     let path = dir.join("govflow.toml");

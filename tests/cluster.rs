@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> PathBuf {
     let path = dir.join("govflow.toml");

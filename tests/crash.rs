@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use rand::{Rng, SeedableRng};
 
 fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> std::path::PathBuf {
@@ -59,7 +59,7 @@ async fn kill_dash_nine_at_any_moment_loses_and_duplicates_nothing() {
     let options = store(31, 600, 80, 800);
     let sim = start_sim(options.clone()).await;
     // Mutations that polling can see (hard deletes need a full refresh).
-    let kinds: Vec<String> = govflow::sim::MUTATION_KINDS
+    let kinds: Vec<String> = govflow_sim::MUTATION_KINDS
         .iter()
         .filter(|k| !k.ends_with("_delete"))
         .map(|k| k.to_string())

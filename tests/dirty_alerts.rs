@@ -15,7 +15,7 @@ use common::*;
 use dataflows::{Table, TableRow};
 use govflow::config::Config;
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
+use govflow_sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path, hook: SocketAddr) -> Config {
     let text = format!(

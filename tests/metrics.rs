@@ -16,7 +16,7 @@ use dataflows::checks::{CheckKind, CheckSpec, Severity};
 use dataflows::{Table, TableRow};
 use govflow::checks::ChecksFile;
 use govflow::config::Config;
-use govflow::sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
+use govflow_sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {
     let mut checks = dataflows::checks::default_checks();

@@ -18,7 +18,7 @@ use common::*;
 use dataflows::models::product_notification_event::{ProductNotificationEvent, subscriptions_of};
 use dataflows::oracle::{EventOracle, RawState};
 use dataflows::{Table, TableRow};
-use govflow::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 use serde_json::json;
 
 const UP: u8 = 0;

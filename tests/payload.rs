@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use govflow::sim::MutateRequest;
+use govflow_sim::MutateRequest;
 use serde_json::json;
 
 /// The built-in BigCommerce raw tables and the JSON field that holds each

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use dataflows::Table;
-use govflow::sim::MutateRequest;
+use govflow_sim::MutateRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_rounds_then_full_refresh_equal_a_fresh_full_refresh() {

@@ -16,7 +16,7 @@ use dataflows::{Table, TableRow};
 use govflow::config::{
     Config, PostgresConfig, PostgresTable, Secret, StateConfig, WarehouseConfig,
 };
-use govflow::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 
 const POINTS: &str = "CREATE TABLE point_transaction (
     id bigint PRIMARY KEY,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use govflow::config::{Config, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow::sim::MutateRequest;
+use govflow_sim::MutateRequest;
 
 const READER: &str = r#"
 import sys, time, duckdb

@@ -19,7 +19,7 @@ use common::*;
 use govflow::config::Config;
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::schedule::ManualClock;
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use serde_json::json;
 
 /// A dbt project with one model and one singular test that fails while the

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use govflow::sim::{MutateRequest, SimOptions, SimServer};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "sim-token";

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use govflow::sim::{DIRTY_KINDS, MutateRequest, SimError, SimOptions, SimServer};
+use govflow_sim::{DIRTY_KINDS, MutateRequest, SimError, SimOptions, SimServer};
 use serde_json::{Value, json};
 
 fn small(seed: u64) -> SimOptions {
@@ -210,7 +210,7 @@ async fn dirty_mutations_take_turns_and_are_deterministic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dirty_rate_mixes_dirty_mutations_in() {
-    let dirty = |report: &govflow::sim::MutateReport| {
+    let dirty = |report: &govflow_sim::MutateReport| {
         report
             .applied
             .iter()

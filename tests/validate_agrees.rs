@@ -34,6 +34,22 @@ fn govflow(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String)
     )
 }
 
+/// The report of `govflow validate --connect --format json` with `config`.
+fn connected_report(config: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_govflow"));
+    cmd.args(["--log", "warn", "validate", "--connect", "--format", "json"])
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied());
+    let out = cmd.output().expect("govflow runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_and_run_agree() {
     let server = pg::shared();
@@ -137,6 +153,19 @@ async fn validate_and_run_agree() {
             offline && sources,
             "{case}: validate --connect: {why}"
         );
+        let report = connected_report(&config, &env);
+        assert_eq!(report["ok"], connected, "{case}: the JSON report: {report}");
+        if case == "a configured table" {
+            let table = &report["configured_tables"][0];
+            assert_eq!(table["name"], "raw_pg_shop_coupon", "{report}");
+            assert_eq!(table["key"], serde_json::json!(["code", "region"]));
+            let label = table["columns"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "label"))
+                .unwrap_or_else(|| panic!("no label column: {report}"));
+            assert_eq!(label["type"], "text", "{report}");
+            assert_eq!(label["nullable"], true, "{report}");
+        }
         let (ran, why) = govflow(&config, &["run", "--once"], &env);
         assert_eq!(
             ran, connected,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dataflows::{Table, TableRow};
-use govflow::sim::SimServer;
+use govflow_sim::SimServer;
 use serde_json::Value;
 
 use super::assert_same;

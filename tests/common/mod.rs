@@ -20,7 +20,7 @@ use dataflows::records::{
 use dataflows::{Table, TableRow};
 use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
 use govflow::format;
-use govflow::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 use serde_json::Value;
 

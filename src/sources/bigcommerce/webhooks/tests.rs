@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::{BigCommerceConfig, Secret};
-use crate::sim::{SimOptions, SimServer};
+use govflow_sim::{SimOptions, SimServer};
 use dataflows::records::Inventory;
 
 fn payload(scope: &str, kind: &str, id: i64, hash: &str) -> serde_json::Value {
