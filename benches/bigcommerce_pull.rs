@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use dataflows::records::Upsert;
 use govflow::config::{BigCommerceConfig, Secret};
-use govflow_sim::{SimOptions, SimServer};
 use govflow::sources::bigcommerce::{BigCommerceSource, Cursors, Entity, PullMode};
+use govflow_sim::{SimOptions, SimServer};
 use tokio::sync::mpsc;
 
 /// The product binary's allocator, so the figure is what `govflow run` does.

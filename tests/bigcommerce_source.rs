@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dataflows::records::Upsert;
-use govflow_sim::SimOptions;
 use govflow::sources::bigcommerce::{
     BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, collect,
 };
+use govflow_sim::SimOptions;
 use serde_json::json;
 use tokio::sync::mpsc;
 

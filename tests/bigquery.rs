@@ -20,9 +20,9 @@ use gcp_bigquery_client::model::table_schema::TableSchema;
 use govflow::config::{BigQueryConfig, Config, StateConfig, WarehouseConfig};
 use govflow::format;
 use govflow::runtime::{ProgressHandle, RunError, RunOptions};
-use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use govflow::sinks::bigquery::client::Client;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, bq: BigQueryConfig, dir: &Path) -> Config {
     let mut bc = config_for(sim, options);

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use govflow::config::{Config, DbtConfig, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
-use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use govflow::sinks::local::pin_latest;
 use govflow::transform::{DbtCommand, DbtError, DbtRunner, NodeKind, NodeStatus};
+use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,

@@ -12,7 +12,15 @@ use common::duckdb;
 /// Runs the demo into `dir` for `seconds`; its stdout.
 fn demo(dir: &std::path::Path, seconds: u32) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_govflow"))
-        .args(["--log", "warn", "demo", "--workers", "1", "--status", "127.0.0.1:0"])
+        .args([
+            "--log",
+            "warn",
+            "demo",
+            "--workers",
+            "1",
+            "--status",
+            "127.0.0.1:0",
+        ])
         .args(["--changes-per-second", "5", "--for", &format!("{seconds}s")])
         .arg("--dir")
         .arg(dir)
@@ -49,15 +57,12 @@ fn the_demo_fills_a_local_warehouse_and_resumes_from_its_checkpoint() {
         "SELECT count(*) > 0 FROM dim_customer",
         "SELECT count(*) > 0 FROM fct_order",
     ];
-    assert_eq!(
-        duckdb(&dir.path(), &queries),
-        [["true"], ["true"]]
-    );
+    assert_eq!(duckdb(dir.path(), &queries), [["True"], ["True"]]);
 
     let again = demo(dir.path(), 5);
-    assert!(last_epoch(&again) > first, "epochs go on from the checkpoint:\n{again}");
-    assert_eq!(
-        duckdb(&dir.path(), &queries),
-        [["true"], ["true"]]
+    assert!(
+        last_epoch(&again) > first,
+        "epochs go on from the checkpoint:\n{again}"
     );
+    assert_eq!(duckdb(dir.path(), &queries), [["True"], ["True"]]);
 }

@@ -20,8 +20,8 @@ use dataflows::records::{
 use dataflows::{Table, TableRow};
 use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
 use govflow::format;
-use govflow_sim::{SimOptions, SimServer};
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
+use govflow_sim::{SimOptions, SimServer};
 use serde_json::Value;
 
 /// Starts a simulator on a free loopback port.

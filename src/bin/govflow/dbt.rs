@@ -84,4 +84,3 @@ pub(crate) fn main(args: DbtArgs) -> anyhow::Result<ExitCode> {
         }
     }
 }
-

@@ -123,8 +123,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match command {
         Command::Run(args) => run::main(args),
-        Command::Demo(args) => runtime()?.block_on(demo::main(args)).map(|()| ExitCode::SUCCESS),
-        Command::Sim(args) => runtime()?.block_on(sim::main(args)).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => runtime()?
+            .block_on(demo::main(args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sim(args) => runtime()?
+            .block_on(sim::main(args))
+            .map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check::main(args),
         Command::Query(args) => query::main(args),
         Command::Dbt(args) => dbt::main(args),

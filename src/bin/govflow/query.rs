@@ -101,4 +101,3 @@ pub(crate) fn main(args: QueryArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

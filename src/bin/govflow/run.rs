@@ -227,4 +227,3 @@ fn reload_secrets(
 pub(crate) fn system_clock() -> std::sync::Arc<dyn govflow::schedule::Clock> {
     std::sync::Arc::new(govflow::schedule::SystemClock)
 }
-

@@ -80,4 +80,3 @@ pub(crate) async fn main(args: SimArgs) -> anyhow::Result<()> {
     server.shutdown().await;
     Ok(())
 }
-

@@ -55,4 +55,3 @@ pub(crate) fn main(args: SqlArgs) -> anyhow::Result<ExitCode> {
         None => anyhow::bail!("{}: no committed snapshot yet", dir.display()),
     }
 }
-

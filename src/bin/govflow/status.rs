@@ -81,4 +81,3 @@ pub(crate) async fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

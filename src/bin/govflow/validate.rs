@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(&names[..3], ["bigcommerce", "warehouse", "state"]);
         assert!(report.builtin_tables.iter().any(|t| t == "fct_order"));
         let text = render_text(&report);
-        assert!(text.starts_with(&format!("{}: ok\n", path.display())), "{text}");
+        assert!(
+            text.starts_with(&format!("{}: ok\n", path.display())),
+            "{text}"
+        );
         assert!(text.contains("  warehouse: local, wh\n"), "{text}");
         assert!(text.contains("configured tables: not discovered"), "{text}");
         assert!(!text.contains("t0ken"), "no secret: {text}");

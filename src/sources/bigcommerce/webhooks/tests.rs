@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::config::{BigCommerceConfig, Secret};
-use govflow_sim::{SimOptions, SimServer};
 use dataflows::records::Inventory;
+use govflow_sim::{SimOptions, SimServer};
 
 fn payload(scope: &str, kind: &str, id: i64, hash: &str) -> serde_json::Value {
     serde_json::json!({
