@@ -5,12 +5,14 @@
 //! 64-bit hash of its text (so a change of any field, typed or not, is a
 //! change of the row, and an unchanged re-read is still no change). The texts
 //! of one epoch travel beside the upserts in [`Payloads`], keyed by hash, and
-//! the encoder of the epoch's changes looks them up. Reading a committed row
+//! the encoder of the epoch's changes looks them up. A text is [`Bytes`]: a
+//! record served whole is a slice of its page's body, shared, not copied. Reading a committed row
 //! back hashes its stored text, so a restart restores the same [`Payload`].
 
 use std::collections::HashMap;
 use std::hash::Hasher;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Cell, Codec, ColumnType, Value};
@@ -29,15 +31,20 @@ impl Payload {
     /// The payload of `text` (xxHash64, stable across processes and
     /// releases; never [`Payload::NONE`]).
     pub fn of(text: &str) -> Payload {
+        Payload::of_bytes(text.as_bytes())
+    }
+
+    /// The payload of a text given as its UTF-8 bytes.
+    fn of_bytes(text: &[u8]) -> Payload {
         let mut hasher = twox_hash::XxHash64::with_seed(0);
-        hasher.write(text.as_bytes());
+        hasher.write(text);
         Payload(hasher.finish().max(1))
     }
 }
 
 /// The JSON texts of one epoch's records, by [`Payload`].
 #[derive(Clone, Debug, Default)]
-pub struct Payloads(HashMap<u64, String>);
+pub struct Payloads(HashMap<u64, Bytes>);
 
 impl Payloads {
     /// Room for `n` texts.
@@ -45,19 +52,23 @@ impl Payloads {
         Payloads(HashMap::with_capacity(n))
     }
 
-    /// Keeps `text` and returns its payload; an empty text is no payload.
-    pub fn keep(&mut self, text: String) -> Payload {
+    /// Keeps `text` (JSON, so UTF-8) and returns its payload; an empty text
+    /// is no payload.
+    pub fn keep(&mut self, text: impl Into<Bytes>) -> Payload {
+        let text = text.into();
         if text.is_empty() {
             return Payload::NONE;
         }
-        let payload = Payload::of(&text);
+        let payload = Payload::of_bytes(&text);
         self.0.entry(payload.0).or_insert(text);
         payload
     }
 
-    /// The text of `payload`, if it was kept.
+    /// The text of `payload`, if it was kept (and is UTF-8).
     pub fn get(&self, payload: Payload) -> Option<&str> {
-        self.0.get(&payload.0).map(String::as_str)
+        self.0
+            .get(&payload.0)
+            .and_then(|text| std::str::from_utf8(text).ok())
     }
 
     /// Adds another set of texts.

@@ -1,6 +1,7 @@
 //! The catalog's shapes: products (with embedded variants), variants and
 //! inventory items.
 
+use bytes::Bytes;
 use dataflows::records::{Inventory, Micros, Money, Payloads, Product, Upsert, Variant};
 use serde::Deserialize;
 
@@ -30,7 +31,7 @@ pub struct WireProduct {
     variants: Option<Vec<Nested<WireVariant>>>,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 // A product's `inventory_level` follows its variants' stock, not its `date_modified`.
@@ -84,7 +85,7 @@ pub struct WireVariant {
     purchasing_disabled: bool,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 wire_record!(WireVariant, "variant");
@@ -116,7 +117,7 @@ pub struct WireInventoryItem {
     locations: Vec<InventoryLocation>,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +142,7 @@ struct InventorySettings {
 
 impl Record for WireInventoryItem {
     const ENTITY: &'static str = "inventory_item";
-    fn keep_json(&mut self, json: String) {
+    fn keep_json(&mut self, json: Bytes) {
         self.json = json;
     }
     fn id(&self) -> i64 {

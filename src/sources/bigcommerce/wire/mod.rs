@@ -8,6 +8,7 @@
 //! tables it embeds) for the `_payload` column: a field the typed columns do
 //! not name still reaches the warehouse.
 
+use bytes::Bytes;
 use chrono::DateTime;
 use dataflows::records::{Customer, CustomerMetafield, Micros, Money, Payloads, Upsert};
 use serde::de::{DeserializeOwned, Error as _};
@@ -24,7 +25,7 @@ macro_rules! wire_record {
         impl $crate::sources::bigcommerce::wire::Record for $wire {
             const ENTITY: &'static str = $entity;
             $(const LEFT_OUT: &'static [&'static str] = &[$($key),*];)?
-            fn keep_json(&mut self, json: String) {
+            fn keep_json(&mut self, json: Bytes) {
                 self.json = json;
             }
             fn id(&self) -> i64 {
@@ -38,7 +39,7 @@ mod catalog;
 mod orders;
 mod payload_text;
 
-use payload_text::parse_record;
+use payload_text::{PageBody, parse_record};
 
 pub use catalog::{WireInventoryItem, WireProduct, WireVariant};
 pub use orders::{WireOrder, WireOrderItem};
@@ -89,7 +90,7 @@ pub fn parse_v3<T: Record>(payload: Payload, request: &str) -> Result<Page<T>, S
         .meta
         .and_then(|m| m.pagination)
         .and_then(|p| p.total_pages);
-    let mut page = records(&envelope.data, request);
+    let mut page = records(&envelope.data, &body, request);
     page.total_pages = total_pages;
     Ok(page)
 }
@@ -102,7 +103,7 @@ pub fn parse_v2<T: Record>(payload: Payload, request: &str) -> Result<Page<T>, S
     };
     let raw: Vec<&RawValue> =
         serde_json::from_slice(&body).map_err(|e| format!("not a V2 array: {e}"))?;
-    Ok(records(&raw, request))
+    Ok(records(&raw, &body, request))
 }
 
 fn empty<T>() -> Page<T> {
@@ -115,7 +116,8 @@ fn empty<T>() -> Page<T> {
     }
 }
 
-fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
+/// The records of a page whose raw values borrow `body`.
+fn records<T: Record>(raw: &[&RawValue], body: &Bytes, request: &str) -> Page<T> {
     let mut page = Page {
         records: Vec::with_capacity(raw.len()),
         dead_letters: Vec::new(),
@@ -123,6 +125,7 @@ fn records<T: Record>(raw: &[&RawValue], request: &str) -> Page<T> {
         total_pages: None,
         fetched_at: None,
     };
+    let _body = PageBody::enter(body);
     for item in raw {
         match parse_record::<T>(item.get()) {
             Ok((mut record, json)) => {
@@ -165,7 +168,7 @@ pub trait Record: DeserializeOwned {
     /// depend on when the record was last read).
     const LEFT_OUT: &'static [&'static str] = &[];
     /// Keeps the record's JSON (see [`parse_record`]).
-    fn keep_json(&mut self, json: String);
+    fn keep_json(&mut self, json: Bytes);
     /// The record's id.
     fn id(&self) -> i64;
     /// Best-effort id of a record that failed to parse.
@@ -241,7 +244,7 @@ pub struct WireCustomer {
     date_modified: Micros,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 wire_record!(WireCustomer, "customer");
@@ -286,7 +289,7 @@ pub struct WireMetafield {
     date_modified: Micros,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 wire_record!(WireMetafield, "customer_metafield");

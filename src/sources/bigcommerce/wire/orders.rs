@@ -1,9 +1,10 @@
 //! Orders and their lines, embedded (`consignments`) or read apart.
 
+use bytes::Bytes;
 use dataflows::records::{Micros, Money, Order, OrderItem, Payloads, Upsert};
-use serde::de::Error as _;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 
 use super::{Nested, money, null_as_empty, timestamp};
 
@@ -39,23 +40,38 @@ pub struct WireOrder {
     consignments: Option<Vec<Consignment>>,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
-/// BigCommerce has served consignments both as a list and as one object.
-/// Told apart by the first character rather than by an untagged enum, whose
-/// buffering would keep the lines from keeping their raw JSON.
+/// BigCommerce has served consignments both as a list and as one object:
+/// told apart by the JSON's own shape as it streams by (no untagged enum,
+/// whose buffering would keep the lines from keeping their raw JSON, and no
+/// second parse of the text).
 fn consignments<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Consignment>>, D::Error> {
-    let text = <&RawValue>::deserialize(d)?.get().trim_start();
-    if text == "null" {
-        return Ok(None);
+    struct ListOrOne;
+    impl<'de> Visitor<'de> for ListOrOne {
+        type Value = Option<Vec<Consignment>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of consignments, one consignment, or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+            while let Some(one) = seq.next_element()? {
+                list.push(one);
+            }
+            Ok(Some(list))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Consignment::deserialize(MapAccessDeserializer::new(map)).map(|one| Some(vec![one]))
+        }
     }
-    let list = if text.starts_with('[') {
-        serde_json::from_str(text)
-    } else {
-        serde_json::from_str(text).map(|one| vec![one])
-    };
-    list.map(Some).map_err(D::Error::custom)
+    d.deserialize_any(ListOrOne)
 }
 
 #[derive(Deserialize)]
@@ -99,7 +115,7 @@ pub struct WireOrderItem {
     total_inc_tax: Money,
     /// The record's JSON, for `_payload`.
     #[serde(skip)]
-    json: String,
+    json: Bytes,
 }
 
 wire_record!(WireOrderItem, "order_item");
