@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::DbtConfig;
 use crate::sinks::local::{SinkError, SnapshotPin};
+use crate::transform::DbtConfig;
 
 use super::results::{self, DbtRunReport};
 

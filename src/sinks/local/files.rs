@@ -15,11 +15,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::SinkError;
+use crate::format::{DELETED, EPOCH};
 
-/// The commit epoch column.
-pub const EPOCH: &str = "_epoch";
-/// The tombstone column.
-pub const DELETED: &str = "_deleted";
 
 /// The schema of a table's files, from the table's schema (which ends with `_epoch`).
 pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {

@@ -10,7 +10,7 @@ use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 
 use super::SinkError;
-use super::files::DELETED;
+use crate::format::DELETED;
 
 /// Key values of the supported key types.
 #[derive(Hash, PartialEq, Eq)]

@@ -34,8 +34,8 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_nu
 use arrow_schema::SchemaRef;
 use arrow_select::concat::concat_batches;
 
+use crate::format::{DELETED, EPOCH, TableChanges, TableSpec};
 use files::Encoding;
-pub use files::{DELETED, EPOCH};
 pub use manifest::{FileEntry, Manifest, TableFiles};
 pub use pins::{PIN_DIR, SnapshotPin, pin_latest};
 pub use views::{render_latest, table_query};
@@ -85,28 +85,6 @@ impl SinkError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, SinkError::Io { .. })
     }
-}
-
-/// A table the warehouse publishes.
-#[derive(Clone, Debug)]
-pub struct TableSpec {
-    /// Table name (the view's name).
-    pub name: String,
-    /// The key column (Int64 or Utf8).
-    pub key: String,
-    /// Columns, ending with `_epoch` (Int64).
-    pub schema: SchemaRef,
-}
-
-/// One epoch's net changes to one table.
-#[derive(Clone, Debug)]
-pub struct TableChanges {
-    /// The table.
-    pub table: String,
-    /// Rows inserted or updated, in the table's schema (with `_epoch`).
-    pub upserts: RecordBatch,
-    /// Keys deleted.
-    pub deleted_keys: ArrayRef,
 }
 
 /// Tuning of the local warehouse.

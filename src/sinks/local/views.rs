@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::files::{DELETED, EPOCH};
+use crate::format::{DELETED, EPOCH};
 use super::manifest::{Manifest, TableFiles};
 
 fn quote_ident(name: &str) -> String {

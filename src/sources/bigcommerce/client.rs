@@ -16,7 +16,8 @@ use url::Url;
 
 use super::error::SourceError;
 use super::governor::{Governor, RateLimitHeaders};
-use crate::config::{BigCommerceConfig, LiveSecret};
+use crate::config::LiveSecret;
+use crate::sources::bigcommerce::BigCommerceConfig;
 
 /// Counters of one client, for tests, logs and metrics.
 #[derive(Debug, Default)]

@@ -27,8 +27,8 @@ use super::dead_letter::DeadLetter;
 use super::error::SourceError;
 use super::pull::format_date;
 use super::wire::parse_timestamp;
-use crate::config::CollectionConfig;
 use crate::raw::{RawChange, key_of};
+use crate::sources::bigcommerce::CollectionConfig;
 
 /// The column that holds each record's JSON.
 pub const PAYLOAD: &str = "_payload";

@@ -8,6 +8,9 @@
 //! Cursors advance only when the caller says the data is durable
 //! ([`Cursors::advance`] is the caller's call, not the source's).
 
+pub mod config;
+pub use config::{BigCommerceConfig, CollectionConfig};
+
 pub mod by_id;
 pub mod client;
 pub mod collections;
@@ -31,8 +34,6 @@ pub use client::Client;
 pub use dead_letter::DeadLetter;
 pub use error::SourceError;
 pub use pull::{Batch, Entity, EntityPull, PullMode};
-
-use crate::config::BigCommerceConfig;
 
 /// Per-entity high-water marks of `date_modified`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
