@@ -31,4 +31,3 @@ pub struct TableChanges {
     /// Keys deleted.
     pub deleted_keys: ArrayRef,
 }
-

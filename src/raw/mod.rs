@@ -23,8 +23,8 @@ use dataflows::catalog::{Cell, TableDef, Value};
 use dataflows::payload::Payloads;
 
 use crate::format::{self, ArrowConvError, has_text_key};
-use crate::sinks::local::{LocalWarehouse, SinkError};
 use crate::format::{TableChanges, TableSpec};
+use crate::sinks::local::{LocalWarehouse, SinkError};
 
 pub use key::{RowKeyValue, key_of};
 

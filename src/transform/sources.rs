@@ -17,8 +17,8 @@ use dataflows::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::runner::DbtError;
-use crate::sinks::local::SnapshotPin;
 use crate::format::EPOCH;
+use crate::sinks::local::SnapshotPin;
 
 /// What a raw source reads in a project run without a pinned snapshot (and
 /// without the project's own `govflow_unpinned` var): no rows.

@@ -18,11 +18,11 @@ use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::error::BigQueryError;
+use crate::format::{TableChanges, TableSpec};
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::sinks::local::files::{self, Encoding, file_schema};
 use crate::sinks::local::merge::merge;
 use crate::sinks::local::{conform, file_batch};
-use crate::format::{TableChanges, TableSpec};
 
 /// Where one table stands in BigQuery.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

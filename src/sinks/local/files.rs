@@ -17,7 +17,6 @@ use parquet::file::properties::WriterProperties;
 use super::SinkError;
 use crate::format::{DELETED, EPOCH};
 
-
 /// The schema of a table's files, from the table's schema (which ends with `_epoch`).
 pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {
     let mut fields: Vec<Field> = table
