@@ -241,7 +241,7 @@ impl Spool {
             detail: "not a table of this warehouse".into(),
         })?;
         let schema = file_schema(&spec.schema, &spec.key);
-        let schema_err = |e: crate::sinks::local::SinkError| BigQueryError::Schema {
+        let schema_err = |e: crate::sinks::local::WarehouseError| BigQueryError::Schema {
             table: table.to_string(),
             detail: e.to_string(),
         };

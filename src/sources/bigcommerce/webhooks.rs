@@ -44,7 +44,7 @@ use tokio::task::JoinSet;
 
 use super::by_id::Target;
 use super::dead_letter::DeadLetter;
-use super::{BigCommerceSource, SourceError};
+use super::{BigCommerceError, BigCommerceSource};
 
 /// Hashes remembered for deduplication.
 pub const SEEN_HASHES: usize = 100_000;
@@ -445,7 +445,7 @@ impl WebhookServer {
     }
 }
 
-type Fetched = (Target, Result<super::by_id::ReadById, SourceError>);
+type Fetched = (Target, Result<super::by_id::ReadById, BigCommerceError>);
 
 async fn fetch_with_retries(source: Arc<BigCommerceSource>, target: Target) -> Fetched {
     let mut attempt = 0;
