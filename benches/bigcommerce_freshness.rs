@@ -12,8 +12,11 @@
 
 use std::time::{Duration, Instant};
 
-use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
+use govflow::config::Secret;
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::bigcommerce::BigCommerceConfig;
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use rand::{Rng, SeedableRng};
 

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dataflows::records::Upsert;
-use govflow::config::{BigCommerceConfig, Secret};
+use govflow::config::Secret;
+use govflow::sources::bigcommerce::BigCommerceConfig;
 use govflow::sources::bigcommerce::{BigCommerceSource, Cursors, Entity, PullMode};
 use govflow_sim::{SimOptions, SimServer};
 use tokio::sync::mpsc;

@@ -21,9 +21,9 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 use dataflows::Table;
+use govflow::format::{TableChanges, TableSpec};
 use govflow::format::{table_spec, table_specs};
 use govflow::sinks::bigquery::{Flusher, Spool};
-use govflow::sinks::local::{TableChanges, TableSpec};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

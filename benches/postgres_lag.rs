@@ -15,10 +15,11 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use govflow::config::{
-    Config, PostgresConfig, PostgresTable, Secret, StateConfig, WarehouseConfig,
-};
+use govflow::config::Secret;
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::postgres::{PostgresConfig, PostgresTable};
 use rand::{Rng, SeedableRng};
 
 #[path = "common/lag.rs"]

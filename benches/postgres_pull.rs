@@ -11,8 +11,9 @@ mod pg;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use govflow::config::{PostgresConfig, PostgresTable, Secret};
+use govflow::config::Secret;
 use govflow::sources::postgres::{PgBatch, PgSource};
+use govflow::sources::postgres::{PostgresConfig, PostgresTable};
 use tokio::sync::mpsc;
 
 const PAGE: u32 = 5000;

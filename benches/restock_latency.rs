@@ -29,10 +29,12 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::StatusCode;
 use dataflows::oracle::EventOracle;
-use govflow::config::{
-    Config, NotificationsConfig, Secret, StateConfig, WarehouseConfig, WebhooksConfig,
-};
+use govflow::config::Secret;
+use govflow::notify::NotificationsConfig;
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::bigcommerce::webhooks::WebhooksConfig;
 use govflow_sim::SimOptions;
 use serde_json::json;
 
@@ -163,7 +165,8 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
         }),
         webhooks: webhooks.then(|| WebhooksConfig {
             listen: format!("127.0.0.1:{hook_port}").parse().expect("addr"),
-            secret_header: govflow::config::DEFAULT_WEBHOOK_SECRET_HEADER.into(),
+            secret_header: govflow::sources::bigcommerce::webhooks::DEFAULT_WEBHOOK_SECRET_HEADER
+                .into(),
             secret: Secret::new("bench-webhook-secret-0123"),
         }),
         ..Config::default()

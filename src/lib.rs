@@ -17,6 +17,7 @@ pub mod notify;
 pub mod raw;
 pub mod runtime;
 pub mod schedule;
+pub mod settings;
 pub mod sinks;
 pub mod sources;
 pub mod status;

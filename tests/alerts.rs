@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use govflow::alerts::{Alert, AlertError, Alerter, Delivery, FailedNode};
-use govflow::config::{AlertsConfig, Secret, SlackConfig, SlackTarget};
+use govflow::alerts::{AlertsConfig, SlackConfig, SlackTarget};
+use govflow::config::Secret;
 
 const TOKEN: &str = "xoxb-111-222-SECRETTOKEN";
 
@@ -515,9 +516,9 @@ async fn a_reloaded_bot_token_is_used_for_the_next_alert_and_redacted() {
     let (key, token) = a.slack_secret().expect("a Slack sink");
     assert_eq!(key, "alerts.slack.bot_token");
     secrets.register(key, token);
-    let mut reloaded = govflow::config::Config {
+    let mut reloaded = govflow::settings::Config {
         alerts: bot_config(addr, 10),
-        ..govflow::config::Config::default()
+        ..govflow::settings::Config::default()
     };
     let Some(SlackConfig {
         target: SlackTarget::BotToken { token, .. },
@@ -530,7 +531,10 @@ async fn a_reloaded_bot_token_is_used_for_the_next_alert_and_redacted() {
     let shared = Arc::new(a);
     let redacting = shared.clone();
     secrets.on_change(move |values| redacting.redact_also(values));
-    assert_eq!(secrets.apply(&reloaded), ["alerts.slack.bot_token"]);
+    assert_eq!(
+        secrets.apply(&reloaded.reloadable_secrets()),
+        ["alerts.slack.bot_token"]
+    );
     // The next alert carries the new token; a text holding it is redacted
     // (a value without the `xoxb-` shape: only the reload taught the redactor).
     let leaky = Alert::SourceFailing {

@@ -17,11 +17,13 @@ use gcp_bigquery_client::model::field_type::FieldType;
 use gcp_bigquery_client::model::table::Table as BqTable;
 use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_schema::TableSchema;
-use govflow::config::{BigQueryConfig, Config, StateConfig, WarehouseConfig};
 use govflow::format;
 use govflow::runtime::{ProgressHandle, RunError, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::bigquery::BigQueryConfig;
 use govflow::sinks::bigquery::client::Client;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
+use govflow::sinks::{StateConfig, WarehouseConfig};
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, bq: BigQueryConfig, dir: &Path) -> Config {

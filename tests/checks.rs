@@ -12,7 +12,7 @@ use common::*;
 use dataflows::TableRow;
 use dataflows::checks::{CheckResult, evaluate};
 use govflow::checks::ChecksFile;
-use govflow::config::Config;
+use govflow::settings::Config;
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 fn write_config(sim: &SimServer, options: &SimOptions, dir: &Path) -> std::path::PathBuf {

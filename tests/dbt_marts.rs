@@ -12,9 +12,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
-use govflow::config::{Config, DbtConfig, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
 use govflow::sinks::local::pin_latest;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::transform::DbtConfig;
 use govflow::transform::{DbtCommand, DbtError, DbtRunner, NodeKind, NodeStatus};
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 

@@ -13,8 +13,8 @@ use common::pg::eventually;
 use common::slack::slack;
 use common::*;
 use dataflows::{Table, TableRow};
-use govflow::config::Config;
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
 use govflow_sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path, hook: SocketAddr) -> Config {

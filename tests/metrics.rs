@@ -15,7 +15,7 @@ use common::*;
 use dataflows::checks::{CheckKind, CheckSpec, Severity};
 use dataflows::{Table, TableRow};
 use govflow::checks::ChecksFile;
-use govflow::config::Config;
+use govflow::settings::Config;
 use govflow_sim::{DIRTY_KINDS, MutateRequest, SimOptions, SimServer};
 
 fn config(sim: &SimServer, options: &SimOptions, dir: &Path) -> Config {

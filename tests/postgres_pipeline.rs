@@ -13,9 +13,10 @@ use common::pg;
 use common::*;
 use dataflows::checks::{Value, field};
 use dataflows::{Table, TableRow};
-use govflow::config::{
-    Config, PostgresConfig, PostgresTable, Secret, StateConfig, WarehouseConfig,
-};
+use govflow::config::Secret;
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::postgres::{PostgresConfig, PostgresTable};
 use govflow_sim::{SimOptions, SimServer};
 
 const POINTS: &str = "CREATE TABLE point_transaction (

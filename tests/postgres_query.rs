@@ -9,8 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::pg;
-use govflow::config::{PostgresConfig, Secret};
+use govflow::config::Secret;
 use govflow::sources::postgres::ConnectSpec;
+use govflow::sources::postgres::PostgresConfig;
 use govflow::sources::postgres::query::{self, QueryError};
 
 const SETUP: &str = "

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::pg::{self, ClusterOptions, PgCluster};
-use govflow::config::{PostgresConfig, PostgresTable, Secret};
+use govflow::config::Secret;
 use govflow::sources::postgres::{
     ConnectSpec, PgBatch, PgCursors, PgError, PgRow, PgSource, PgValue, collect,
 };
+use govflow::sources::postgres::{PostgresConfig, PostgresTable};
 use tokio::sync::mpsc;
 
 fn table(name: &str, key: &[&str]) -> PostgresTable {

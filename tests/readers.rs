@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use govflow::config::{Config, StateConfig, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
 use govflow_sim::MutateRequest;
 
 const READER: &str = r#"

@@ -16,9 +16,9 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use common::pg::eventually;
 use common::slack::{Slack, slack};
 use common::*;
-use govflow::config::Config;
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::schedule::ManualClock;
+use govflow::settings::Config;
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 use serde_json::json;
 

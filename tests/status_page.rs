@@ -15,8 +15,10 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use common::*;
-use govflow::config::{Config, Secret, StateConfig, WarehouseConfig};
+use govflow::config::Secret;
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
 use govflow::status::{ServerOptions, StatusReport, Telemetry, router};
 
 const TOKEN: &str = "status-token-123";

@@ -13,6 +13,9 @@
 //! [`Alerter::source_failed`] / [`Alerter::source_succeeded`] count a
 //! source's consecutive failures against the threshold.
 
+pub mod config;
+pub use config::{AlertsConfig, SlackConfig, SlackTarget};
+
 mod ratelimit;
 mod redact;
 mod slack;
@@ -26,7 +29,7 @@ use std::time::Duration;
 pub use self::ratelimit::TokenBucket;
 pub use self::redact::{REDACTED, Redactor, url_for_logs};
 pub use self::slack::SlackSink;
-use crate::config::{AlertsConfig, Secret};
+use crate::config::Secret;
 
 /// A node of a dbt run that failed (a model error, a failing test).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::{AlertError, AlertStats};
-use crate::config::{LiveSecret, SlackConfig, SlackTarget};
+use crate::alerts::{SlackConfig, SlackTarget};
+use crate::config::LiveSecret;
 
 /// Posts message texts to Slack, retrying 429 and 5xx.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Config, Secret, SlackTarget};
+use super::Secret;
 
 /// A secret that a configuration reload can replace; clones share the value.
 #[derive(Clone)]
@@ -81,11 +81,11 @@ impl LiveSecrets {
         map.keys().cloned().collect()
     }
 
-    /// Applies `config`'s values of the registered secrets; returns the keys
-    /// whose value changed (never a value). A key `config` no longer has
-    /// keeps its value: removing a source or a sink needs a restart.
-    pub fn apply(&self, config: &Config) -> Vec<String> {
-        let fresh = config.reloadable_secrets();
+    /// Applies the `fresh` values of the registered secrets (by key, from
+    /// the re-read configuration); returns the keys whose value changed
+    /// (never a value). A key `fresh` no longer has keeps its value:
+    /// removing a source or a sink needs a restart.
+    pub fn apply(&self, fresh: &BTreeMap<String, Secret>) -> Vec<String> {
         let changed: Vec<String> = {
             let map = self.held.lock().unwrap_or_else(|e| e.into_inner());
             map.iter()
@@ -111,43 +111,20 @@ impl LiveSecrets {
     }
 }
 
-impl Config {
-    /// The secrets a reload can replace without a restart, by key.
-    pub fn reloadable_secrets(&self) -> BTreeMap<String, Secret> {
-        let mut out = BTreeMap::new();
-        if let Some(bc) = &self.bigcommerce {
-            out.insert(
-                "bigcommerce.access_token".to_string(),
-                bc.access_token.clone(),
-            );
-        }
-        for (name, db) in &self.postgres {
-            out.insert(format!("postgres.{name}.url"), db.url.clone());
-        }
-        match self.alerts.slack.as_ref().map(|s| &s.target) {
-            Some(SlackTarget::BotToken { token, .. }) => {
-                out.insert("alerts.slack.bot_token".to_string(), token.clone());
-            }
-            Some(SlackTarget::Webhook { url }) => {
-                out.insert("alerts.slack.webhook_url".to_string(), url.clone());
-            }
-            None => {}
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(token: &str, url: &str) -> Config {
-        let text = format!(
-            "[bigcommerce]\nstore_hash = 's'\naccess_token = '{token}'\n\
-             [postgres.wise]\nurl = '{url}'\n[[postgres.wise.tables]]\nname = 'point_transaction'\nkey = ['id']\n\
-             [alerts.slack]\nbot_token = 'xoxb-1'\nchannel = '#c'\n"
-        );
-        Config::from_toml_str(&text, "t", &|_| None).unwrap()
+    /// The reloadable secrets of a configuration, by key.
+    fn config(token: &str, url: &str) -> BTreeMap<String, Secret> {
+        [
+            ("bigcommerce.access_token", token),
+            ("postgres.wise.url", url),
+            ("alerts.slack.bot_token", "xoxb-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Secret::new(v)))
+        .collect()
     }
 
     #[test]
@@ -155,7 +132,7 @@ mod tests {
         let old = config("tok-OLD", "postgres://u:pw-OLD@h/db");
         let live = LiveSecrets::default();
         let mut held = BTreeMap::new();
-        for (key, value) in old.reloadable_secrets() {
+        for (key, value) in old.clone() {
             let secret = LiveSecret::new(value);
             live.register(&key, &secret);
             held.insert(key, secret);

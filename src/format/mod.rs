@@ -14,6 +14,7 @@
 //! dataflow's input from the committed `raw_*` tables at restart.
 
 pub mod catalogue_doc;
+pub mod changes;
 pub mod columns;
 pub mod evolution;
 
@@ -27,7 +28,7 @@ use dataflows::models::errors::ErrorRow;
 use dataflows::payload::{Payload, Payloads};
 use dataflows::{RowKey, Table, TableRow};
 
-use crate::sinks::local::{EPOCH, TableChanges, TableSpec};
+pub use changes::{DELETED, EPOCH, TableChanges, TableSpec};
 
 /// The synthetic key column of `_errors`.
 pub const ERROR_ID: &str = "error_id";

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dataflows::models::product_notification_event::ProductNotificationEvent;
 use serde::Serialize;
 
-use crate::config::NotificationsConfig;
+use crate::notify::NotificationsConfig;
 
 /// The JSON body POSTed for an event.
 #[derive(Debug, Serialize)]

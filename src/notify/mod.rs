@@ -18,6 +18,9 @@
 //! only a status that says the request itself is wrong (400, 413, 415, 422)
 //! ends an event as refused (logged, and recorded as `dead` in the log).
 
+pub mod config;
+pub use config::NotificationsConfig;
+
 pub mod http;
 pub mod log;
 
@@ -33,7 +36,6 @@ use tokio::task::JoinSet;
 
 use self::http::HttpDelivery;
 use self::log::{DeliveryLog, Outcome};
-use crate::config::NotificationsConfig;
 
 /// Done events kept by id in memory (and in the log) before they are folded
 /// into its `through` mark (a handful in unit tests, so that they fold too).

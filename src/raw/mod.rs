@@ -23,7 +23,8 @@ use dataflows::catalog::{Cell, TableDef, Value};
 use dataflows::payload::Payloads;
 
 use crate::format::{self, ArrowConvError, has_text_key};
-use crate::sinks::local::{LocalWarehouse, SinkError, TableChanges, TableSpec};
+use crate::format::{TableChanges, TableSpec};
+use crate::sinks::local::{LocalWarehouse, WarehouseError};
 
 pub use key::{RowKeyValue, key_of};
 
@@ -44,7 +45,7 @@ pub struct RawChange {
 pub enum RawError {
     /// The warehouse could not be read.
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    Warehouse(#[from] WarehouseError),
     /// Rows did not convert to or from Arrow.
     #[error(transparent)]
     Arrow(#[from] ArrowConvError),

@@ -12,9 +12,9 @@ use super::{
     CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
     progress_kind,
 };
-use crate::config::CollectionConfig;
 use crate::raw::RowKeyValue;
 use crate::sources::bigcommerce::BigCommerceSource;
+use crate::sources::bigcommerce::CollectionConfig;
 use crate::sources::bigcommerce::collections::{self, CollectionBatch};
 
 /// The source's name on the status page and in alerts.

@@ -36,16 +36,18 @@ use self::postgres::{postgres_loop, postgres_sources};
 use self::refresh::{RefreshChannels, RefreshRequests, RefreshTracker};
 use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
-use crate::config::{Config, LiveSecrets, WarehouseConfig};
+use crate::config::LiveSecrets;
 use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
 use crate::raw::{RawChange, RawError, RawLayer, RowKeyValue};
 use crate::schedule::Clock;
+use crate::settings::Config;
+use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
-use crate::sinks::local::SinkError;
+use crate::sinks::local::WarehouseError;
 use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
 use crate::sources::bigcommerce::{
-    Batch, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport, SourceError,
+    Batch, BigCommerceError, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport,
 };
 use crate::sources::postgres::{PgError, TablePull};
 use crate::status::Telemetry;
@@ -96,15 +98,15 @@ pub enum RunError {
     /// The configuration cannot be run.
     #[error("{0}")]
     Config(String),
-    /// A source failed (after its retries).
+    /// The BigCommerce source failed (after its retries).
     #[error(transparent)]
-    Source(#[from] SourceError),
+    BigCommerce(#[from] BigCommerceError),
     /// A PostgreSQL source failed (after its retries).
     #[error(transparent)]
     Postgres(#[from] PgError),
-    /// The warehouse failed.
+    /// The local warehouse failed.
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    Warehouse(#[from] WarehouseError),
     /// Rows did not convert to or from Arrow.
     #[error(transparent)]
     Arrow(#[from] ArrowConvError),
@@ -130,7 +132,7 @@ impl RunError {
     /// its own retries included).
     pub fn is_retryable(&self) -> bool {
         match self {
-            RunError::Source(e) => e.is_transient(),
+            RunError::BigCommerce(e) => e.is_transient(),
             RunError::Postgres(e) => e.is_transient(),
             _ => false,
         }

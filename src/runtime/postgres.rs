@@ -12,8 +12,8 @@ use super::{
     CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
     progress_kind,
 };
-use crate::config::Config;
 use crate::raw::RowKeyValue;
+use crate::settings::Config;
 use crate::sources::postgres::tables as pg_tables;
 use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
 use crate::sources::postgres::{PgBatch, PgCursors, PgSource};

@@ -9,7 +9,7 @@ use dataflows::Table;
 use dataflows::catalog::Origin;
 use dataflows::records::Upsert;
 
-use crate::sinks::local::{LocalWarehouse, SinkError};
+use crate::sinks::local::{LocalWarehouse, WarehouseError};
 
 /// The delete of `key` in a raw table (for order lines, `key` is the order).
 fn delete(table: Table, key: i64) -> Option<Upsert> {
@@ -62,7 +62,7 @@ impl Seen {
         &self,
         warehouse: &LocalWarehouse,
         covered: &BTreeSet<Table>,
-    ) -> Result<Vec<Upsert>, SinkError> {
+    ) -> Result<Vec<Upsert>, WarehouseError> {
         let empty = HashSet::new();
         let mut out = Vec::new();
         for table in covered.iter().copied().filter(|t| t.is_raw()) {

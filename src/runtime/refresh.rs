@@ -18,7 +18,7 @@ use dataflows::records::Upsert;
 use tokio::sync::watch;
 
 use super::reconcile::Seen;
-use crate::sinks::local::{LocalWarehouse, SinkError};
+use crate::sinks::local::{LocalWarehouse, WarehouseError};
 
 /// The end of one full refresh, as the epoch loop publishes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,7 +203,7 @@ impl RefreshTracker {
     /// the raw tables that successful reads covered but did not see (a failed
     /// source's tables are left alone). The caller commits them, then
     /// [`RefreshTracker::publish_finished`].
-    pub fn finish(&mut self, warehouse: &LocalWarehouse) -> Result<Finished, SinkError> {
+    pub fn finish(&mut self, warehouse: &LocalWarehouse) -> Result<Finished, WarehouseError> {
         let Some(current) = self.current.take() else {
             return Ok(Finished::default());
         };

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use crate::config::{Config, LiveSecrets};
+use crate::config::LiveSecrets;
+use crate::settings::Config;
 use crate::sources::postgres::PgSource;
 
 /// What a reload did.
@@ -66,7 +67,7 @@ fn apply(running: &Config, fresh: &Config, secrets: &LiveSecrets) -> Reloaded {
     // Secrets print as `***`, so the Debug texts differ only in other settings.
     let other_settings_changed = format!("{running:?}") != format!("{fresh:?}");
     Reloaded {
-        changed: secrets.apply(fresh),
+        changed: secrets.apply(&fresh.reloadable_secrets()),
         other_settings_changed,
     }
 }

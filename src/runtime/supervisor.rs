@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::refresh::RefreshControl;
 use crate::alerts::{Alert, Alerter, FailedNode};
-use crate::config::{Config, WarehouseConfig};
 use crate::schedule::{Clock, Job, STATE_FILE, Scheduler};
+use crate::settings::Config;
+use crate::sinks::WarehouseConfig;
 use crate::status::Telemetry;
 use crate::transform::{DbtCommand, DbtRunReport, DbtRunner};
 

@@ -21,6 +21,9 @@
 //!   repeated by a fall-back fires once, at its first occurrence (so an
 //!   every-5-minutes job pauses during the repeated hour).
 
+pub mod config;
+pub use config::ScheduleConfig;
+
 mod clock;
 mod state;
 

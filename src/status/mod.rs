@@ -7,6 +7,9 @@
 //! into a [`StatusReport`], the JSON of `/api/status`, the page at `/` and the
 //! table of `govflow status` (docs/status.md).
 
+pub mod config;
+pub use config::{DEFAULT_STATUS_LISTEN, StatusConfig};
+
 mod html;
 mod metrics;
 mod progress;

@@ -11,6 +11,9 @@
 //! 2 (dbt itself failed: bad project, profile or flag, a locked database) is a
 //! [`DbtError::Invocation`]. See docs/transformer.md.
 
+pub mod config;
+pub use config::{DEFAULT_DBT_PROJECT_DIR, DbtConfig};
+
 mod results;
 mod runner;
 pub mod sources;

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::DbtConfig;
-use crate::sinks::local::{SinkError, SnapshotPin};
+use crate::sinks::local::{SnapshotPin, WarehouseError};
+use crate::transform::DbtConfig;
 
 use super::results::{self, DbtRunReport};
 
@@ -54,7 +54,7 @@ pub enum DbtError {
     },
     /// The warehouse snapshot could not be pinned.
     #[error("dbt: pinning the warehouse snapshot: {0}")]
-    Snapshot(#[from] SinkError),
+    Snapshot(#[from] WarehouseError),
     /// Another process holds the dbt lock for longer than the wait allows.
     #[error("dbt: another dbt run (pid {holder}) holds {path}")]
     Busy {

@@ -17,7 +17,8 @@ use dataflows::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::runner::DbtError;
-use crate::sinks::local::{EPOCH, SnapshotPin};
+use crate::format::EPOCH;
+use crate::sinks::local::SnapshotPin;
 
 /// What a raw source reads in a project run without a pinned snapshot (and
 /// without the project's own `govflow_unpinned` var): no rows.
@@ -75,7 +76,7 @@ pub fn sources_yaml(pin: &SnapshotPin) -> Result<String, DbtError> {
         );
         let _ = writeln!(out, "        columns:");
         for field in schema.fields() {
-            if field.name() == crate::sinks::local::DELETED {
+            if field.name() == crate::format::DELETED {
                 continue;
             }
             let _ = writeln!(out, "          - name: {}", quoted(field.name()));

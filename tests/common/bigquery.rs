@@ -14,7 +14,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use govflow::config::{BigQueryConfig, BigQueryCredentials, Secret};
+use govflow::config::{BigQueryCredentials, Secret};
+use govflow::sinks::bigquery::BigQueryConfig;
 use govflow::sinks::bigquery::client::Client;
 
 /// The project the emulator serves.

@@ -18,9 +18,12 @@ use dataflows::records::{
     PointTransaction, Product, Quotation, Upsert, Variant,
 };
 use dataflows::{Table, TableRow};
-use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
+use govflow::config::Secret;
 use govflow::format;
+use govflow::settings::Config;
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::bigcommerce::BigCommerceConfig;
 use govflow_sim::{SimOptions, SimServer};
 use serde_json::Value;
 
@@ -568,7 +571,7 @@ pub fn try_duckdb(dir: &std::path::Path, queries: &[&str]) -> Result<Vec<Vec<Str
 
 /// `govflow::runtime::run` of `config` with `--once` (flushes every 100 ms).
 pub async fn try_run_once(
-    config: &govflow::config::Config,
+    config: &govflow::settings::Config,
     full_refresh: bool,
     workers: usize,
 ) -> Result<(), govflow::runtime::RunError> {
@@ -590,7 +593,7 @@ pub async fn try_run_once(
 }
 
 /// [`try_run_once`], which must succeed.
-pub async fn run_once(config: &govflow::config::Config, full_refresh: bool, workers: usize) {
+pub async fn run_once(config: &govflow::settings::Config, full_refresh: bool, workers: usize) {
     try_run_once(config, full_refresh, workers)
         .await
         .expect("run --once succeeds");

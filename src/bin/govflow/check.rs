@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use govflow::checks::{self, ChecksFile};
-use govflow::config::Config;
+use govflow::settings::Config;
 
 /// The arguments of `govflow check`.
 #[derive(Args)]

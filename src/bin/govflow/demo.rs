@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use govflow::config::{BigCommerceConfig, Config, Secret, StateConfig, WarehouseConfig};
+use govflow::config::Secret;
 use govflow::runtime::RunOptions;
+use govflow::settings::Config;
+use govflow::sinks::{StateConfig, WarehouseConfig};
+use govflow::sources::bigcommerce::BigCommerceConfig;
 use govflow_sim::{MutateRequest, SimOptions, SimServer};
 
 use crate::run::{run_pipeline, system_clock};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use govflow::config::Config;
+use govflow::settings::Config;
 
 /// The arguments of `govflow query`.
 #[derive(Args)]

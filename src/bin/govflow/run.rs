@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use govflow::config::{Config, WarehouseConfig};
 use govflow::runtime::{ProgressHandle, RunOptions};
+use govflow::settings::Config;
+use govflow::sinks::WarehouseConfig;
 use govflow::status::{ServerOptions, StatusServer, Telemetry};
 
 /// The arguments of `govflow run`.

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use govflow::config::{Config, WarehouseConfig};
+use govflow::settings::Config;
+use govflow::sinks::WarehouseConfig;
 
 /// The arguments of `govflow sql`.
 #[derive(Args)]

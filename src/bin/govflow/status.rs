@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use govflow::config::Config;
+use govflow::settings::Config;
 use govflow::status::StatusReport;
 
 /// The arguments of `govflow status`.

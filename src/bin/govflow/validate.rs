@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use dataflows::catalog::TableDef;
-use govflow::config::{Config, SlackTarget, WarehouseConfig};
+use govflow::alerts::SlackTarget;
+use govflow::settings::Config;
+use govflow::sinks::WarehouseConfig;
 use serde::Serialize;
 
 /// The arguments of `govflow validate`.

@@ -30,7 +30,7 @@ use url::Url;
 use super::auth::{ChainAuthenticator, TokenSource};
 use super::error::{BigQueryError, retryable_job};
 use super::gcs::Gcs;
-use crate::config::BigQueryConfig;
+use crate::sinks::bigquery::BigQueryConfig;
 
 /// BigQuery and GCS, with retries.
 pub struct Client {

@@ -38,8 +38,8 @@ use super::client::{Client, Inserted};
 use super::error::BigQueryError;
 use super::schema;
 use super::spool::{FlushState, Spool, TableState};
-use crate::config::BigQueryConfig;
-use crate::sinks::local::{DELETED, EPOCH, TableSpec};
+use crate::format::{DELETED, EPOCH, TableSpec};
+use crate::sinks::bigquery::BigQueryConfig;
 
 /// Figures of flushes, for logs, tests and benchmarks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

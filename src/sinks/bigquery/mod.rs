@@ -18,6 +18,9 @@
 //! (5xx, rate limits, transport) are retried with backoff, then at the next
 //! round. See docs/bigquery.md.
 
+pub mod config;
+pub use config::BigQueryConfig;
+
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -36,8 +39,7 @@ pub use error::BigQueryError;
 pub use flush::{FlushStats, Flusher};
 pub use spool::{SharedSpecs, Spool};
 
-use crate::config::BigQueryConfig;
-use crate::sinks::local::{TableChanges, TableSpec};
+use crate::format::{TableChanges, TableSpec};
 
 /// A permanent failure of the flusher, seen by the epoch loop.
 type Failure = Arc<Mutex<Option<BigQueryError>>>;

@@ -26,7 +26,7 @@ use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 
 use super::error::BigQueryError;
-use crate::sinks::local::{DELETED, TableSpec};
+use crate::format::{DELETED, TableSpec};
 
 /// How a target table is laid out.
 #[derive(Clone, Debug, PartialEq, Eq)]

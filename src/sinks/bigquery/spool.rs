@@ -18,10 +18,11 @@ use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::error::BigQueryError;
+use crate::format::{TableChanges, TableSpec};
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::sinks::local::files::{self, Encoding, file_schema};
 use crate::sinks::local::merge::merge;
-use crate::sinks::local::{TableChanges, TableSpec, conform, file_batch};
+use crate::sinks::local::{conform, file_batch};
 
 /// Where one table stands in BigQuery.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +241,7 @@ impl Spool {
             detail: "not a table of this warehouse".into(),
         })?;
         let schema = file_schema(&spec.schema, &spec.key);
-        let schema_err = |e: crate::sinks::local::SinkError| BigQueryError::Schema {
+        let schema_err = |e: crate::sinks::local::WarehouseError| BigQueryError::Schema {
             table: table.to_string(),
             detail: e.to_string(),
         };

@@ -20,7 +20,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::manifest::FileEntry;
-use super::{SinkError, conform, files, merge};
+use super::{WarehouseError, conform, files, merge};
 
 /// A merge of a contiguous run of one table's files into one new file.
 pub(crate) struct MergeJob {
@@ -45,7 +45,7 @@ pub(crate) struct MergeDone {
     /// Paths of the run, oldest first.
     pub inputs: Vec<String>,
     /// The merged file.
-    pub output: Result<FileEntry, SinkError>,
+    pub output: Result<FileEntry, WarehouseError>,
 }
 
 /// The first index of the newest run of `files` worth merging, if any: the run
@@ -71,7 +71,7 @@ pub(crate) fn plan(files: &[FileEntry], max_files: usize) -> Option<usize> {
 
 /// Runs `job` in `dir`: reads the run, merges it newest-over-oldest, writes
 /// and syncs the merged file.
-pub(crate) fn run(dir: &Path, job: &MergeJob) -> Result<FileEntry, SinkError> {
+pub(crate) fn run(dir: &Path, job: &MergeJob) -> Result<FileEntry, WarehouseError> {
     let mut merged: Vec<RecordBatch> = Vec::new();
     for (i, input) in job.inputs.iter().enumerate() {
         let (_, batches) = files::read(&dir.join(&input.path))?;

@@ -14,12 +14,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::SinkError;
-
-/// The commit epoch column.
-pub const EPOCH: &str = "_epoch";
-/// The tombstone column.
-pub const DELETED: &str = "_deleted";
+use super::WarehouseError;
+use crate::format::{DELETED, EPOCH};
 
 /// The schema of a table's files, from the table's schema (which ends with `_epoch`).
 pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {
@@ -53,8 +49,8 @@ pub fn write(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     encoding: Encoding,
-) -> Result<(), SinkError> {
-    let io = |e: std::io::Error| SinkError::io(path, e);
+) -> Result<(), WarehouseError> {
+    let io = |e: std::io::Error| WarehouseError::io(path, e);
     let file = match std::fs::File::create(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
@@ -69,7 +65,7 @@ pub fn write(
         .set_compression(Compression::SNAPPY)
         .set_dictionary_enabled(encoding == Encoding::Merged)
         .build();
-    let pq = |e: parquet::errors::ParquetError| SinkError::Parquet {
+    let pq = |e: parquet::errors::ParquetError| WarehouseError::Parquet {
         path: path.display().to_string(),
         detail: e.to_string(),
     };
@@ -82,9 +78,9 @@ pub fn write(
 }
 
 /// Reads every batch of the file at `path`.
-pub fn read(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), SinkError> {
-    let file = std::fs::File::open(path).map_err(|e| SinkError::io(path, e))?;
-    let pq = |detail: String| SinkError::Parquet {
+pub fn read(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), WarehouseError> {
+    let file = std::fs::File::open(path).map_err(|e| WarehouseError::io(path, e))?;
+    let pq = |detail: String| WarehouseError::Parquet {
         path: path.display().to_string(),
         detail,
     };

@@ -9,8 +9,8 @@ use arrow_schema::{DataType, SchemaRef};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 
-use super::SinkError;
-use super::files::DELETED;
+use super::WarehouseError;
+use crate::format::DELETED;
 
 /// Key values of the supported key types.
 #[derive(Hash, PartialEq, Eq)]
@@ -19,7 +19,7 @@ enum Key<'a> {
     Text(&'a str),
 }
 
-fn keys<'a>(table: &str, column: &'a ArrayRef) -> Result<Vec<Option<Key<'a>>>, SinkError> {
+fn keys<'a>(table: &str, column: &'a ArrayRef) -> Result<Vec<Option<Key<'a>>>, WarehouseError> {
     match column.data_type() {
         DataType::Int64 => Ok(column
             .as_primitive::<Int64Type>()
@@ -31,7 +31,7 @@ fn keys<'a>(table: &str, column: &'a ArrayRef) -> Result<Vec<Option<Key<'a>>>, S
             .iter()
             .map(|v| v.map(Key::Text))
             .collect()),
-        other => Err(SinkError::Schema {
+        other => Err(WarehouseError::Schema {
             table: table.to_string(),
             detail: format!("key column type {other} is not supported (Int64 or Utf8)"),
         }),
@@ -48,8 +48,8 @@ pub fn merge(
     older: &[RecordBatch],
     newer: &[RecordBatch],
     drop_tombstones: bool,
-) -> Result<RecordBatch, SinkError> {
-    let arrow = |e: arrow_schema::ArrowError| SinkError::Schema {
+) -> Result<RecordBatch, WarehouseError> {
+    let arrow = |e: arrow_schema::ArrowError| WarehouseError::Schema {
         table: table.to_string(),
         detail: e.to_string(),
     };
@@ -59,7 +59,7 @@ pub fn merge(
         batch
             .column_by_name(name)
             .cloned()
-            .ok_or_else(|| SinkError::Schema {
+            .ok_or_else(|| WarehouseError::Schema {
                 table: table.to_string(),
                 detail: format!("column {name} missing"),
             })

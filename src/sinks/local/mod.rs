@@ -34,8 +34,8 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_nu
 use arrow_schema::SchemaRef;
 use arrow_select::concat::concat_batches;
 
+use crate::format::{DELETED, EPOCH, TableChanges, TableSpec};
 use files::Encoding;
-pub use files::{DELETED, EPOCH};
 pub use manifest::{FileEntry, Manifest, TableFiles};
 pub use pins::{PIN_DIR, SnapshotPin, pin_latest};
 pub use views::{render_latest, table_query};
@@ -46,7 +46,7 @@ use retention::Retention;
 
 /// An error of the local warehouse, naming the file or table.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub enum WarehouseError {
     /// A file-system operation failed.
     #[error("warehouse: {path}: {source}")]
     Io {
@@ -73,9 +73,9 @@ pub enum SinkError {
     },
 }
 
-impl SinkError {
+impl WarehouseError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        SinkError::Io {
+        WarehouseError::Io {
             path: path.display().to_string(),
             source,
         }
@@ -83,30 +83,8 @@ impl SinkError {
 
     /// Whether the same commit may succeed if tried again (I/O may; schema never).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Io { .. })
+        matches!(self, WarehouseError::Io { .. })
     }
-}
-
-/// A table the warehouse publishes.
-#[derive(Clone, Debug)]
-pub struct TableSpec {
-    /// Table name (the view's name).
-    pub name: String,
-    /// The key column (Int64 or Utf8).
-    pub key: String,
-    /// Columns, ending with `_epoch` (Int64).
-    pub schema: SchemaRef,
-}
-
-/// One epoch's net changes to one table.
-#[derive(Clone, Debug)]
-pub struct TableChanges {
-    /// The table.
-    pub table: String,
-    /// Rows inserted or updated, in the table's schema (with `_epoch`).
-    pub upserts: RecordBatch,
-    /// Keys deleted.
-    pub deleted_keys: ArrayRef,
 }
 
 /// Tuning of the local warehouse.
@@ -172,10 +150,10 @@ impl LocalWarehouse {
         dir: &Path,
         tables: &[TableSpec],
         options: WarehouseOptions,
-    ) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir).map_err(|e| SinkError::io(dir, e))?;
-        let dir = dir.canonicalize().map_err(|e| SinkError::io(dir, e))?;
-        let manifests = manifest::list(&dir).map_err(|e| SinkError::io(&dir, e))?;
+    ) -> Result<Self, WarehouseError> {
+        std::fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| WarehouseError::io(dir, e))?;
+        let manifests = manifest::list(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let latest = manifests.last().map(|(_, m)| m.clone()).unwrap_or_default();
         let retention = Retention::from_snapshots(&manifests);
         retention.remove_unreferenced_files(&dir)?;
@@ -231,8 +209,8 @@ impl LocalWarehouse {
     /// widening of it, new columns nullable. Files written before stay as
     /// they are and are read under the new schema; snapshots published before
     /// stay readable. A table not known yet is added.
-    pub fn evolve(&mut self, spec: TableSpec) -> Result<(), SinkError> {
-        let err = |detail: String| SinkError::Schema {
+    pub fn evolve(&mut self, spec: TableSpec) -> Result<(), WarehouseError> {
+        let err = |detail: String| WarehouseError::Schema {
             table: spec.name.clone(),
             detail,
         };
@@ -282,7 +260,7 @@ impl LocalWarehouse {
 
     /// Pins the latest snapshot: its files stay on disk until the pin is
     /// dropped, whatever the retention (see [`pin_latest`] for other processes).
-    pub fn pin(&self) -> Result<SnapshotPin, SinkError> {
+    pub fn pin(&self) -> Result<SnapshotPin, WarehouseError> {
         pins::write_pin(&self.dir, self.manifest.clone())
     }
 
@@ -297,7 +275,7 @@ impl LocalWarehouse {
         &mut self,
         epoch: u64,
         changes: &[TableChanges],
-    ) -> Result<CommitReport, SinkError> {
+    ) -> Result<CommitReport, WarehouseError> {
         if self.manifest.epoch.is_some_and(|e| epoch <= e) {
             return Ok(CommitReport::default());
         }
@@ -311,14 +289,14 @@ impl LocalWarehouse {
         report.merges += self.swap_in(&mut manifest, finished);
         let mut new_files: Vec<NewFile> = Vec::new();
         for change in changes {
-            let spec = self
-                .specs
-                .get(&change.table)
-                .cloned()
-                .ok_or_else(|| SinkError::Schema {
-                    table: change.table.clone(),
-                    detail: "not a table of this warehouse".into(),
-                })?;
+            let spec =
+                self.specs
+                    .get(&change.table)
+                    .cloned()
+                    .ok_or_else(|| WarehouseError::Schema {
+                        table: change.table.clone(),
+                        detail: "not a table of this warehouse".into(),
+                    })?;
             let schema = files::file_schema(&spec.schema, &spec.key);
             let batch = file_batch(&spec, &schema, epoch, change)?;
             if batch.num_rows() == 0 {
@@ -356,7 +334,7 @@ impl LocalWarehouse {
                     Encoding::Changes,
                 )
             },
-            |f| SinkError::Parquet {
+            |f| WarehouseError::Parquet {
                 path: f.path.display().to_string(),
                 detail: "the writer panicked".into(),
             },
@@ -379,7 +357,7 @@ impl LocalWarehouse {
     }
 
     /// The current rows of `table` (without `_deleted`), e.g. to rebuild state at start.
-    pub fn read_table(&self, table: &str) -> Result<Option<RecordBatch>, SinkError> {
+    pub fn read_table(&self, table: &str) -> Result<Option<RecordBatch>, WarehouseError> {
         let (Some(spec), Some(files)) = (self.specs.get(table), self.manifest.tables.get(table))
         else {
             return Ok(None);
@@ -403,7 +381,7 @@ impl LocalWarehouse {
         merged
             .project(&keep)
             .map(Some)
-            .map_err(|e| SinkError::Schema {
+            .map_err(|e| WarehouseError::Schema {
                 table: table.into(),
                 detail: e.to_string(),
             })
@@ -479,7 +457,7 @@ impl LocalWarehouse {
         epoch: u64,
         schema: &SchemaRef,
         batches: &[RecordBatch],
-    ) -> Result<FileEntry, SinkError> {
+    ) -> Result<FileEntry, WarehouseError> {
         let rel = self.next_path(table, epoch);
         files::write(&self.dir.join(&rel), schema, batches, Encoding::Merged)?;
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -502,7 +480,7 @@ impl LocalWarehouse {
 
     /// Makes `manifest` the latest snapshot: files are synced, then the
     /// manifest is published (the commit point), then `current.sql`.
-    fn publish(&mut self, mut manifest: Manifest) -> Result<(), SinkError> {
+    fn publish(&mut self, mut manifest: Manifest) -> Result<(), WarehouseError> {
         manifest.published_at = chrono::Utc::now().to_rfc3339();
         // Make the new files' directory entries durable before the manifest names them.
         let old: std::collections::BTreeSet<&str> =
@@ -518,15 +496,15 @@ impl LocalWarehouse {
         }
         crate::fsutil::in_parallel(
             &dirs,
-            |dir| crate::fsutil::sync_dir(dir).map_err(|e| SinkError::io(dir, e)),
-            |dir| SinkError::io(dir, std::io::Error::other("sync panicked")),
+            |dir| crate::fsutil::sync_dir(dir).map_err(|e| WarehouseError::io(dir, e)),
+            |dir| WarehouseError::io(dir, std::io::Error::other("sync panicked")),
         )?;
         let path = manifest.path(&self.dir);
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SinkError::Schema {
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| WarehouseError::Schema {
             table: String::new(),
             detail: e.to_string(),
         })?;
-        write_atomic(&path, &bytes).map_err(|e| SinkError::io(&path, e))?;
+        write_atomic(&path, &bytes).map_err(|e| WarehouseError::io(&path, e))?;
         self.retention.add(path, &manifest);
         self.manifest = manifest;
         self.write_views()?;
@@ -540,13 +518,13 @@ impl LocalWarehouse {
 
     /// Rewrites `current.sql`. Not synced: the manifest is the commit point,
     /// and opening the warehouse rewrites the views from it.
-    fn write_views(&self) -> Result<(), SinkError> {
+    fn write_views(&self) -> Result<(), WarehouseError> {
         let path = self.current_sql();
         crate::fsutil::write_atomic_unsynced(
             &path,
             views::render(&self.dir, &self.manifest).as_bytes(),
         )
-        .map_err(|e| SinkError::io(&path, e))
+        .map_err(|e| WarehouseError::io(&path, e))
     }
 }
 
@@ -563,8 +541,8 @@ pub(crate) fn file_batch(
     schema: &SchemaRef,
     epoch: u64,
     change: &TableChanges,
-) -> Result<RecordBatch, SinkError> {
-    let err = |detail: String| SinkError::Schema {
+) -> Result<RecordBatch, WarehouseError> {
+    let err = |detail: String| WarehouseError::Schema {
         table: spec.name.clone(),
         detail,
     };
@@ -607,12 +585,12 @@ pub(crate) fn conform(
     table: &str,
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>, SinkError> {
+) -> Result<Vec<RecordBatch>, WarehouseError> {
     batches
         .iter()
         .map(|b| crate::format::evolution::conform_batch(b, schema))
         .collect::<Result<_, _>>()
-        .map_err(|e| SinkError::Schema {
+        .map_err(|e| WarehouseError::Schema {
             table: table.to_string(),
             detail: format!("file does not match the table: {e}"),
         })

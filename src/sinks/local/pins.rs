@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::SinkError;
+use super::WarehouseError;
 use super::manifest::{self, Manifest};
 
 /// Directory of pins inside the warehouse.
@@ -64,12 +64,12 @@ impl Drop for SnapshotPin {
 
 /// Pins the latest snapshot of the warehouse at `dir` (which another process
 /// may be writing).
-pub fn pin_latest(dir: &Path) -> Result<SnapshotPin, SinkError> {
-    let dir = dir.canonicalize().map_err(|e| SinkError::io(dir, e))?;
+pub fn pin_latest(dir: &Path) -> Result<SnapshotPin, WarehouseError> {
+    let dir = dir.canonicalize().map_err(|e| WarehouseError::io(dir, e))?;
     for _ in 0..10 {
-        let manifests = manifest::list(&dir).map_err(|e| SinkError::io(&dir, e))?;
+        let manifests = manifest::list(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let Some((manifest_path, manifest)) = manifests.into_iter().next_back() else {
-            return Err(SinkError::io(
+            return Err(WarehouseError::io(
                 &dir.join(manifest::MANIFEST_DIR),
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -83,26 +83,27 @@ pub fn pin_latest(dir: &Path) -> Result<SnapshotPin, SinkError> {
         }
         // The snapshot was dropped before the pin was seen: pin the newer one.
     }
-    Err(SinkError::io(
+    Err(WarehouseError::io(
         &dir,
         std::io::Error::other("the latest snapshot changed ten times while pinning it"),
     ))
 }
 
 /// Pins `manifest`, a snapshot of the warehouse at `dir` (absolute), held by this process.
-pub(crate) fn write_pin(dir: &Path, manifest: Manifest) -> Result<SnapshotPin, SinkError> {
+pub(crate) fn write_pin(dir: &Path, manifest: Manifest) -> Result<SnapshotPin, WarehouseError> {
     let pins = dir.join(PIN_DIR);
-    std::fs::create_dir_all(&pins).map_err(|e| SinkError::io(&pins, e))?;
+    std::fs::create_dir_all(&pins).map_err(|e| WarehouseError::io(&pins, e))?;
     let epoch = manifest
         .epoch
         .map_or("initial".to_string(), |e| format!("{e:020}"));
     let n = NEXT_PIN.fetch_add(1, Ordering::Relaxed);
     let path = pins.join(format!("{epoch}-{}-{n}.pin", std::process::id()));
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| SinkError::Schema {
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| WarehouseError::Schema {
         table: String::new(),
         detail: e.to_string(),
     })?;
-    crate::fsutil::write_atomic_unsynced(&path, &bytes).map_err(|e| SinkError::io(&path, e))?;
+    crate::fsutil::write_atomic_unsynced(&path, &bytes)
+        .map_err(|e| WarehouseError::io(&path, e))?;
     Ok(SnapshotPin {
         dir: dir.to_path_buf(),
         path,

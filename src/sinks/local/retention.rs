@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::manifest::Manifest;
-use super::{SinkError, WarehouseOptions, pins};
+use super::{WarehouseError, WarehouseOptions, pins};
 
 struct Snapshot {
     epoch: Option<u64>,
@@ -85,7 +85,7 @@ impl Retention {
         options: &WarehouseOptions,
         current: Option<u64>,
         pending: impl Iterator<Item = &'a String>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), WarehouseError> {
         let cutoff = Utc::now() - chrono::Duration::from_std(options.retention).unwrap_or_default();
         let keep_from = self.snapshots.len().saturating_sub(options.keep_snapshots);
         let mut kept = VecDeque::with_capacity(self.snapshots.len());
@@ -123,7 +123,7 @@ impl Retention {
     /// Deletes every file under `tables/` that no retained snapshot nor live
     /// pin names: what a crash left behind (run at start, before any merge is
     /// in flight).
-    pub fn remove_unreferenced_files(&self, dir: &Path) -> Result<(), SinkError> {
+    pub fn remove_unreferenced_files(&self, dir: &Path) -> Result<(), WarehouseError> {
         let tables = dir.join("tables");
         let Ok(table_dirs) = std::fs::read_dir(&tables) else {
             return Ok(());
@@ -149,9 +149,9 @@ impl Retention {
 }
 
 /// Removes a file; one already gone is fine.
-fn remove(path: &Path) -> Result<(), SinkError> {
+fn remove(path: &Path) -> Result<(), WarehouseError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError::io(path, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(WarehouseError::io(path, e)),
         _ => Ok(()),
     }
 }

@@ -10,6 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 use proptest::prelude::*;
 
 use super::*;
+use crate::format::EPOCH;
 
 fn spec() -> TableSpec {
     TableSpec {

@@ -6,8 +6,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::files::{DELETED, EPOCH};
 use super::manifest::{Manifest, TableFiles};
+use crate::format::{DELETED, EPOCH};
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -4,7 +4,7 @@ use dataflows::records::{Payloads, Upsert};
 
 use super::client::Client;
 use super::dead_letter::DeadLetter;
-use super::error::SourceError;
+use super::error::BigCommerceError;
 use super::pull::{fetch, order_lines};
 use super::wire::{
     Page, Record, WireCustomer, WireInventoryItem, WireMetafield, WireOrder, WireProduct,
@@ -36,7 +36,7 @@ pub(super) async fn fetch_by_id(
     client: &Client,
     target: Target,
     limit: u32,
-) -> Result<ReadById, SourceError> {
+) -> Result<ReadById, BigCommerceError> {
     let started = std::time::Instant::now();
     let mut upserts = Vec::new();
     let mut texts = Payloads::default();

@@ -14,9 +14,10 @@ use rand::Rng;
 use reqwest::StatusCode;
 use url::Url;
 
-use super::error::SourceError;
+use super::error::BigCommerceError;
 use super::governor::{Governor, RateLimitHeaders};
-use crate::config::{BigCommerceConfig, LiveSecret};
+use crate::config::LiveSecret;
+use crate::sources::bigcommerce::BigCommerceConfig;
 
 /// Counters of one client, for tests, logs and metrics.
 #[derive(Debug, Default)]
@@ -60,23 +61,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Client {
     /// A client for the store of `config`.
-    pub fn new(config: &BigCommerceConfig) -> Result<Client, SourceError> {
+    pub fn new(config: &BigCommerceConfig) -> Result<Client, BigCommerceError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("govflow/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SourceError::Transport {
+            .map_err(|e| BigCommerceError::Transport {
                 request: "client setup".into(),
                 detail: e.to_string(),
             })?;
         let base = config.base_url.as_str().trim_end_matches('/');
         let path_prefix = format!("/stores/{}", config.store_hash);
-        let api_root =
-            Url::parse(&format!("{base}{path_prefix}/")).map_err(|e| SourceError::Transport {
+        let api_root = Url::parse(&format!("{base}{path_prefix}/")).map_err(|e| {
+            BigCommerceError::Transport {
                 request: "client setup".into(),
                 detail: format!("bad base URL: {e}"),
-            })?;
+            }
+        })?;
         Ok(Client {
             http,
             api_root,
@@ -119,11 +121,11 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         parse: impl Fn(Payload) -> Result<T, String>,
-    ) -> Result<T, SourceError> {
+    ) -> Result<T, BigCommerceError> {
         let mut url = self
             .api_root
             .join(path)
-            .map_err(|e| SourceError::Transport {
+            .map_err(|e| BigCommerceError::Transport {
                 request: path.to_string(),
                 detail: format!("bad path: {e}"),
             })?;
@@ -143,7 +145,7 @@ impl Client {
             let error = match self.attempt(&url, &request).await {
                 Ok(payload) => match parse(payload) {
                     Ok(value) => return Ok(value),
-                    Err(detail) => SourceError::Body {
+                    Err(detail) => BigCommerceError::Body {
                         request: request.clone(),
                         detail,
                     },
@@ -154,7 +156,7 @@ impl Client {
                 return Err(error);
             }
             if attempt >= self.max_attempts {
-                return Err(SourceError::Exhausted {
+                return Err(BigCommerceError::Exhausted {
                     attempts: attempt,
                     last: Box::new(error),
                 });
@@ -175,7 +177,7 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, url: &Url, request: &str) -> Result<Payload, SourceError> {
+    async fn attempt(&self, url: &Url, request: &str) -> Result<Payload, BigCommerceError> {
         let slot = self.governor.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -209,7 +211,7 @@ impl Client {
                 self.governor.pause(jitter(Duration::from_secs(1)));
             }
             let body = response.text().await.unwrap_or_default();
-            return Err(SourceError::Status {
+            return Err(BigCommerceError::Status {
                 request: request.to_string(),
                 status: 429,
                 body: excerpt(&body, 300),
@@ -222,7 +224,7 @@ impl Client {
         }
         let body = response.bytes().await.map_err(|e| transport(request, &e))?;
         if !status.is_success() {
-            return Err(SourceError::Status {
+            return Err(BigCommerceError::Status {
                 request: request.to_string(),
                 status: status.as_u16(),
                 body: excerpt(&String::from_utf8_lossy(&body), 300),
@@ -236,7 +238,7 @@ impl Client {
     }
 }
 
-fn transport(request: &str, e: &reqwest::Error) -> SourceError {
+fn transport(request: &str, e: &reqwest::Error) -> BigCommerceError {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -247,7 +249,7 @@ fn transport(request: &str, e: &reqwest::Error) -> SourceError {
         "request failed"
     };
     // reqwest's Display includes the URL, which holds no secret (the token is a header).
-    SourceError::Transport {
+    BigCommerceError::Transport {
         request: request.to_string(),
         detail: format!("{kind}: {e}"),
     }

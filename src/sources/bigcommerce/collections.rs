@@ -24,11 +24,11 @@ use dataflows::records::{Micros, Money};
 
 use super::client::{Client, Payload, excerpt};
 use super::dead_letter::DeadLetter;
-use super::error::SourceError;
+use super::error::BigCommerceError;
 use super::pull::format_date;
 use super::wire::parse_timestamp;
-use crate::config::CollectionConfig;
 use crate::raw::{RawChange, key_of};
+use crate::sources::bigcommerce::CollectionConfig;
 
 /// The column that holds each record's JSON.
 pub const PAYLOAD: &str = "_payload";
@@ -84,7 +84,7 @@ async fn page(
     collection: &CollectionConfig,
     number: u64,
     since: Option<Micros>,
-) -> Result<(Vec<Box<RawValue>>, Option<u64>), SourceError> {
+) -> Result<(Vec<Box<RawValue>>, Option<u64>), BigCommerceError> {
     let v2 = is_v2(&collection.path);
     let mut query = vec![
         ("page", number.to_string()),
@@ -129,7 +129,7 @@ async fn page(
 pub async fn describe(
     client: &Client,
     collection: &CollectionConfig,
-) -> Result<TableDef, SourceError> {
+) -> Result<TableDef, BigCommerceError> {
     let (records, _) = page(client, collection, 1, None).await?;
     let parsed: Vec<serde_json::Value> = records
         .iter()
@@ -366,7 +366,7 @@ pub async fn read(
     since: Option<Micros>,
     previous: Option<Micros>,
     out: &tokio::sync::mpsc::Sender<CollectionBatch>,
-) -> Result<CollectionPull, SourceError> {
+) -> Result<CollectionPull, BigCommerceError> {
     let since = since.filter(|_| collection.cursor_filter.is_some());
     let mut pull = CollectionPull {
         name: collection.name.clone(),
@@ -391,10 +391,12 @@ pub async fn read(
             .extend(batch.new_fields.iter().take(room).cloned());
         let n = records.len();
         if !batch.changes.is_empty() || !batch.dead_letters.is_empty() {
-            out.send(batch).await.map_err(|_| SourceError::Transport {
-                request: request.clone(),
-                detail: "the pipeline stopped".into(),
-            })?;
+            out.send(batch)
+                .await
+                .map_err(|_| BigCommerceError::Transport {
+                    request: request.clone(),
+                    detail: "the pipeline stopped".into(),
+                })?;
         }
         let last = if v2 {
             n < PAGE_SIZE as usize

@@ -3,7 +3,7 @@
 /// A failure of the BigCommerce source. `request` fields name the method and
 /// path with its query (never the access token).
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub enum BigCommerceError {
     /// Transport failure: connect error, timeout, cut or unreadable body.
     #[error("bigcommerce: {request}: {detail}")]
     Transport {
@@ -36,7 +36,7 @@ pub enum SourceError {
         /// Attempts made.
         attempts: u32,
         /// The last error.
-        last: Box<SourceError>,
+        last: Box<BigCommerceError>,
     },
     /// The consumer of the pulled batches went away.
     #[error("bigcommerce: the consumer of {entity} batches stopped")]
@@ -46,15 +46,15 @@ pub enum SourceError {
     },
 }
 
-impl SourceError {
+impl BigCommerceError {
     /// Whether trying the same request again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SourceError::Transport { .. } | SourceError::Body { .. } => true,
-            SourceError::Status { status, .. } => {
+            BigCommerceError::Transport { .. } | BigCommerceError::Body { .. } => true,
+            BigCommerceError::Status { status, .. } => {
                 matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
             }
-            SourceError::Exhausted { .. } | SourceError::ConsumerGone { .. } => false,
+            BigCommerceError::Exhausted { .. } | BigCommerceError::ConsumerGone { .. } => false,
         }
     }
 
@@ -63,7 +63,7 @@ impl SourceError {
     /// polling loop tries such a pull again at its next poll.
     pub fn is_transient(&self) -> bool {
         match self {
-            SourceError::Exhausted { last, .. } => last.is_transient(),
+            BigCommerceError::Exhausted { last, .. } => last.is_transient(),
             other => other.is_retryable(),
         }
     }
@@ -71,8 +71,8 @@ impl SourceError {
     /// The HTTP status, when the error is one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            SourceError::Status { status, .. } => Some(*status),
-            SourceError::Exhausted { last, .. } => last.status(),
+            BigCommerceError::Status { status, .. } => Some(*status),
+            BigCommerceError::Exhausted { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn classification() {
-        let status = |status| SourceError::Status {
+        let status = |status| BigCommerceError::Status {
             request: "GET /x".into(),
             status,
             body: String::new(),
@@ -95,7 +95,7 @@ mod tests {
         assert!(!status(413).is_retryable());
         assert!(!status(507).is_retryable());
         assert!(
-            SourceError::Transport {
+            BigCommerceError::Transport {
                 request: "GET /x".into(),
                 detail: "timeout".into()
             }

@@ -8,6 +8,9 @@
 //! Cursors advance only when the caller says the data is durable
 //! ([`Cursors::advance`] is the caller's call, not the source's).
 
+pub mod config;
+pub use config::{BigCommerceConfig, CollectionConfig};
+
 pub mod by_id;
 pub mod client;
 pub mod collections;
@@ -29,10 +32,8 @@ use tracing::Instrument;
 pub use by_id::Target;
 pub use client::Client;
 pub use dead_letter::DeadLetter;
-pub use error::SourceError;
+pub use error::BigCommerceError;
 pub use pull::{Batch, Entity, EntityPull, PullMode};
-
-use crate::config::BigCommerceConfig;
 
 /// Per-entity high-water marks of `date_modified`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ pub struct BigCommerceSource {
 
 impl BigCommerceSource {
     /// A source for the store of `config`; touches no network until pulled.
-    pub fn new(config: BigCommerceConfig) -> Result<Self, SourceError> {
+    pub fn new(config: BigCommerceConfig) -> Result<Self, BigCommerceError> {
         Ok(BigCommerceSource {
             client: Client::new(&config)?,
             config,
@@ -114,7 +115,7 @@ impl BigCommerceSource {
         cursors: &Cursors,
         mode: PullMode,
         out: &mpsc::Sender<Batch>,
-    ) -> Result<PullReport, SourceError> {
+    ) -> Result<PullReport, BigCommerceError> {
         let walks =
             Entity::ALL.map(|entity| self.pull_entity(entity, cursors.get(entity), mode, out));
         Ok(PullReport {
@@ -125,7 +126,7 @@ impl BigCommerceSource {
     /// Reads one entity by id (what a webhook names): its upserts with their
     /// payload texts, dead letters, and when the first request started. An
     /// entity that is gone reads as nothing.
-    pub async fn fetch(&self, target: Target) -> Result<by_id::ReadById, SourceError> {
+    pub async fn fetch(&self, target: Target) -> Result<by_id::ReadById, BigCommerceError> {
         by_id::fetch_by_id(&self.client, target, self.config.page_size).await
     }
 
@@ -136,7 +137,7 @@ impl BigCommerceSource {
         cursor: Option<Micros>,
         mode: PullMode,
         out: &mpsc::Sender<Batch>,
-    ) -> Result<EntityPull, SourceError> {
+    ) -> Result<EntityPull, BigCommerceError> {
         let since = match mode {
             PullMode::FullSnapshot => None,
             PullMode::Incremental => {

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::client::{Client, Payload};
 use super::dead_letter::DeadLetter;
-use super::error::SourceError;
+use super::error::BigCommerceError;
 use super::wire::{
     self, Page, Record, WireCustomer, WireInventoryItem, WireMetafield, WireOrder, WireOrderItem,
     WireProduct, WireVariant,
@@ -138,7 +138,7 @@ pub(super) async fn walk(
     page_size: u32,
     concurrency: usize,
     out: &mpsc::Sender<Batch>,
-) -> Result<EntityPull, SourceError> {
+) -> Result<EntityPull, BigCommerceError> {
     let mut pull = EntityPull {
         entity,
         cursor: previous_cursor,
@@ -285,7 +285,7 @@ async fn keyset<T: Record>(
     pull: &mut EntityPull,
     modified: fn(&T) -> Micros,
     to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
-) -> Result<(), SourceError> {
+) -> Result<(), BigCommerceError> {
     let mut min = since;
     let mut page_no = 1;
     let mut walk = Progress::default();
@@ -324,7 +324,7 @@ async fn keyset_orders(
     limit: u32,
     out: &mpsc::Sender<Batch>,
     pull: &mut EntityPull,
-) -> Result<(), SourceError> {
+) -> Result<(), BigCommerceError> {
     let mut min = since;
     let mut page_no = 1;
     let mut walk = Progress::default();
@@ -372,7 +372,7 @@ pub(super) async fn order_lines(
     order_id: i64,
     limit: u32,
     payloads: &mut Payloads,
-) -> Result<(Vec<dataflows::records::OrderItem>, Vec<DeadLetter>), SourceError> {
+) -> Result<(Vec<dataflows::records::OrderItem>, Vec<DeadLetter>), BigCommerceError> {
     let path = format!("v2/orders/{order_id}/products");
     let (mut lines, mut dead) = (Vec::new(), Vec::new());
     for page_no in 1.. {
@@ -461,7 +461,7 @@ async fn scan<T: Record>(
     out: &mpsc::Sender<Batch>,
     pull: &mut EntityPull,
     to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
-) -> Result<(), SourceError> {
+) -> Result<(), BigCommerceError> {
     let query = |page_no: u64| vec![("limit", limit.to_string()), ("page", page_no.to_string())];
     let first: Page<T> = fetch(client, path, &query(1), false).await?;
     let total_pages = first.total_pages.unwrap_or(1);
@@ -495,7 +495,7 @@ async fn emit<T>(
     out: &mpsc::Sender<Batch>,
     page: Page<T>,
     to_upserts: fn(T, &mut Vec<Upsert>, &mut Payloads),
-) -> Result<(), SourceError> {
+) -> Result<(), BigCommerceError> {
     let mut upserts = Vec::with_capacity(page.records.len());
     let mut payloads = Payloads::with_capacity(page.records.len());
     pull.records += page.records.len() as u64;
@@ -522,7 +522,7 @@ async fn deliver(
     dead_letters: Vec<DeadLetter>,
     fetched_at: Option<std::time::Instant>,
     expected_pages: Option<u64>,
-) -> Result<(), SourceError> {
+) -> Result<(), BigCommerceError> {
     pull.pages += 1;
     pull.dead_letters += dead_letters.len() as u64;
     for d in &dead_letters {
@@ -540,7 +540,7 @@ async fn deliver(
         expected_pages,
     })
     .await
-    .map_err(|_| SourceError::ConsumerGone {
+    .map_err(|_| BigCommerceError::ConsumerGone {
         entity: pull.entity.name(),
     })
 }
@@ -550,7 +550,7 @@ pub(super) async fn fetch<T: Record>(
     path: &str,
     query: &[(&str, String)],
     v2: bool,
-) -> Result<Page<T>, SourceError> {
+) -> Result<Page<T>, BigCommerceError> {
     let request = format!("GET {path}");
     let started = std::time::Instant::now();
     let mut page = client

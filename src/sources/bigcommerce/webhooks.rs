@@ -25,6 +25,9 @@
 //! row is handed over only if no read of it that started later was handed
 //! over already.
 
+pub mod config;
+pub use config::{DEFAULT_WEBHOOK_SECRET_HEADER, WebhooksConfig};
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,8 +44,7 @@ use tokio::task::JoinSet;
 
 use super::by_id::Target;
 use super::dead_letter::DeadLetter;
-use super::{BigCommerceSource, SourceError};
-use crate::config::WebhooksConfig;
+use super::{BigCommerceError, BigCommerceSource};
 
 /// Hashes remembered for deduplication.
 pub const SEEN_HASHES: usize = 100_000;
@@ -443,7 +445,7 @@ impl WebhookServer {
     }
 }
 
-type Fetched = (Target, Result<super::by_id::ReadById, SourceError>);
+type Fetched = (Target, Result<super::by_id::ReadById, BigCommerceError>);
 
 async fn fetch_with_retries(source: Arc<BigCommerceSource>, target: Target) -> Fetched {
     let mut attempt = 0;

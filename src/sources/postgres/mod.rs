@@ -6,7 +6,7 @@
 //! # Using the source
 //!
 //! ```no_run
-//! # async fn f(config: govflow::config::PostgresConfig) -> Result<(), govflow::sources::postgres::PgError> {
+//! # async fn f(config: govflow::sources::postgres::PostgresConfig) -> Result<(), govflow::sources::postgres::PgError> {
 //! use govflow::sources::postgres::{PgCursors, PgSource, collect};
 //! let source = PgSource::new("wise", config)?;          // no network yet
 //! let mut cursors = PgCursors::default();                // or from the checkpoint (serde)
@@ -70,6 +70,9 @@
 //! change ([`PgSource::schema_changed`]) before it reads again. Rows are
 //! never delivered under a declaration they do not fit.
 
+pub mod config;
+pub use config::{PostgresConfig, PostgresTable};
+
 pub mod connect;
 pub mod error;
 pub mod output;
@@ -96,7 +99,7 @@ pub use error::PgError;
 pub use read::CursorValue;
 pub use value::{Decimal, PgValue};
 
-use crate::config::{LiveSecret, PostgresConfig, PostgresTable, Secret};
+use crate::config::{LiveSecret, Secret};
 use dataflows::catalog::TableDef;
 use read::{RawParam, TablePlan, WalkKind};
 

@@ -23,7 +23,7 @@ use tokio_postgres::Client;
 use super::error::PgError;
 use super::value::{Decoder, PgValue, RawBytes};
 use super::{ConnectSpec, PgColumn};
-use crate::config::PostgresConfig;
+use crate::sources::postgres::PostgresConfig;
 
 /// Why a statement was refused before reaching the database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

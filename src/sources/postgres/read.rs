@@ -21,7 +21,7 @@ use super::error::PgError;
 use super::schema;
 use super::value::{Decoder, PgValue, RawBytes, timestamp_micros, timestamp_to_pg};
 use super::{PgColumn, PgDeadLetter, PgRow};
-use crate::config::PostgresTable;
+use crate::sources::postgres::PostgresTable;
 
 /// The cursor column a table without a configured one uses when it has it.
 pub const DEFAULT_CURSOR: &str = "updated_at";

@@ -17,8 +17,8 @@ use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
 
 use super::value::Decimal;
 use super::{PgBatch, PgDeadLetter, PgRow, PgValue};
-use crate::config::PostgresTable;
 use crate::raw::{RawChange, key_of};
+use crate::sources::postgres::PostgresTable;
 
 /// The warehouse name of configured table `table` of database `database`.
 pub fn raw_table_name(database: &str, table: &str) -> String {

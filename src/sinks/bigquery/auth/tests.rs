@@ -216,8 +216,8 @@ fn resolved(env: &[(&str, String)]) -> (BigQueryCredentials, String) {
             env.get(name).cloned()
         }
     };
-    let config = crate::config::Config::from_toml_str(text, "t.toml", &lookup).unwrap();
-    let crate::config::WarehouseConfig::BigQuery(bq) = config.warehouse else {
+    let config = crate::settings::Config::from_toml_str(text, "t.toml", &lookup).unwrap();
+    let crate::sinks::WarehouseConfig::BigQuery(bq) = config.warehouse else {
         panic!("bigquery expected")
     };
     (bq.credentials, bq.credentials_origin)

@@ -2,7 +2,8 @@
 //! by id; and the ordering of poll pages and webhook reads.
 
 use super::*;
-use crate::config::{BigCommerceConfig, Secret};
+use crate::config::Secret;
+use crate::sources::bigcommerce::BigCommerceConfig;
 use dataflows::records::Inventory;
 use govflow_sim::{SimOptions, SimServer};
 
