@@ -13,6 +13,7 @@ mod api;
 mod control;
 mod dates;
 mod dirty;
+mod error;
 mod extras;
 mod faults;
 mod listcache;

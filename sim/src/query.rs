@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::api::ApiError;
 use super::dates::{BareDate, Ts, parse_filter};
+use super::error::ApiError;
 
 /// Default page size.
 pub(crate) const DEFAULT_LIMIT: usize = 50;

@@ -9,6 +9,7 @@
 //! (without publishing anything) and resumes each source from its checkpointed
 //! cursor minus the lookback.
 
+mod bigcommerce;
 pub mod checkpoint;
 mod collections;
 pub mod dataflow;
@@ -18,7 +19,10 @@ mod postgres;
 mod reconcile;
 pub mod refresh;
 pub mod reload;
+mod source_loop;
 mod supervisor;
+use self::bigcommerce::{bigcommerce_loop, webhook_feed};
+use self::source_loop::{ReadEnd, ReadOutcome, end_read, progress_kind};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -45,10 +49,8 @@ use crate::settings::Config;
 use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
 use crate::sinks::local::WarehouseError;
-use crate::sources::bigcommerce::webhooks::{Feed, Freshness, WebhookServer};
-use crate::sources::bigcommerce::{
-    Batch, BigCommerceError, BigCommerceSource, DeadLetter, Entity, PullMode, PullReport,
-};
+use crate::sources::bigcommerce::webhooks::{Freshness, WebhookServer};
+use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource, PullReport};
 use crate::sources::postgres::{PgError, TablePull};
 use crate::status::Telemetry;
 
@@ -556,221 +558,6 @@ fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
         .iter()
         .filter_map(|d| serde_json::to_string(d).ok())
         .collect()
-}
-
-/// Polls the store until `stop` (or once), sending what it reads to the epoch loop.
-async fn bigcommerce_loop(
-    source: Arc<BigCommerceSource>,
-    freshness: Arc<Freshness>,
-    poll_interval: Duration,
-    mut cursors: crate::sources::bigcommerce::Cursors,
-    once: bool,
-    mut links: SourceLinks,
-) {
-    const NAME: &str = "bigcommerce";
-    loop {
-        let full = links.refresh.take();
-        let mode = if full.is_some() {
-            PullMode::FullSnapshot
-        } else {
-            PullMode::Incremental
-        };
-        links.full_read_starts(NAME, full);
-        let backfill = Entity::ALL.into_iter().all(|e| cursors.get(e).is_none());
-        let tracked = progress_kind(full, backfill).inspect(|kind| {
-            links.telemetry.read_started(NAME, kind);
-        });
-        let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
-        let forward_tx = links.tx.clone();
-        let forward_freshness = freshness.clone();
-        let telemetry = links.telemetry.clone();
-        let forwarder = tokio::spawn(async move {
-            while let Some(b) = brx.recv().await {
-                telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
-                telemetry.page_read(
-                    NAME,
-                    b.entity.name(),
-                    b.upserts.len() as u64,
-                    b.expected_pages,
-                );
-                let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
-                let payloads = b.payloads;
-                let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
-                    forward_tx
-                        .send(Msg::Read {
-                            raw: Vec::new(),
-                            upserts,
-                            payloads,
-                            dead_letters,
-                        })
-                        .is_ok()
-                });
-                if !sent {
-                    break;
-                }
-            }
-        });
-        let pulled = tokio::select! {
-            r = source.pull(&cursors, mode, &btx) => Some(r),
-            _ = links.stop.changed() => None,
-        };
-        drop(btx);
-        let _ = forwarder.await;
-        let Some(pulled) = pulled else { break };
-        let outcome = match pulled {
-            Ok(report) => {
-                cursors.advance(&report.entities);
-                ReadOutcome::Done(Msg::PullDone {
-                    update: CursorUpdate::BigCommerce(report),
-                    full: full.map(|generation| FullRead {
-                        generation,
-                        tables: reconcile::raw_tables_of("bigcommerce"),
-                    }),
-                    snapshots: Vec::new(),
-                })
-            }
-            Err(e) => {
-                let error: RunError = e.into();
-                links.full_read_failed(NAME, full, &error);
-                ReadOutcome::Failed {
-                    retryable: error.is_retryable(),
-                    error,
-                }
-            }
-        };
-        let client = source.client();
-        let requests = client
-            .stats()
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let quota = client
-            .governor()
-            .quota()
-            .map(|q| (q, client.governor().used()));
-        let read = ReadEnd {
-            source: NAME,
-            tracked: tracked.is_some(),
-            requests,
-            quota,
-        };
-        if !end_read(&mut links, once, read, outcome, poll_interval).await {
-            break;
-        }
-    }
-}
-
-/// What a pull shows progress as: a full refresh, or the first read of a
-/// source (a backfill); `None` for an incremental poll.
-fn progress_kind(full: Option<u64>, backfill: bool) -> Option<&'static str> {
-    match (full, backfill) {
-        (Some(_), _) => Some("full refresh"),
-        (None, true) => Some("backfill"),
-        (None, false) => None,
-    }
-}
-
-/// What the webhook receiver reads goes to the epoch loop like a poll's page.
-fn webhook_feed(tx: std::sync::mpsc::Sender<Msg>) -> Feed {
-    Arc::new(move |upserts, payloads, dead: Vec<DeadLetter>| {
-        let msg = Msg::Read {
-            upserts,
-            payloads,
-            raw: Vec::new(),
-            dead_letters: json_lines(&dead),
-        };
-        tx.send(msg).is_ok()
-    })
-}
-
-/// The end of one read of a source.
-enum ReadOutcome {
-    /// The read's completion, to send after its data.
-    Done(Msg),
-    /// The read failed (after its own retries).
-    Failed { error: RunError, retryable: bool },
-}
-
-impl ReadOutcome {
-    /// The failure's text, if the read failed.
-    fn error(&self) -> Option<String> {
-        match self {
-            ReadOutcome::Done(_) => None,
-            ReadOutcome::Failed { error, .. } => Some(error.to_string()),
-        }
-    }
-}
-
-/// Hands a read's outcome to the epoch loop (and to the alerts); false when
-/// the source loop must end (the loop is gone, or the failure is final: not
-/// retryable, or `once`).
-fn report_read(links: &SourceLinks, once: bool, source: &str, outcome: ReadOutcome) -> bool {
-    let source = source.to_string();
-    match outcome {
-        ReadOutcome::Done(msg) => {
-            let _ = links.events.send(SourceEvent::Succeeded { source });
-            links.tx.send(msg).is_ok()
-        }
-        ReadOutcome::Failed { error, retryable } if once || !retryable => {
-            let _ = links.events.send(SourceEvent::Fatal {
-                source,
-                error: error.to_string(),
-            });
-            let _ = links.tx.send(Msg::SourceFailed(error));
-            false
-        }
-        ReadOutcome::Failed { error, .. } => {
-            tracing::warn!(%source, %error, "read failed; retrying at the next poll");
-            let _ = links.events.send(SourceEvent::Failed {
-                source,
-                error: error.to_string(),
-            });
-            true
-        }
-    }
-}
-
-/// How a source's read ended, for its status.
-struct ReadEnd<'a> {
-    /// The source's name.
-    source: &'a str,
-    /// Whether the read was shown as progress (a full read or a backfill).
-    tracked: bool,
-    /// Requests (or pages) the source has sent in all.
-    requests: u64,
-    /// The store quota and its use, when known.
-    quota: Option<(u32, u32)>,
-}
-
-/// Ends one read of a source loop: its status, its outcome to the epoch loop
-/// and the alerts, then the wait for the next poll. False when the loop must
-/// end.
-async fn end_read(
-    links: &mut SourceLinks,
-    once: bool,
-    read: ReadEnd<'_>,
-    outcome: ReadOutcome,
-    interval: Duration,
-) -> bool {
-    if read.tracked {
-        links.telemetry.read_ended(read.source);
-    }
-    links
-        .telemetry
-        .pull_ended(read.source, outcome.error(), read.requests, read.quota);
-    report_read(links, once, read.source, outcome) && next_poll(once, links, interval).await
-}
-
-/// Waits for the next poll, or a full refresh request; false when the loop
-/// must end instead (`once`, or stop).
-async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> bool {
-    if once || *links.stop.borrow() {
-        return false;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(interval) => true,
-        _ = links.refresh.changed() => true,
-        _ = links.stop.changed() => false,
-    }
 }
 
 /// The configured raw tables of `config` as `govflow run` would declare
