@@ -451,8 +451,26 @@ fn v2_render(page: &[u64], mut write: impl FnMut(&mut Vec<u8>, u64)) -> Result<O
     Ok(Out::Json(buf))
 }
 
-/// `sort=field:asc|desc` of customers and metafields.
-fn v3_sort(p: &Params) -> Result<(Sort, bool), ApiError> {
+/// What V3 listings share: `date_modified:min`/`:max` and `sort`, over `ids`
+/// when given.
+fn v3_spec<'a>(p: &Params, ids: Option<&'a BTreeSet<u64>>) -> Result<ListSpec<'a>, ApiError> {
+    let modified = p.date_range(
+        "date_modified:min",
+        "date_modified:max",
+        BareDate::Midnight,
+        false,
+    )?;
+    let (sort, desc) = sort_param(p)?;
+    Ok(ListSpec {
+        ids,
+        modified,
+        sort,
+        desc,
+    })
+}
+
+/// `sort=field[:asc|:desc]`, read alike on V2 and V3 (default `id`, ascending).
+fn sort_param(p: &Params) -> Result<(Sort, bool), ApiError> {
     let Some(s) = p.get("sort") else {
         return Ok((Sort::Id, false));
     };

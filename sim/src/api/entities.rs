@@ -22,19 +22,8 @@ pub(super) fn customers(
         BareDate::Midnight,
         false,
     )?;
-    let modified = p.date_range(
-        "date_modified:min",
-        "date_modified:max",
-        BareDate::Midnight,
-        false,
-    )?;
-    let (sort, desc) = v3_sort(p)?;
-    let spec = ListSpec {
-        ids: ids.as_ref(),
-        modified,
-        sort,
-        desc,
-    };
+    let spec = v3_spec(p, ids.as_ref())?;
+    let (modified, sort, desc) = (spec.modified, spec.sort, spec.desc);
     let render_one = |buf: &mut Vec<u8>, id: u64| {
         if let Some(c) = store.customers.get(id) {
             render::customer(buf, ctx, c);
@@ -91,19 +80,8 @@ pub(super) fn metafields(
     let resources = p.ids("resource_id:in")?;
     let namespaces = join(p.strings("namespace"), p.strings("namespace:in"));
     let keys = join(p.strings("key"), p.strings("key:in"));
-    let modified = p.date_range(
-        "date_modified:min",
-        "date_modified:max",
-        BareDate::Midnight,
-        false,
-    )?;
-    let (sort, desc) = v3_sort(p)?;
-    let spec = ListSpec {
-        ids: ids.as_ref(),
-        modified,
-        sort,
-        desc,
-    };
+    let spec = v3_spec(p, ids.as_ref())?;
+    let (modified, sort, desc) = (spec.modified, spec.sort, spec.desc);
     let key = ids.is_none().then(|| {
         format!("metafields|{resources:?}|{namespaces:?}|{keys:?}|{modified:?}|{sort:?}|{desc}")
     });
@@ -269,38 +247,6 @@ pub(super) fn inventory(
     })
 }
 
-/// `sort=id|date_created|date_modified[:asc|desc]` of V2 orders.
-fn v2_sort(p: &Params) -> Result<(Sort, bool), ApiError> {
-    let Some(s) = p.get("sort") else {
-        return Ok((Sort::Id, false));
-    };
-    let (field, dir) = s.split_once(':').unwrap_or((s, "asc"));
-    let sort = match field {
-        "id" => Sort::Id,
-        "date_created" => Sort::Created,
-        "date_modified" => Sort::Modified,
-        _ => {
-            return Err(bad(
-                "sort",
-                format!(
-                    "sort must be id, date_created or date_modified (with :asc or :desc), got {s:?}"
-                ),
-            ));
-        }
-    };
-    let desc = match dir {
-        "asc" => false,
-        "desc" => true,
-        _ => {
-            return Err(bad(
-                "sort",
-                format!("sort direction must be asc or desc, got {s:?}"),
-            ));
-        }
-    };
-    Ok((sort, desc))
-}
-
 pub(super) fn orders(
     store: &Store,
     lx: &mut Lister<'_>,
@@ -324,7 +270,7 @@ pub(super) fn orders(
         true,
     )?;
     let archived = p.bool("is_deleted")?.unwrap_or(false);
-    let (sort, desc) = v2_sort(p)?;
+    let (sort, desc) = sort_param(p)?;
     let with_consignments = p.includes("consignments.line_items") || p.includes("consignments");
     let spec = ListSpec {
         ids: None,
