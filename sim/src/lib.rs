@@ -6,7 +6,8 @@
 //! Modules, one job each: `model` (the store and its indexes), `seed` (the
 //! initial data), `mutate` (random changes), `render` (JSON shapes), `dates`
 //! (date formats), `query` (query strings), `listcache` (cached listings for
-//! paging), `api` (BigCommerce routes), `control` (`/_sim` routes), `ratelimit`,
+//! paging), `api` (BigCommerce routes; each entity's handlers in `api/entities`),
+//! `error` (why a request fails), `control` (`/_sim` routes), `ratelimit`,
 //! `faults`, `stats` and `webhooks`.
 
 mod api;
