@@ -4,7 +4,11 @@
 //! one pass; a record with [`Record::LEFT_OUT`] keys is then scanned once at
 //! its top level, byte by byte (strings and nesting tracked, nothing decoded
 //! or allocated per field), and its payload is the kept entries copied
-//! verbatim, in their order, joined by commas.
+//! verbatim, in their order, joined by commas. The scan is written here
+//! because serde_json tells no byte offsets of an object's entries; reading
+//! them as `RawValue`s instead costs a second serde pass over the record
+//! (measured: docs/PERFORMANCE.md). A proptest checks it against serde on
+//! random objects.
 //!
 //! A record served whole is not copied: its payload is a slice of the page's
 //! body ([`PageBody`]), which the epoch's payloads share until it commits.
@@ -184,6 +188,7 @@ fn sorted_without_left_out<T: Record>(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde::Deserialize;
 
     use super::*;
@@ -280,5 +285,56 @@ mod tests {
         let err = parse_record::<Lines>(r#"{"id":"x","lines":[]}"#).unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
         assert!(parse_record::<Lines>("[1]").is_err());
+    }
+
+    /// Any JSON value, strings drawn from text that stresses the scan.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let text = proptest::string::string_regex(r#"[a-z{}\[\],:" \\\n\u00e9]{0,12}"#)
+            .expect("a valid pattern");
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            text.prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The scan agrees with serde: the payload is the object without
+        /// the left-out keys, whatever the values hold and however the text
+        /// is spaced.
+        #[test]
+        fn the_payload_is_the_object_without_the_left_out_keys(
+            fields in proptest::collection::btree_map("[a-z]{1,6}", json_value(), 0..6),
+            lines in proptest::collection::vec(any::<i64>(), 0..3),
+            pretty in any::<bool>(),
+        ) {
+            let mut object: serde_json::Map<String, serde_json::Value> =
+                fields.into_iter().collect();
+            object.remove("name"); // typed as a string in `Lines`
+            object.insert("id".into(), 1.into());
+            object.insert("lines".into(), lines.clone().into());
+            let value = serde_json::Value::Object(object.clone());
+            let raw = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let (record, payload) = parse_record::<Lines>(&raw).unwrap();
+            prop_assert_eq!(record.lines, lines);
+            let kept: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            object.remove("lines");
+            object.remove("seen");
+            prop_assert_eq!(kept, serde_json::Value::Object(object));
+        }
     }
 }
