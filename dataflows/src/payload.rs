@@ -6,8 +6,9 @@
 //! change of the row, and an unchanged re-read is still no change). The texts
 //! of one epoch travel beside the upserts in [`Payloads`], keyed by hash, and
 //! the encoder of the epoch's changes looks them up. A text is [`Bytes`]: a
-//! record served whole is a slice of its page's body, shared, not copied. Reading a committed row
-//! back hashes its stored text, so a restart restores the same [`Payload`].
+//! record served whole is a slice of its page's body, shared, not copied.
+//! Reading a committed row back hashes its stored text, so a restart restores
+//! the same [`Payload`].
 
 use std::collections::HashMap;
 use std::hash::Hasher;

@@ -16,6 +16,8 @@ pub use expand::{expand_str, system_lookup};
 pub use gcp::{AuthorizedUser, BigQueryCredentials, MetadataServer, ServiceAccountKey};
 pub use live::{LiveSecret, LiveSecrets};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -78,4 +80,18 @@ pub fn parse<T: DeserializeOwned>(
         let key = if key == "." { String::new() } else { key };
         err(&key, e.into_inner().message().to_string())
     })
+}
+
+/// A duration setting at `key`: `default` when absent, refused when zero.
+pub fn positive(
+    value: Option<Duration>,
+    default: Duration,
+    key: &str,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    match value {
+        Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    }
 }

@@ -81,11 +81,7 @@ pub(crate) fn validate_notifications(
         }
         headers.push((name, value));
     }
-    let positive = |value: Option<Duration>, default: Duration, key: &str| match value {
-        Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
-        Some(d) => Ok(d),
-        None => Ok(default),
-    };
+    let positive = |value, default, key: &str| crate::config::positive(value, default, key, err);
     let timeout = positive(
         raw.timeout,
         Duration::from_secs(10),

@@ -80,6 +80,9 @@ pub(crate) fn validate_warehouse(
     env: &dyn Fn(&str) -> Option<String>,
     err: &dyn Fn(&str, &str) -> ConfigError,
 ) -> Result<(WarehouseConfig, StateConfig), ConfigError> {
+    let state_dir = state
+        .and_then(|s| s.dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let warehouse = match warehouse {
         None => WarehouseConfig::Local {
             dir: PathBuf::from(DEFAULT_WAREHOUSE_DIR),
@@ -95,11 +98,7 @@ pub(crate) fn validate_warehouse(
                 WarehouseConfig::Local { dir }
             }
             "bigquery" => {
-                let state_dir = state
-                    .as_ref()
-                    .and_then(|s| s.dir.clone())
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-                WarehouseConfig::BigQuery(Box::new(validate_bigquery(w, &state_dir, env, &err)?))
+                WarehouseConfig::BigQuery(Box::new(validate_bigquery(w, &state_dir, env, err)?))
             }
             other => {
                 return Err(err(
@@ -109,9 +108,6 @@ pub(crate) fn validate_warehouse(
             }
         },
     };
-    let state_dir = state
-        .and_then(|s| s.dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if state_dir.as_os_str().is_empty() {
         return Err(err("state.dir", "must not be empty"));
     }

@@ -99,11 +99,7 @@ pub(crate) fn validate_bigquery(
         }
         Ok(url)
     };
-    let positive = |d: Option<Duration>, default: Duration, key: &str| match d {
-        Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
-        Some(d) => Ok(d),
-        None => Ok(default),
-    };
+    let positive = |value, default, key: &str| crate::config::positive(value, default, key, err);
     let max_attempts = w.max_attempts.unwrap_or(8);
     if max_attempts == 0 {
         return Err(err("warehouse.max_attempts", "must be at least 1"));

@@ -115,11 +115,8 @@ impl RawBigCommerce {
         if self.access_token.expose().trim().is_empty() {
             return Err(err("bigcommerce.access_token", "must not be empty"));
         }
-        let positive = |d: Option<Duration>, default: Duration, key: &str| match d {
-            Some(d) if d.is_zero() => Err(err(key, "must be longer than zero")),
-            Some(d) => Ok(d),
-            None => Ok(default),
-        };
+        let positive =
+            |value, default, key: &str| crate::config::positive(value, default, key, err);
         let page_size = self.page_size.unwrap_or(250);
         if !(1..=250).contains(&page_size) {
             return Err(err(

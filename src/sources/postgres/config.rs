@@ -135,12 +135,13 @@ impl RawPostgres {
         if max_attempts == 0 {
             return Err(err(&format!("{key}.max_attempts"), "must be at least 1"));
         }
-        let positive = |d: Option<Duration>, default: u64, field: &str| match d {
-            Some(d) if d.is_zero() => {
-                Err(err(&format!("{key}.{field}"), "must be longer than zero"))
-            }
-            Some(d) => Ok(d),
-            None => Ok(Duration::from_secs(default)),
+        let positive = |value, default, field: &str| {
+            crate::config::positive(
+                value,
+                Duration::from_secs(default),
+                &format!("{key}.{field}"),
+                err,
+            )
         };
         let poll_interval = positive(self.poll_interval, 30, "poll_interval")?;
         let connect_timeout = positive(self.connect_timeout, 10, "connect_timeout")?;
