@@ -1,8 +1,9 @@
 //! BigCommerce's JSON shapes (serde) and their conversion to govflow's records.
 //!
-//! Each page is parsed in two steps: the envelope (V2 array or V3 `data`) into
-//! raw JSON per record, then each record on its own, so one bad record becomes a
-//! [`DeadLetter`] and the rest of the page is kept.
+//! A page whose records all parse is read in one pass ([`one_pass`]). Any
+//! other page is parsed in two steps: the envelope (V2 array or V3 `data`)
+//! into raw JSON per record, then each record on its own, so one bad record
+//! becomes a [`DeadLetter`] and the rest of the page is kept.
 //!
 //! Each record also keeps its JSON (compact, without the lists of other
 //! tables it embeds) for the `_payload` column: a field the typed columns do
@@ -36,6 +37,7 @@ macro_rules! wire_record {
 }
 
 mod catalog;
+mod one_pass;
 mod orders;
 mod payload_text;
 
@@ -84,6 +86,9 @@ pub fn parse_v3<T: Record>(payload: Payload, request: &str) -> Result<Page<T>, S
         Payload::Empty => return Ok(empty()),
         Payload::Body(b) => b,
     };
+    if let Some(page) = one_pass::v3(&body) {
+        return Ok(page);
+    }
     let envelope: V3Envelope =
         serde_json::from_slice(&body).map_err(|e| format!("not a V3 page: {e}"))?;
     let total_pages = envelope
@@ -101,6 +106,9 @@ pub fn parse_v2<T: Record>(payload: Payload, request: &str) -> Result<Page<T>, S
         Payload::Empty => return Ok(empty()),
         Payload::Body(b) => b,
     };
+    if let Some(page) = one_pass::v2(&body) {
+        return Ok(page);
+    }
     let raw: Vec<&RawValue> =
         serde_json::from_slice(&body).map_err(|e| format!("not a V2 array: {e}"))?;
     Ok(records(&raw, &body, request))

@@ -63,13 +63,17 @@ fn contains(body: &Bytes, text: &str) -> bool {
 
 /// A record and its `_payload` from the record's JSON text.
 pub(super) fn parse_record<T: Record>(raw: &str) -> Result<(T, Bytes), serde_json::Error> {
-    let record = serde_json::from_str(raw)?;
+    Ok((serde_json::from_str(raw)?, payload::<T>(raw)))
+}
+
+/// The `_payload` of a record of type `T` whose JSON text is `raw`.
+pub(super) fn payload<T: Record>(raw: &str) -> Bytes {
     if T::LEFT_OUT.is_empty() {
-        return Ok((record, PageBody::slice(raw)));
+        return PageBody::slice(raw);
     }
     let Some(entries) = top_level_entries(raw) else {
         // A key written with escapes: compared only once unescaped.
-        return Ok((record, sorted_without_left_out::<T>(raw).into()));
+        return sorted_without_left_out::<T>(raw).into();
     };
     let mut payload = String::with_capacity(raw.len());
     payload.push('{');
@@ -84,7 +88,7 @@ pub(super) fn parse_record<T: Record>(raw: &str) -> Result<(T, Bytes), serde_jso
         payload.push_str(&raw[entry.key.start..entry.value_end]);
     }
     payload.push('}');
-    Ok((record, payload.into()))
+    payload.into()
 }
 
 /// One top-level entry of an object's text, as byte offsets.
