@@ -152,12 +152,11 @@ async fn postgres_rows_reach_the_models_and_deletes_reconcile_on_full_refresh() 
     );
     let checkpoint =
         govflow::runtime::checkpoint::Checkpoint::load(&dir.path().join("state")).unwrap();
-    assert!(
-        checkpoint.postgres["wise"]
-            .get("point_transaction")
-            .is_some()
-    );
-    assert!(checkpoint.postgres["commerce"].get("quotation").is_some());
+    let cursors = |source: &str| -> govflow::sources::postgres::PgCursors {
+        checkpoint.cursors(source).unwrap()
+    };
+    assert!(cursors("postgres.wise").get("point_transaction").is_some());
+    assert!(cursors("postgres.commerce").get("quotation").is_some());
 
     // An update and an insert appear after one poll; a delete needs a full refresh.
     points

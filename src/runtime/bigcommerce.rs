@@ -1,114 +1,119 @@
-//! The loop that polls the BigCommerce store's built-in entities.
+//! The BigCommerce store's built-in entities as a [`Source`], and the webhook
+//! receiver's feed.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::reconcile;
-use super::{
-    CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
-    progress_kind,
-};
-use crate::sources::bigcommerce::webhooks::{Feed, Freshness};
-use crate::sources::bigcommerce::{Batch, BigCommerceSource, DeadLetter, Entity, PullMode};
+use dataflows::Table;
+use tokio::sync::mpsc;
 
-/// Polls the store until `stop` (or once), sending what it reads to the epoch loop.
-pub(super) async fn bigcommerce_loop(
-    source: Arc<BigCommerceSource>,
-    freshness: Arc<Freshness>,
-    poll_interval: Duration,
-    mut cursors: crate::sources::bigcommerce::Cursors,
-    once: bool,
-    mut links: SourceLinks,
-) {
-    const NAME: &str = "bigcommerce";
-    loop {
-        let full = links.refresh.take();
-        let mode = if full.is_some() {
+use super::reconcile;
+use super::source::{Pages, Seen, Source, SourceLinks, micros_text};
+use super::{Msg, RunError, json_lines};
+use crate::raw::RowKeyValue;
+use crate::sources::bigcommerce::webhooks::{Feed, Freshness};
+use crate::sources::bigcommerce::{
+    Batch, BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, PullReport,
+};
+
+/// The store's built-in entities, read from their cursors.
+pub(super) struct Store {
+    /// The store's client and reader.
+    pub(super) source: Arc<BigCommerceSource>,
+    /// Orders poll pages and webhook reads of the same rows (see its doc).
+    pub(super) freshness: Arc<Freshness>,
+    /// Where each entity's reads got to.
+    pub(super) cursors: Cursors,
+}
+
+impl Store {
+    /// The source's name.
+    pub(super) const NAME: &str = "bigcommerce";
+}
+
+impl Source for Store {
+    type Page = Batch;
+    type Pulled = PullReport;
+    const PAGES_IN_FLIGHT: usize = 64;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.source.config().poll_interval
+    }
+
+    fn is_new(&self) -> bool {
+        Entity::ALL
+            .into_iter()
+            .all(|e| self.cursors.get(e).is_none())
+    }
+
+    fn covers(&self) -> Vec<Table> {
+        reconcile::raw_tables_of(Self::NAME)
+    }
+
+    fn forwarder(
+        &self,
+        _full: bool,
+    ) -> impl FnMut(Batch, &mut Seen, &Pages) -> bool + Send + 'static {
+        let freshness = self.freshness.clone();
+        move |b: Batch, _: &mut Seen, pages: &Pages| {
+            let (records, dead) = (b.upserts.len() as u64, b.dead_letters.len() as u64);
+            pages.count(records, dead, Some((b.entity.name(), b.expected_pages)));
+            let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
+            let payloads = b.payloads;
+            freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
+                pages.send(upserts, payloads, Vec::new(), dead_letters)
+            })
+        }
+    }
+
+    async fn read(
+        &mut self,
+        full: bool,
+        pages: mpsc::Sender<Batch>,
+    ) -> Result<PullReport, RunError> {
+        let mode = if full {
             PullMode::FullSnapshot
         } else {
             PullMode::Incremental
         };
-        links.full_read_starts(NAME, full);
-        let backfill = Entity::ALL.into_iter().all(|e| cursors.get(e).is_none());
-        let tracked = progress_kind(full, backfill).inspect(|kind| {
-            links.telemetry.read_started(NAME, kind);
-        });
-        let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(64);
-        let forward_tx = links.tx.clone();
-        let forward_freshness = freshness.clone();
-        let telemetry = links.telemetry.clone();
-        let forwarder = tokio::spawn(async move {
-            while let Some(b) = brx.recv().await {
-                telemetry.records_read(NAME, b.upserts.len() as u64, b.dead_letters.len() as u64);
-                telemetry.page_read(
-                    NAME,
-                    b.entity.name(),
-                    b.upserts.len() as u64,
-                    b.expected_pages,
-                );
-                let dead_letters = json_lines::<DeadLetter>(&b.dead_letters);
-                let payloads = b.payloads;
-                let sent = forward_freshness.deliver_poll(b.fetched_at, b.upserts, |upserts| {
-                    forward_tx
-                        .send(Msg::Read {
-                            raw: Vec::new(),
-                            upserts,
-                            payloads,
-                            dead_letters,
-                        })
-                        .is_ok()
-                });
-                if !sent {
-                    break;
-                }
-            }
-        });
-        let pulled = tokio::select! {
-            r = source.pull(&cursors, mode, &btx) => Some(r),
-            _ = links.stop.changed() => None,
-        };
-        drop(btx);
-        let _ = forwarder.await;
-        let Some(pulled) = pulled else { break };
-        let outcome = match pulled {
-            Ok(report) => {
-                cursors.advance(&report.entities);
-                ReadOutcome::Done(Msg::PullDone {
-                    update: CursorUpdate::BigCommerce(report),
-                    full: full.map(|generation| FullRead {
-                        generation,
-                        tables: reconcile::raw_tables_of("bigcommerce"),
-                    }),
-                    snapshots: Vec::new(),
-                })
-            }
-            Err(e) => {
-                let error: RunError = e.into();
-                links.full_read_failed(NAME, full, &error);
-                ReadOutcome::Failed {
-                    retryable: error.is_retryable(),
-                    error,
-                }
-            }
-        };
-        let client = source.client();
+        Ok(self.source.pull(&self.cursors, mode, &pages).await?)
+    }
+
+    fn finish(
+        &mut self,
+        _full: bool,
+        report: PullReport,
+        _seen: Seen,
+        _links: &SourceLinks,
+    ) -> Vec<(String, HashSet<RowKeyValue>)> {
+        self.cursors.advance(&report.entities);
+        Vec::new()
+    }
+
+    fn cursors(&self) -> serde_json::Value {
+        serde_json::to_value(&self.cursors).unwrap_or_default()
+    }
+
+    fn cursor_texts(&self) -> BTreeMap<String, String> {
+        Entity::ALL
+            .into_iter()
+            .filter_map(|e| Some((e.name().to_string(), micros_text(self.cursors.get(e)?))))
+            .collect()
+    }
+
+    fn requests(&self) -> (u64, Option<(u32, u32)>) {
+        let client = self.source.client();
         let requests = client
             .stats()
             .requests
             .load(std::sync::atomic::Ordering::Relaxed);
-        let quota = client
-            .governor()
-            .quota()
-            .map(|q| (q, client.governor().used()));
-        let read = ReadEnd {
-            source: NAME,
-            tracked: tracked.is_some(),
-            requests,
-            quota,
-        };
-        if !end_read(&mut links, once, read, outcome, poll_interval).await {
-            break;
-        }
+        let governor = client.governor();
+        (requests, governor.quota().map(|q| (q, governor.used())))
     }
 }
 

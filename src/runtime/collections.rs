@@ -1,21 +1,20 @@
-//! The loop that reads configured BigCommerce collections (`[[bigcommerce.collections]]`)
-//! into their raw tables, on the store's client (one quota, one governor),
-//! beside the built-in entities' loop.
+//! Configured BigCommerce collections (`[[bigcommerce.collections]]`) as a
+//! [`Source`] of their raw tables, on the store's client (one quota, one
+//! governor), beside the built-in entities.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dataflows::catalog::TableDef;
+use tokio::sync::mpsc;
 
-use super::{
-    CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
-    progress_kind,
-};
+use super::source::{Pages, Seen, Source, SourceLinks, micros_text};
+use super::{Msg, RunError, json_lines};
 use crate::raw::RowKeyValue;
 use crate::sources::bigcommerce::BigCommerceSource;
 use crate::sources::bigcommerce::CollectionConfig;
-use crate::sources::bigcommerce::collections::{self, CollectionBatch};
+use crate::sources::bigcommerce::collections::{self, CollectionBatch, CollectionPull};
 
 /// The source's name on the status page and in alerts.
 pub const SOURCE: &str = "bigcommerce.collections";
@@ -34,143 +33,147 @@ pub async fn describe(source: &BigCommerceSource) -> Result<Vec<Collection>, Run
     Ok(out)
 }
 
-/// Polls the collections until stop (or once): collections with a cursor
-/// filter from their cursor minus the lookback, the others whole every
+/// The configured collections, read on the store's client: those with a
+/// cursor filter from their cursor minus the lookback, the others whole every
 /// `scan_every` polls (and on a full refresh), which finds their deletes.
-pub async fn collections_loop(
+pub struct Collections {
+    /// The store's client.
     source: Arc<BigCommerceSource>,
-    mut collections: Vec<Collection>,
-    mut cursors: BTreeMap<String, i64>,
-    once: bool,
-    mut links: SourceLinks,
-) {
-    let poll_interval: Duration = source.config().poll_interval;
-    let lookback = i64::try_from(source.config().lookback.as_micros()).unwrap_or(i64::MAX);
-    let mut polls: u64 = 0;
-    loop {
-        let full = links.refresh.take();
-        links.full_read_starts(SOURCE, full);
-        let tracked = progress_kind(full, cursors.is_empty()).inspect(|kind| {
-            links.telemetry.read_started(SOURCE, kind);
-        });
-        let (btx, mut brx) = tokio::sync::mpsc::channel::<CollectionBatch>(16);
-        let forward_tx = links.tx.clone();
-        let telemetry = links.telemetry.clone();
-        let forwarder = tokio::spawn(async move {
-            let mut seen: HashMap<String, HashSet<RowKeyValue>> = HashMap::new();
-            while let Some(batch) = brx.recv().await {
-                for change in &batch.changes {
-                    seen.entry(change.table.clone())
-                        .or_default()
-                        .insert(change.key.clone());
-                }
-                telemetry.records_read(
-                    SOURCE,
-                    batch.changes.len() as u64,
-                    batch.dead_letters.len() as u64,
-                );
-                let msg = Msg::Read {
-                    upserts: Vec::new(),
-                    payloads: Default::default(),
-                    raw: batch.changes,
-                    dead_letters: json_lines(&batch.dead_letters),
-                };
-                if forward_tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            seen
-        });
-        let read = async {
-            let mut pulls = Vec::new();
-            for (config, def) in &collections {
-                let previous = cursors.get(&config.name).copied();
-                let scan = full.is_some()
-                    || previous.is_none()
-                    || (config.cursor_filter.is_none()
-                        && polls % u64::from(config.scan_every) == 0);
-                if config.cursor_filter.is_none() && !scan {
-                    continue;
-                }
-                let since = if scan {
-                    None
-                } else {
-                    previous.map(|c| c.saturating_sub(lookback))
-                };
-                pulls.push(
-                    collections::read(source.client(), config, def, since, previous, &btx).await?,
-                );
-            }
-            Ok::<_, RunError>(pulls)
-        };
-        let pulled = tokio::select! {
-            r = read => Some(r),
-            _ = links.stop.changed() => None,
-        };
-        drop(btx);
-        let mut seen = forwarder.await.unwrap_or_default();
-        let Some(pulled) = pulled else { break };
-        polls += 1;
-        let outcome = match pulled {
-            Ok(pulls) => {
-                // Fields a collection gained: their columns come before the next read.
-                for p in &pulls {
-                    let Some((config, def)) =
-                        collections.iter_mut().find(|(c, _)| c.name == p.name)
-                    else {
-                        continue;
-                    };
-                    if let Some(next) = collections::with_new_fields(def, config, &p.new_fields) {
-                        let added: Vec<&str> = next
-                            .columns
-                            .iter()
-                            .skip(def.columns.len())
-                            .map(|c| c.name.as_str())
-                            .collect();
-                        let change = format!("added {}", added.join(", "));
-                        *def = Arc::new(next.clone());
-                        let _ = links.tx.send(Msg::TableEvolved { def: next, change });
-                    }
-                }
-                for p in &pulls {
-                    // Collections without a cursor keep a marker: read once.
-                    let at = p.cursor.unwrap_or(0);
-                    let slot = cursors.entry(p.name.clone()).or_insert(at);
-                    *slot = (*slot).max(at);
-                }
-                let snapshots = pulls
-                    .iter()
-                    .filter(|p| p.whole)
-                    .filter_map(|p| {
-                        let (_, def) = collections.iter().find(|(c, _)| c.name == p.name)?;
-                        Some((def.name.clone(), seen.remove(&def.name).unwrap_or_default()))
-                    })
-                    .collect();
-                ReadOutcome::Done(Msg::PullDone {
-                    update: CursorUpdate::Collections { pulls },
-                    full: full.map(|generation| FullRead {
-                        generation,
-                        tables: Vec::new(),
-                    }),
-                    snapshots,
-                })
-            }
-            Err(error) => {
-                links.full_read_failed(SOURCE, full, &error);
-                ReadOutcome::Failed {
-                    retryable: error.is_retryable(),
-                    error,
-                }
-            }
-        };
-        let read = ReadEnd {
-            source: SOURCE,
-            tracked: tracked.is_some(),
-            requests: 0,
-            quota: None,
-        };
-        if !end_read(&mut links, once, read, outcome, poll_interval).await {
-            break;
+    /// Each collection and its declaration (evolved as fields appear).
+    collections: Vec<Collection>,
+    /// Each collection's cursor (µs since the Unix epoch; 0 for one read
+    /// once without a cursor).
+    cursors: BTreeMap<String, i64>,
+    /// Reads so far.
+    polls: u64,
+}
+
+impl Collections {
+    /// The collections of `source` from their checkpointed `cursors`.
+    pub fn new(
+        source: Arc<BigCommerceSource>,
+        collections: Vec<Collection>,
+        cursors: BTreeMap<String, i64>,
+    ) -> Collections {
+        Collections {
+            source,
+            collections,
+            cursors,
+            polls: 0,
         }
+    }
+}
+
+impl Source for Collections {
+    type Page = CollectionBatch;
+    type Pulled = Vec<CollectionPull>;
+
+    fn name(&self) -> &str {
+        SOURCE
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.source.config().poll_interval
+    }
+
+    fn is_new(&self) -> bool {
+        self.cursors.is_empty()
+    }
+
+    fn forwarder(
+        &self,
+        _full: bool,
+    ) -> impl FnMut(CollectionBatch, &mut Seen, &Pages) -> bool + Send + 'static {
+        |batch: CollectionBatch, seen: &mut Seen, pages: &Pages| {
+            for change in &batch.changes {
+                seen.entry(change.table.clone())
+                    .or_default()
+                    .insert(change.key.clone());
+            }
+            let dead = batch.dead_letters.len() as u64;
+            pages.count(batch.changes.len() as u64, dead, None);
+            let dead_letters = json_lines(&batch.dead_letters);
+            pages.send(Vec::new(), Default::default(), batch.changes, dead_letters)
+        }
+    }
+
+    async fn read(
+        &mut self,
+        full: bool,
+        pages: mpsc::Sender<CollectionBatch>,
+    ) -> Result<Vec<CollectionPull>, RunError> {
+        let lookback = i64::try_from(self.source.config().lookback.as_micros()).unwrap_or(i64::MAX);
+        let polls = self.polls;
+        self.polls += 1;
+        let mut pulls = Vec::new();
+        for (config, def) in &self.collections {
+            let previous = self.cursors.get(&config.name).copied();
+            let scan = full
+                || previous.is_none()
+                || (config.cursor_filter.is_none() && polls % u64::from(config.scan_every) == 0);
+            if config.cursor_filter.is_none() && !scan {
+                continue;
+            }
+            let since = if scan {
+                None
+            } else {
+                previous.map(|c| c.saturating_sub(lookback))
+            };
+            let client = self.source.client();
+            pulls.push(collections::read(client, config, def, since, previous, &pages).await?);
+        }
+        Ok(pulls)
+    }
+
+    fn finish(
+        &mut self,
+        _full: bool,
+        pulls: Vec<CollectionPull>,
+        mut seen: Seen,
+        links: &SourceLinks,
+    ) -> Vec<(String, HashSet<RowKeyValue>)> {
+        // Fields a collection gained: their columns come before the next read.
+        for p in &pulls {
+            let Some((config, def)) = self.collections.iter_mut().find(|(c, _)| c.name == p.name)
+            else {
+                continue;
+            };
+            if let Some(next) = collections::with_new_fields(def, config, &p.new_fields) {
+                let added: Vec<&str> = next
+                    .columns
+                    .iter()
+                    .skip(def.columns.len())
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let change = format!("added {}", added.join(", "));
+                *def = Arc::new(next.clone());
+                let _ = links.tx.send(Msg::TableEvolved { def: next, change });
+            }
+        }
+        for p in &pulls {
+            // Collections without a cursor keep a marker: read once.
+            let at = p.cursor.unwrap_or(0);
+            let slot = self.cursors.entry(p.name.clone()).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        pulls
+            .iter()
+            .filter(|p| p.whole)
+            .filter_map(|p| {
+                let (_, def) = self.collections.iter().find(|(c, _)| c.name == p.name)?;
+                Some((def.name.clone(), seen.remove(&def.name).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    fn cursors(&self) -> serde_json::Value {
+        serde_json::to_value(&self.cursors).unwrap_or_default()
+    }
+
+    fn cursor_texts(&self) -> BTreeMap<String, String> {
+        self.cursors
+            .iter()
+            .map(|(name, at)| (name.clone(), micros_text(*at)))
+            .collect()
     }
 }

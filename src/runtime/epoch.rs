@@ -13,10 +13,12 @@ use dataflows::checks::{CheckResult, CheckSpec, CheckState};
 use dataflows::records::{Payloads, Upsert};
 use tokio::sync::watch;
 
+use super::bigcommerce::Store;
 use super::checkpoint::Checkpoint;
 use super::dataflow::{Dataflow, TableChangeSet};
 use super::refresh::{Finished, RefreshTracker};
-use super::{CursorUpdate, Msg, ProgressHandle, RunError, RunOptions};
+use super::source::ReadDone;
+use super::{Msg, ProgressHandle, RunError, RunOptions};
 use crate::checks::ChecksFile;
 use crate::format;
 use crate::notify::Outbox;
@@ -172,7 +174,7 @@ impl EpochLoop {
                 lane.backlog(backlog.clone());
             }
         }
-        let announce = !checkpoint.bigcommerce.is_empty();
+        let announce = checkpoint.sources.contains_key(Store::NAME);
         let dead_letters = state_dir.join("dead_letters.jsonl");
         let mut epoch_loop = EpochLoop {
             dataflow,
@@ -206,7 +208,7 @@ impl EpochLoop {
         loop {
             let deadline = Instant::now() + self.flush_interval;
             let mut upserts: Vec<Upsert> = Vec::new();
-            let mut done: Vec<CursorUpdate> = Vec::new();
+            let mut done: Vec<ReadDone> = Vec::new();
             let mut finished = false;
             let mut refresh_ended = false;
             loop {
@@ -228,12 +230,12 @@ impl EpochLoop {
                         refresh.started(&source, generation)
                     }
                     Ok(Msg::PullDone {
-                        update,
+                        done: mut read,
                         full,
-                        snapshots,
                     }) => {
-                        let source = update.source();
-                        done.push(update);
+                        let source = read.source.clone();
+                        let snapshots = std::mem::take(&mut read.snapshots);
+                        done.push(read);
                         // Everything the whole-table reads delivered is applied: what
                         // they did not deliver is gone upstream.
                         let tables = snapshots.iter().map(|(t, _)| t.clone()).collect();
@@ -297,7 +299,7 @@ impl EpochLoop {
 
     /// Steps the dataflow over `upserts`, publishes the changes, then
     /// checkpoints the cursors of the pulls in `done`.
-    fn commit(&mut self, upserts: Vec<Upsert>, done: &[CursorUpdate]) -> Result<(), RunError> {
+    fn commit(&mut self, upserts: Vec<Upsert>, done: &[ReadDone]) -> Result<(), RunError> {
         if let Some(bq) = &self.bigquery {
             bq.check()?;
         }
@@ -350,35 +352,13 @@ impl EpochLoop {
                 }
             }
         }
-        if done
-            .iter()
-            .any(|u| matches!(u, CursorUpdate::BigCommerce(_)))
-        {
+        if done.iter().any(|read| read.source == Store::NAME) {
             self.announce = true;
         }
-        for update in done {
-            match update {
-                CursorUpdate::BigCommerce(report) => {
-                    self.checkpoint.bigcommerce.advance(&report.entities)
-                }
-                CursorUpdate::Collections { pulls } => {
-                    for p in pulls {
-                        let at = p.cursor.unwrap_or(0);
-                        let slot = self
-                            .checkpoint
-                            .collections
-                            .entry(p.name.clone())
-                            .or_insert(at);
-                        *slot = (*slot).max(at);
-                    }
-                }
-                CursorUpdate::Postgres { database, pulls } => self
-                    .checkpoint
-                    .postgres
-                    .entry(database.clone())
-                    .or_default()
-                    .advance(pulls),
-            }
+        for read in done {
+            self.checkpoint
+                .sources
+                .insert(read.source.clone(), read.cursors.clone());
         }
         self.checkpoint.store(&self.state_dir)?;
         let elapsed = started.elapsed();
@@ -386,10 +366,9 @@ impl EpochLoop {
             self.telemetry
                 .epoch_committed(epoch, &deltas, elapsed, flush);
         }
-        for update in done {
-            let source = update.source();
-            let cursors = self.cursor_texts(update);
-            self.telemetry.pull_committed(&source, cursors);
+        for read in done {
+            self.telemetry
+                .pull_committed(&read.source, read.cursor_texts.clone());
         }
         self.update_checks();
         if let Ok(mut p) = self.progress.lock() {
@@ -439,40 +418,6 @@ impl EpochLoop {
         };
         if let Err(e) = file.store(&self.state_dir) {
             tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot write check results");
-        }
-    }
-
-    /// The checkpointed cursors of the source of `update`, as text.
-    fn cursor_texts(&self, update: &CursorUpdate) -> std::collections::BTreeMap<String, String> {
-        match update {
-            CursorUpdate::BigCommerce(_) => crate::sources::bigcommerce::Entity::ALL
-                .into_iter()
-                .filter_map(|e| {
-                    let at = self.checkpoint.bigcommerce.get(e)?;
-                    let text = chrono::DateTime::from_timestamp_micros(at)
-                        .map_or(at.to_string(), |t| t.to_rfc3339());
-                    Some((e.name().to_string(), text))
-                })
-                .collect(),
-            CursorUpdate::Collections { pulls } => pulls
-                .iter()
-                .filter_map(|p| {
-                    let at = *self.checkpoint.collections.get(&p.name)?;
-                    let text = chrono::DateTime::from_timestamp_micros(at)
-                        .map_or(at.to_string(), |t| t.to_rfc3339());
-                    Some((p.name.clone(), text))
-                })
-                .collect(),
-            CursorUpdate::Postgres { database, .. } => self
-                .checkpoint
-                .postgres
-                .get(database)
-                .map(|c| {
-                    c.0.iter()
-                        .map(|(t, v)| (t.clone(), v.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
         }
     }
 

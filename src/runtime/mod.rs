@@ -19,12 +19,13 @@ mod postgres;
 mod reconcile;
 pub mod refresh;
 pub mod reload;
-mod source_loop;
+mod source;
 mod supervisor;
-use self::bigcommerce::{bigcommerce_loop, webhook_feed};
-use self::source_loop::{ReadEnd, ReadOutcome, end_read, progress_kind};
+use self::bigcommerce::{Store, webhook_feed};
+use self::collections::Collections;
+use self::postgres::Database;
+use self::source::{ReadDone, SourceLinks, drive};
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,22 +37,22 @@ use tokio::sync::{mpsc, watch};
 use self::checkpoint::{Checkpoint, CheckpointError};
 use self::dataflow::{Cluster, Dataflow, DataflowError};
 use self::epoch::{EpochLoop, Outlets, Stores};
-use self::postgres::{postgres_loop, postgres_sources};
+use self::postgres::postgres_sources;
 use self::refresh::{RefreshChannels, RefreshRequests, RefreshTracker};
 use self::supervisor::{Jobs, SourceEvent};
 use crate::alerts::Alerter;
 use crate::config::LiveSecrets;
 use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
-use crate::raw::{RawChange, RawError, RawLayer, RowKeyValue};
+use crate::raw::{RawChange, RawError, RawLayer};
 use crate::schedule::Clock;
 use crate::settings::Config;
 use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
 use crate::sinks::local::WarehouseError;
 use crate::sources::bigcommerce::webhooks::{Freshness, WebhookServer};
-use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource, PullReport};
-use crate::sources::postgres::{PgError, TablePull};
+use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource};
+use crate::sources::postgres::PgError;
 use crate::status::Telemetry;
 
 /// How a run behaves.
@@ -165,36 +166,6 @@ pub struct Progress {
 /// Shared handle on a run's [`Progress`].
 pub type ProgressHandle = Arc<Mutex<Progress>>;
 
-/// What a completed pull moves forward, once the epoch holding its data is committed.
-#[derive(Debug)]
-enum CursorUpdate {
-    /// BigCommerce entity cursors.
-    BigCommerce(PullReport),
-    /// The cursors of configured BigCommerce collections.
-    Collections {
-        /// What each collection's read saw.
-        pulls: Vec<crate::sources::bigcommerce::collections::CollectionPull>,
-    },
-    /// The table cursors of one PostgreSQL database.
-    Postgres {
-        /// The database's config name.
-        database: String,
-        /// What each table's read saw.
-        pulls: Vec<TablePull>,
-    },
-}
-
-impl CursorUpdate {
-    /// The source that pulled.
-    fn source(&self) -> String {
-        match self {
-            CursorUpdate::BigCommerce(_) => "bigcommerce".to_string(),
-            CursorUpdate::Collections { .. } => collections::SOURCE.to_string(),
-            CursorUpdate::Postgres { database, .. } => format!("postgres.{database}"),
-        }
-    }
-}
-
 /// A full read that ended, covering these raw tables.
 #[derive(Debug)]
 struct FullRead {
@@ -213,13 +184,11 @@ enum Msg {
     },
     /// A source starts a full read for a full refresh (before its first batch).
     FullReadStarted { source: String, generation: u64 },
-    /// A pull completed. `full`: it was a full read. `snapshots`: the keys
-    /// each configured raw table's whole-table read delivered (keys it did
-    /// not deliver are gone upstream).
+    /// A read completed: its cursors, and the configured tables it read
+    /// whole. `full`: it was a full read.
     PullDone {
-        update: CursorUpdate,
+        done: ReadDone,
         full: Option<FullRead>,
-        snapshots: Vec<(String, HashSet<RowKeyValue>)>,
     },
     /// A full read failed; the source goes on with incremental pulls.
     FullReadFailed {
@@ -238,43 +207,6 @@ enum Msg {
     },
     /// A source failed for good.
     SourceFailed(RunError),
-}
-
-/// What a source loop talks through.
-struct SourceLinks {
-    /// To the epoch loop.
-    tx: std::sync::mpsc::Sender<Msg>,
-    /// To the alerts.
-    events: mpsc::UnboundedSender<SourceEvent>,
-    /// Turns true when the run stops.
-    stop: watch::Receiver<bool>,
-    /// Full refreshes asked for.
-    refresh: RefreshRequests,
-    /// Where reads and pulls are reported.
-    telemetry: Arc<Telemetry>,
-}
-
-impl SourceLinks {
-    /// Announces a full read of `generation` (when `full` holds one).
-    fn full_read_starts(&self, source: &str, full: Option<u64>) {
-        if let Some(generation) = full {
-            let _ = self.tx.send(Msg::FullReadStarted {
-                source: source.to_string(),
-                generation,
-            });
-        }
-    }
-
-    /// Reports a failed full read, so the refresh it belongs to can end.
-    fn full_read_failed(&self, source: &str, full: Option<u64>, error: &RunError) {
-        if let Some(generation) = full {
-            let _ = self.tx.send(Msg::FullReadFailed {
-                source: source.to_string(),
-                generation,
-                error: error.to_string(),
-            });
-        }
-    }
 }
 
 /// Runs the pipeline of `config` until `stop` turns true (or, with `once`,
@@ -388,7 +320,6 @@ pub async fn run(
     // Orders poll pages and webhook reads of the same rows (see its doc).
     let freshness = Freshness::new();
     if let Some(source) = bigcommerce {
-        let bc = source.config().clone();
         options
             .secrets
             .register("bigcommerce.access_token", source.client().token());
@@ -405,40 +336,35 @@ pub async fn run(
             .map_err(|e| RunError::Config(e.to_string()))?;
         }
         telemetry.source_added(
-            "bigcommerce",
-            &table_names(&reconcile::raw_tables_of("bigcommerce")),
+            Store::NAME,
+            &table_names(&reconcile::raw_tables_of(Store::NAME)),
         );
         source.client().observe_latency(
             telemetry
                 .metrics
                 .source_request_seconds
-                .get_or_create_owned(&crate::status::label("source", "bigcommerce")),
+                .get_or_create_owned(&crate::status::label("source", Store::NAME)),
         );
         if !collections.is_empty() {
             let tables: Vec<String> = collections.iter().map(|(_, d)| d.name.clone()).collect();
             telemetry.source_added(collections::SOURCE, &tables);
-            sources.push(tokio::spawn(collections::collections_loop(
-                source.clone(),
-                collections,
-                checkpoint.collections.clone(),
-                options.once,
-                links(),
-            )));
+            let cursors = checkpoint.cursors(collections::SOURCE)?;
+            let collections = Collections::new(source.clone(), collections, cursors);
+            sources.push(tokio::spawn(drive(collections, options.once, links())));
         }
-        sources.push(tokio::spawn(bigcommerce_loop(
+        let cursors = checkpoint.cursors(Store::NAME)?;
+        let store = Store {
             source,
-            freshness.clone(),
-            bc.poll_interval,
-            checkpoint.bigcommerce.clone(),
-            options.once,
-            links(),
-        )));
+            freshness: freshness.clone(),
+            cursors,
+        };
+        sources.push(tokio::spawn(drive(store, options.once, links())));
     }
     for (name, source, targets) in postgres {
         options
             .secrets
             .register(&format!("postgres.{name}.url"), source.url());
-        let source_name = format!("postgres.{name}");
+        let source_name = Database::source_name(&name);
         let tables: Vec<String> = targets.iter().map(|(_, t)| t.table_name()).collect();
         telemetry.source_added(&source_name, &tables);
         source.observe_latency(
@@ -447,13 +373,9 @@ pub async fn run(
                 .source_request_seconds
                 .get_or_create_owned(&crate::status::label("source", &source_name)),
         );
-        sources.push(tokio::spawn(postgres_loop(
-            source,
-            targets,
-            checkpoint.postgres.get(&name).cloned().unwrap_or_default(),
-            options.once,
-            links(),
-        )));
+        let cursors = checkpoint.cursors(&source_name)?;
+        let database = Database::new(source, targets, cursors);
+        sources.push(tokio::spawn(drive(database, options.once, links())));
     }
     drop((tx, events_tx));
 

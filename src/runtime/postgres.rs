@@ -1,22 +1,23 @@
-//! The loop that reads one PostgreSQL database's configured tables: those a
+//! One PostgreSQL database's configured tables as a [`Source`]: those a
 //! model reads feed the dataflow, any other lands as a configured raw table
 //! (its columns discovered at start and followed when they change upstream).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use dataflows::Table;
 use dataflows::catalog::TableDef;
+use tokio::sync::mpsc;
 
+use super::source::{Pages, Seen, Source, SourceLinks};
 use super::supervisor::SourceEvent;
-use super::{
-    CursorUpdate, FullRead, Msg, ReadEnd, ReadOutcome, RunError, SourceLinks, end_read, json_lines,
-    progress_kind,
-};
+use super::{Msg, RunError, json_lines};
 use crate::raw::RowKeyValue;
 use crate::settings::Config;
 use crate::sources::postgres::tables as pg_tables;
 use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
-use crate::sources::postgres::{PgBatch, PgCursors, PgSource};
+use crate::sources::postgres::{PgBatch, PgCursors, PgSource, TablePull};
 
 /// What a configured PostgreSQL table feeds.
 #[derive(Clone, Debug)]
@@ -80,140 +81,151 @@ pub(super) async fn postgres_sources(config: &Config) -> Result<Vec<PgSourceSetu
     Ok(out)
 }
 
-/// Polls one PostgreSQL database's tables until `stop` (or once), sending
-/// their upserts (and configured tables' changes) to the epoch loop.
-/// `targets`: each configured table and what it feeds. A full refresh reads
-/// every table whole.
-pub(super) async fn postgres_loop(
+/// One PostgreSQL database's configured tables, read from their cursors
+/// (whole every poll for a table without one, and on a full refresh).
+pub(super) struct Database {
+    /// The source's name: `postgres.<config name>`.
+    name: String,
+    /// The database's reader.
     source: PgSource,
-    mut targets: Vec<(String, PgTarget)>,
-    mut cursors: PgCursors,
-    once: bool,
-    mut links: SourceLinks,
-) {
-    let database = source.name().to_string();
-    let name = format!("postgres.{database}");
-    let poll_interval = source.config().poll_interval;
-    loop {
-        if let Err(error) = follow_schemas(&source, &mut targets, &links).await {
-            tracing::warn!(source = %name, %error, "cannot check the tables' columns; reading with the known ones");
+    /// Each configured table and what it feeds.
+    targets: Vec<(String, PgTarget)>,
+    /// Where each table's reads got to.
+    cursors: PgCursors,
+}
+
+impl Database {
+    /// The source's name for the database of config name `database`.
+    pub(super) fn source_name(database: &str) -> String {
+        format!("postgres.{database}")
+    }
+
+    /// The database read by `source` into `targets`, from `cursors`.
+    pub(super) fn new(
+        source: PgSource,
+        targets: Vec<(String, PgTarget)>,
+        cursors: PgCursors,
+    ) -> Database {
+        Database {
+            name: Self::source_name(source.name()),
+            source,
+            targets,
+            cursors,
         }
-        let full = links.refresh.take();
-        links.full_read_starts(&name, full);
-        let tracked = progress_kind(full, cursors.0.is_empty()).inspect(|kind| {
-            links.telemetry.read_started(&name, kind);
-        });
-        let (btx, mut brx) = tokio::sync::mpsc::channel::<PgBatch>(16);
-        let forward_tx = links.tx.clone();
-        let forward_targets = targets.clone();
-        let telemetry = links.telemetry.clone();
-        let forward_name = name.clone();
-        let whole_reads = full.is_some();
-        // Forwards each page; returns the keys of the configured tables read whole.
-        let forwarder = tokio::spawn(async move {
-            let mut seen: HashMap<String, HashSet<RowKeyValue>> = HashMap::new();
-            while let Some(batch) = brx.recv().await {
-                let Some((_, target)) = forward_targets.iter().find(|(t, _)| *t == batch.table)
-                else {
-                    continue;
-                };
-                let (upserts, raw, mut dead) = match target {
-                    PgTarget::Model(model) => {
-                        let (upserts, dead) = pg_upserts(*model, &batch);
-                        (upserts, Vec::new(), dead)
-                    }
-                    PgTarget::Raw { def, has_cursor } => {
-                        let (raw, dead) = pg_tables::changes(def, &batch);
-                        if whole_reads || !has_cursor {
-                            let keys = seen.entry(def.name.clone()).or_default();
-                            keys.extend(raw.iter().map(|c| c.key.clone()));
-                        }
-                        (Vec::new(), raw, dead)
-                    }
-                };
-                dead.extend(batch.dead_letters);
-                let n = (upserts.len() + raw.len()) as u64;
-                telemetry.records_read(&forward_name, n, dead.len() as u64);
-                telemetry.page_read(&forward_name, &batch.table, n, None);
-                let msg = Msg::Read {
-                    upserts,
-                    payloads: Default::default(),
-                    raw,
-                    dead_letters: json_lines(&dead),
-                };
-                if forward_tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            seen
-        });
-        let read = async {
-            if full.is_some() {
-                let mut pulls = Vec::new();
-                for (table, _) in &targets {
-                    pulls.push(source.full_snapshot(table, &btx).await?);
-                }
-                Ok(pulls)
-            } else {
-                source.poll(&cursors, &btx).await.map(|r| r.tables)
-            }
-        };
-        let pulled = tokio::select! {
-            r = read => Some(r),
-            _ = links.stop.changed() => None,
-        };
-        drop(btx);
-        let mut seen = forwarder.await.unwrap_or_default();
-        let Some(pulled) = pulled else { break };
-        let outcome = match pulled {
-            Ok(pulls) => {
-                cursors.advance(&pulls);
-                // Whole-table reads of configured tables: their keys, even when empty.
-                let snapshots = targets
-                    .iter()
-                    .filter_map(|(table, target)| {
-                        let def = target.raw_def()?;
-                        let whole = pulls.iter().any(|p| p.table == *table && p.snapshot);
-                        whole
-                            .then(|| (def.name.clone(), seen.remove(&def.name).unwrap_or_default()))
-                    })
-                    .collect();
-                ReadOutcome::Done(Msg::PullDone {
-                    update: CursorUpdate::Postgres {
-                        database: database.clone(),
-                        pulls,
-                    },
-                    full: full.map(|generation| FullRead {
-                        generation,
-                        tables: targets
-                            .iter()
-                            .filter_map(|(_, t)| match t {
-                                PgTarget::Model(m) => Some(m.raw_table()),
-                                PgTarget::Raw { .. } => None,
-                            })
-                            .collect(),
-                    }),
-                    snapshots,
-                })
-            }
-            Err(e) => {
-                let error: RunError = e.into();
-                links.full_read_failed(&name, full, &error);
-                ReadOutcome::Failed {
-                    retryable: error.is_retryable(),
-                    error,
-                }
-            }
-        };
-        let read = ReadEnd {
-            source: &name,
-            tracked: tracked.is_some(),
-            requests: source.pages(),
-            quota: None,
-        };
-        if !end_read(&mut links, once, read, outcome, poll_interval).await {
-            break;
+    }
+}
+
+impl Source for Database {
+    type Page = PgBatch;
+    type Pulled = Vec<TablePull>;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.source.config().poll_interval
+    }
+
+    fn is_new(&self) -> bool {
+        self.cursors.0.is_empty()
+    }
+
+    fn covers(&self) -> Vec<Table> {
+        self.targets
+            .iter()
+            .filter_map(|(_, t)| match t {
+                PgTarget::Model(m) => Some(m.raw_table()),
+                PgTarget::Raw { .. } => None,
+            })
+            .collect()
+    }
+
+    async fn follow_upstream(&mut self, links: &SourceLinks) {
+        if let Err(error) = follow_schemas(&self.source, &mut self.targets, links).await {
+            tracing::warn!(source = %self.name, %error, "cannot check the tables' columns; reading with the known ones");
         }
+    }
+
+    fn forwarder(
+        &self,
+        full: bool,
+    ) -> impl FnMut(PgBatch, &mut Seen, &Pages) -> bool + Send + 'static {
+        let targets = self.targets.clone();
+        move |batch: PgBatch, seen: &mut Seen, pages: &Pages| {
+            let Some((_, target)) = targets.iter().find(|(t, _)| *t == batch.table) else {
+                return true;
+            };
+            let (upserts, raw, mut dead) = match target {
+                PgTarget::Model(model) => {
+                    let (upserts, dead) = pg_upserts(*model, &batch);
+                    (upserts, Vec::new(), dead)
+                }
+                PgTarget::Raw { def, has_cursor } => {
+                    let (raw, dead) = pg_tables::changes(def, &batch);
+                    if full || !has_cursor {
+                        let keys = seen.entry(def.name.clone()).or_default();
+                        keys.extend(raw.iter().map(|c| c.key.clone()));
+                    }
+                    (Vec::new(), raw, dead)
+                }
+            };
+            dead.extend(batch.dead_letters);
+            let n = (upserts.len() + raw.len()) as u64;
+            pages.count(n, dead.len() as u64, Some((&batch.table, None)));
+            pages.send(upserts, Default::default(), raw, json_lines(&dead))
+        }
+    }
+
+    async fn read(
+        &mut self,
+        full: bool,
+        pages: mpsc::Sender<PgBatch>,
+    ) -> Result<Vec<TablePull>, RunError> {
+        if full {
+            let mut pulls = Vec::new();
+            for (table, _) in &self.targets {
+                pulls.push(self.source.full_snapshot(table, &pages).await?);
+            }
+            Ok(pulls)
+        } else {
+            Ok(self.source.poll(&self.cursors, &pages).await?.tables)
+        }
+    }
+
+    fn finish(
+        &mut self,
+        _full: bool,
+        pulls: Vec<TablePull>,
+        mut seen: Seen,
+        _links: &SourceLinks,
+    ) -> Vec<(String, HashSet<RowKeyValue>)> {
+        self.cursors.advance(&pulls);
+        // Whole-table reads of configured tables: their keys, even when empty.
+        self.targets
+            .iter()
+            .filter_map(|(table, target)| {
+                let def = target.raw_def()?;
+                let whole = pulls.iter().any(|p| p.table == *table && p.snapshot);
+                whole.then(|| (def.name.clone(), seen.remove(&def.name).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    fn cursors(&self) -> serde_json::Value {
+        serde_json::to_value(&self.cursors).unwrap_or_default()
+    }
+
+    fn cursor_texts(&self) -> BTreeMap<String, String> {
+        self.cursors
+            .0
+            .iter()
+            .map(|(t, v)| (t.clone(), v.to_string()))
+            .collect()
+    }
+
+    fn requests(&self) -> (u64, Option<(u32, u32)>) {
+        (self.source.pages(), None)
     }
 }
 
