@@ -1,6 +1,6 @@
 //! The epoch loop: the thread that turns source messages into committed
-//! epochs (dataflow step, raw layer, warehouse and BigQuery spool, checkpoint,
-//! checks, telemetry, restock outbox).
+//! epochs (dataflow step, raw layer, the sinks through the commit protocol,
+//! checkpoint, checks, telemetry, restock outbox).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::bigcommerce::Store;
 use super::checkpoint::Checkpoint;
+use super::commit::Sinks;
 use super::dataflow::{Dataflow, TableChangeSet};
 use super::refresh::{Finished, RefreshTracker};
 use super::source::ReadDone;
@@ -23,7 +24,7 @@ use crate::checks::ChecksFile;
 use crate::format;
 use crate::notify::Outbox;
 use crate::raw::RawLayer;
-use crate::sinks::bigquery::SpoolWriter;
+use crate::sinks::Sink;
 use crate::sinks::local::{LocalWarehouse, WarehouseOptions};
 use crate::status::Telemetry;
 
@@ -34,7 +35,8 @@ pub(super) struct EpochLoop {
     raw: RawLayer,
     /// The `_payload` texts of the upserts of the epoch being gathered.
     payloads: Payloads,
-    warehouse: LocalWarehouse,
+    /// The local warehouse and the other sinks.
+    sinks: Sinks,
     state_dir: PathBuf,
     checkpoint: Checkpoint,
     flush_interval: Duration,
@@ -47,8 +49,6 @@ pub(super) struct EpochLoop {
     checks_at: Instant,
     /// Where commits are reported.
     telemetry: Arc<Telemetry>,
-    /// The BigQuery sink's spool, when the warehouse is BigQuery.
-    bigquery: Option<SpoolWriter>,
     /// Where committed restock events go for delivery: one per lane.
     outbox: Vec<Outbox>,
     /// False until the store's first complete pull is committed: episodes
@@ -80,8 +80,8 @@ pub(super) struct Stores {
     pub(super) state_dir: PathBuf,
     /// The configured raw tables.
     pub(super) raw: RawLayer,
-    /// The BigQuery sink's spool, when the warehouse is BigQuery.
-    pub(super) bigquery: Option<SpoolWriter>,
+    /// The sinks besides the local warehouse (the BigQuery spool).
+    pub(super) others: Vec<Box<dyn Sink>>,
 }
 
 impl EpochLoop {
@@ -96,7 +96,7 @@ impl EpochLoop {
             warehouse_dir,
             state_dir,
             mut raw,
-            mut bigquery,
+            others,
         } = stores;
         let Outlets {
             progress,
@@ -158,9 +158,9 @@ impl EpochLoop {
         // A crash between a warehouse commit and its checkpoint leaves older
         // cursors: harmless, the next pull reads a little more again.
         checkpoint.epoch = checkpoint.epoch.max(warehouse.committed_epoch());
-        if let Some(spool) = bigquery.as_mut() {
-            spool.open(warehouse.committed_epoch())?;
-        }
+        let committed = warehouse.committed_epoch();
+        let sinks = Sinks::open(warehouse, others, committed)?;
+        let warehouse = sinks.primary();
         if let Ok(mut p) = progress.lock() {
             p.epoch = checkpoint.epoch;
         }
@@ -180,7 +180,7 @@ impl EpochLoop {
             dataflow,
             raw,
             payloads: Payloads::default(),
-            warehouse,
+            sinks,
             state_dir,
             checkpoint,
             flush_interval: options.flush_interval,
@@ -190,7 +190,6 @@ impl EpochLoop {
             check_results,
             checks_at: Instant::now(),
             telemetry,
-            bigquery,
             outbox,
             announce,
         };
@@ -284,7 +283,7 @@ impl EpochLoop {
             self.commit(upserts, &done)?;
             if refresh_ended {
                 // Everything the full reads delivered is committed: delete what they did not see.
-                let Finished { status, deletes } = refresh.finish(&self.warehouse)?;
+                let Finished { status, deletes } = refresh.finish(self.sinks.primary())?;
                 self.commit(deletes, &[])?;
                 refresh.publish(status);
             }
@@ -300,9 +299,7 @@ impl EpochLoop {
     /// Steps the dataflow over `upserts`, publishes the changes, then
     /// checkpoints the cursors of the pulls in `done`.
     fn commit(&mut self, upserts: Vec<Upsert>, done: &[ReadDone]) -> Result<(), RunError> {
-        if let Some(bq) = &self.bigquery {
-            bq.check()?;
-        }
+        self.sinks.check()?;
         if upserts.is_empty() && done.is_empty() && !self.raw.has_pending() {
             return Ok(());
         }
@@ -332,15 +329,8 @@ impl EpochLoop {
                 deltas.insert(batch.table.clone(), (delta, n));
                 batches.push(batch);
             }
-            if let Some(bq) = &self.bigquery {
-                bq.write(epoch, &batches)?;
-            }
-            let flush = Instant::now();
-            self.warehouse.commit(epoch, &batches)?;
-            committed = Some((epoch, deltas, flush.elapsed()));
-            if let Some(bq) = &self.bigquery {
-                bq.committed(epoch);
-            }
+            let flush = self.sinks.commit(epoch, &batches)?;
+            committed = Some((epoch, deltas, flush));
             self.checkpoint.epoch = Some(epoch);
             if let Some(events) = changes
                 .remove(&Table::ProductNotificationEvent)
@@ -388,14 +378,11 @@ impl EpochLoop {
         Ok(())
     }
 
-    /// Moves a configured raw table to an evolved declaration: the raw layer,
-    /// the local warehouse and the BigQuery spool.
+    /// Moves a configured raw table to an evolved declaration: the raw layer
+    /// and every sink.
     fn evolve(&mut self, def: TableDef, change: &str) -> Result<(), RunError> {
         let spec = format::spec_of(&def);
-        self.warehouse.evolve(spec.clone())?;
-        if let Some(bq) = &self.bigquery {
-            bq.evolve(spec)?;
-        }
+        self.sinks.evolve(spec)?;
         tracing::info!(table = %def.name, %change, "table evolved");
         self.telemetry.tables_added(std::slice::from_ref(&def));
         self.raw.evolve(def);

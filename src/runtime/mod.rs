@@ -12,6 +12,7 @@
 mod bigcommerce;
 pub mod checkpoint;
 mod collections;
+mod commit;
 pub mod dataflow;
 mod epoch;
 pub mod memory;
@@ -50,6 +51,7 @@ use crate::settings::Config;
 use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
 use crate::sinks::local::WarehouseError;
+use crate::sinks::{Sink, SinkError};
 use crate::sources::bigcommerce::webhooks::{Freshness, WebhookServer};
 use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource};
 use crate::sources::postgres::PgError;
@@ -128,6 +130,15 @@ pub enum RunError {
     /// Notification delivery failed.
     #[error(transparent)]
     Notify(#[from] NotifyError),
+}
+
+impl From<SinkError> for RunError {
+    fn from(e: SinkError) -> RunError {
+        match e {
+            SinkError::Local(e) => RunError::Warehouse(e),
+            SinkError::BigQuery(e) => RunError::BigQuery(e),
+        }
+    }
 }
 
 impl RunError {
@@ -273,10 +284,11 @@ pub async fn run(
         ),
     };
     let (spool_writer, flush_task) = bigquery.unzip();
-    let mut sinks = vec![LOCAL_SINK.to_string()];
-    if flush_task.is_some() {
-        sinks.push("bigquery".to_string());
-    }
+    let others: Vec<Box<dyn Sink>> = spool_writer
+        .into_iter()
+        .map(|w| Box::new(w) as Box<dyn Sink>)
+        .collect();
+    let sinks = config.warehouse.sink_names();
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         RunError::Config(format!(
             "state.dir {}: cannot create: {e}",
@@ -422,7 +434,7 @@ pub async fn run(
                 warehouse_dir: loop_dir,
                 state_dir,
                 raw,
-                bigquery: spool_writer,
+                others,
             },
             checkpoint,
             &loop_options,
@@ -467,9 +479,6 @@ pub async fn run(
     }
     result
 }
-
-/// The name of the local warehouse in the status graph.
-const LOCAL_SINK: &str = "local warehouse";
 
 /// File of the alerts' state in the state directory.
 pub const ALERTS_FILE: &str = "alerts.json";

@@ -28,6 +28,18 @@ pub enum WarehouseConfig {
     BigQuery(Box<BigQueryConfig>),
 }
 
+impl WarehouseConfig {
+    /// The sinks an epoch is committed to, by name: the local warehouse, and
+    /// BigQuery when configured.
+    pub fn sink_names(&self) -> Vec<String> {
+        let mut names = vec![super::local::NAME.to_string()];
+        if matches!(self, WarehouseConfig::BigQuery(_)) {
+            names.push(super::bigquery::NAME.to_string());
+        }
+        names
+    }
+}
+
 /// `[state]`: checkpoint, cursors, changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {

@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::Args;
 use govflow::runtime::{ProgressHandle, RunOptions};
 use govflow::settings::Config;
-use govflow::sinks::WarehouseConfig;
 use govflow::status::{ServerOptions, StatusServer, Telemetry};
 
 /// The arguments of `govflow run`.
@@ -105,10 +104,7 @@ pub(crate) async fn run_pipeline(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let progress = ProgressHandle::default();
     let once = options.once;
-    let mut sinks = vec!["local warehouse".to_string()];
-    if matches!(config.warehouse, WarehouseConfig::BigQuery(_)) {
-        sinks.push("bigquery".to_string());
-    }
+    let sinks = config.warehouse.sink_names();
     let telemetry = std::sync::Arc::new(Telemetry::new(Some(config.state.dir.clone()), sinks));
     options.telemetry = Some(telemetry.clone());
     let progress_bars = tokio::spawn(govflow::status::show_progress(

@@ -101,6 +101,39 @@ impl SpoolWriter {
     }
 }
 
+/// The BigQuery sink's name (status page, logs).
+pub const NAME: &str = "bigquery";
+
+impl crate::sinks::Sink for SpoolWriter {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn open(&mut self, committed: Option<u64>) -> Result<(), crate::sinks::SinkError> {
+        Ok(SpoolWriter::open(self, committed)?)
+    }
+
+    fn check(&self) -> Result<(), crate::sinks::SinkError> {
+        Ok(SpoolWriter::check(self)?)
+    }
+
+    fn write(
+        &mut self,
+        epoch: u64,
+        changes: &[TableChanges],
+    ) -> Result<(), crate::sinks::SinkError> {
+        Ok(SpoolWriter::write(self, epoch, changes)?)
+    }
+
+    fn committed(&mut self, epoch: u64) {
+        SpoolWriter::committed(self, epoch)
+    }
+
+    fn evolve(&mut self, spec: TableSpec) -> Result<(), crate::sinks::SinkError> {
+        Ok(SpoolWriter::evolve(self, spec)?)
+    }
+}
+
 /// The flusher task; [`FlushTask::finish`] ends it, dropping it aborts it.
 #[derive(Debug)]
 pub struct FlushTask {

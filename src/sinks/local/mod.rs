@@ -143,6 +143,9 @@ impl std::fmt::Debug for LocalWarehouse {
     }
 }
 
+/// The local warehouse's name as a sink (status page, logs).
+pub const NAME: &str = "local warehouse";
+
 impl LocalWarehouse {
     /// Opens (or creates) the warehouse at `dir` for `tables`; removes files a
     /// crash left behind that no snapshot names, and rewrites `current.sql`.
@@ -598,3 +601,27 @@ pub(crate) fn conform(
 
 #[cfg(test)]
 mod tests;
+
+impl crate::sinks::Sink for LocalWarehouse {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn open(&mut self, _committed: Option<u64>) -> Result<(), crate::sinks::SinkError> {
+        // Opened by `LocalWarehouse::open`: its committed epoch is the run's.
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        epoch: u64,
+        changes: &[TableChanges],
+    ) -> Result<(), crate::sinks::SinkError> {
+        self.commit(epoch, changes)?;
+        Ok(())
+    }
+
+    fn evolve(&mut self, spec: TableSpec) -> Result<(), crate::sinks::SinkError> {
+        Ok(LocalWarehouse::evolve(self, spec)?)
+    }
+}
