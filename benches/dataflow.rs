@@ -15,6 +15,12 @@
 
 #[path = "common/stats.rs"]
 mod stats;
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_inventory::RawBcInventory;
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::models::raw_bc_product::RawBcProduct;
+use dataflows::models::raw_bc_variant::RawBcVariant;
 use stats::{env, percentile};
 
 use std::time::{Duration, Instant};
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use dataflows::oracle::{RawState, compute};
-use dataflows::records::{Customer, Inventory, Money, Order, OrderItem, Product, Upsert, Variant};
+use dataflows::records::{Money, Upsert};
 use govflow::runtime::dataflow::Dataflow;
 use govflow::runtime::memory::release_freed_memory;
 use rand::rngs::StdRng;
@@ -34,28 +40,28 @@ const PRODUCTS: i64 = 5_000;
 fn customer(id: i64, version: u32) -> Upsert {
     Upsert::Customer(
         id,
-        Some(Customer {
+        Some(RawBcCustomer {
             id,
-            email: format!("c{id}.v{version}@example.com"),
+            email: format!("c{id}.v{version}@example.com").into(),
             first_name: "Ada".into(),
-            last_name: format!("L{id}"),
-            company: String::new(),
-            phone: String::new(),
+            last_name: format!("L{id}").into(),
+            company: String::new().into(),
+            phone: String::new().into(),
             customer_group_id: id % 3,
-            date_created: 1_700_000_000_000_000 + id,
-            date_modified: 1_700_000_000_000_000 + id + version as i64,
+            created_at: 1_700_000_000_000_000 + id,
+            modified_at: 1_700_000_000_000_000 + id + version as i64,
             payload: Default::default(),
         }),
     )
 }
 
-fn order(id: i64, customer_id: i64, status_id: i64, lines: &[OrderItem]) -> [Upsert; 2] {
+fn order(id: i64, customer_id: i64, status_id: i64, lines: &[RawBcOrderItem]) -> [Upsert; 2] {
     let total: i64 = lines.iter().map(|l| l.total_inc_tax.0).sum();
     [
         Upsert::OrderItems(id, Some(lines.to_vec())),
         Upsert::Order(
             id,
-            Some(Order {
+            Some(RawBcOrder {
                 id,
                 customer_id,
                 status_id,
@@ -72,27 +78,27 @@ fn order(id: i64, customer_id: i64, status_id: i64, lines: &[OrderItem]) -> [Ups
                 items_total: lines.iter().map(|l| l.quantity).sum(),
                 currency_code: "USD".into(),
                 is_deleted: false,
-                date_created: 1_710_000_000_000_000 + id,
-                date_modified: 1_710_000_000_000_000 + id,
+                created_at: 1_710_000_000_000_000 + id,
+                modified_at: 1_710_000_000_000_000 + id,
                 payload: Default::default(),
             }),
         ),
     ]
 }
 
-fn lines(rng: &mut StdRng, order_id: i64, first_line: i64, n: i64) -> Vec<OrderItem> {
+fn lines(rng: &mut StdRng, order_id: i64, first_line: i64, n: i64) -> Vec<RawBcOrderItem> {
     (0..n)
         .map(|i| {
             let product = rng.random_range(1..=PRODUCTS);
             let price = rng.random_range(1_000..2_000_000);
             let quantity = rng.random_range(1..4);
-            OrderItem {
+            RawBcOrderItem {
                 id: first_line + i,
                 order_id,
                 product_id: product,
                 variant_id: product * 2,
-                sku: format!("SKU-{product}"),
-                name: format!("Product {product}"),
+                sku: format!("SKU-{product}").into(),
+                name: format!("RawBcProduct {product}").into(),
                 quantity,
                 base_price: Money(price),
                 price_ex_tax: Money(price),
@@ -110,9 +116,9 @@ fn catalog() -> Vec<Upsert> {
     for p in 1..=PRODUCTS {
         out.push(Upsert::Product(
             p,
-            Some(Product {
+            Some(RawBcProduct {
                 id: p,
-                name: format!("Product {p}"),
+                name: format!("RawBcProduct {p}"),
                 sku: format!("P-{p}"),
                 price: Money(100_000),
                 sale_price: Money(0),
@@ -120,28 +126,28 @@ fn catalog() -> Vec<Upsert> {
                 availability: "available".into(),
                 inventory_tracking: "variant".into(),
                 brand_id: p % 20,
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         ));
         for v in [p * 2, p * 2 + 1] {
             out.push(Upsert::Variant(
                 v,
-                Some(Variant {
+                Some(RawBcVariant {
                     id: v,
                     product_id: p,
                     sku: format!("SKU-{v}"),
                     price: None,
                     sale_price: None,
                     inventory_level: 10,
-                    purchasing_disabled: false,
+                    is_purchasing_disabled: false,
                     payload: Default::default(),
                 }),
             ));
             out.push(Upsert::Inventory(
                 v,
-                Some(Inventory {
+                Some(RawBcInventory {
                     variant_id: v,
                     product_id: p,
                     sku: format!("SKU-{v}"),

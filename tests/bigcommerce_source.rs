@@ -113,10 +113,10 @@ async fn incremental_pulls_catch_every_change_even_while_paging() {
     // untouched store (seeded before the test began).
     for u in &quiet {
         let modified = match u {
-            Upsert::Customer(_, Some(c)) => c.date_modified,
-            Upsert::CustomerMetafield(_, Some(m)) => m.date_modified,
-            Upsert::Product(_, Some(p)) => p.date_modified,
-            Upsert::Order(_, Some(o)) => o.date_modified,
+            Upsert::Customer(_, Some(c)) => c.modified_at,
+            Upsert::CustomerMetafield(_, Some(m)) => m.modified_at,
+            Upsert::Product(_, Some(p)) => p.modified_at,
+            Upsert::Order(_, Some(o)) => o.modified_at,
             _ => continue,
         };
         assert!(

@@ -162,7 +162,7 @@ mod tests {
     }
 
     fn inv(key: i64) -> TableRow {
-        TableRow::RawBcInventory(crate::fixtures::inventory(key, 1).into())
+        TableRow::RawBcInventory(crate::fixtures::inventory(key, 1))
     }
 
     #[test]

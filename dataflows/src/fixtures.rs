@@ -1,30 +1,35 @@
 //! Record builders and a runner for the unit tests.
 
 use crate::harness;
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_inventory::RawBcInventory;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Diff, Epoch};
-use crate::records::{
-    Customer, Inventory, Money, Order, OrderItem, PointTransaction, Product, Quotation, Upsert,
-    Variant,
-};
+use crate::records::{Money, Upsert};
 use crate::table::{Table, TableRow};
 
-pub fn customer(id: i64, email: &str) -> Customer {
-    Customer {
+pub fn customer(id: i64, email: &str) -> RawBcCustomer {
+    RawBcCustomer {
         id,
         email: email.into(),
         first_name: "Ada".into(),
         last_name: "Lovelace".into(),
-        company: String::new(),
-        phone: String::new(),
+        company: String::new().into(),
+        phone: String::new().into(),
         customer_group_id: 1,
-        date_created: 100,
-        date_modified: 100,
+        created_at: 100,
+        modified_at: 100,
         payload: Default::default(),
     }
 }
 
-pub fn product(id: i64) -> Product {
-    Product {
+pub fn product(id: i64) -> RawBcProduct {
+    RawBcProduct {
         id,
         name: format!("product {id}"),
         sku: format!("P{id}"),
@@ -34,27 +39,27 @@ pub fn product(id: i64) -> Product {
         availability: "available".into(),
         inventory_tracking: "variant".into(),
         brand_id: 0,
-        date_created: 0,
-        date_modified: 0,
+        created_at: 0,
+        modified_at: 0,
         payload: Default::default(),
     }
 }
 
-pub fn variant(id: i64, product_id: i64, level: i64) -> Variant {
-    Variant {
+pub fn variant(id: i64, product_id: i64, level: i64) -> RawBcVariant {
+    RawBcVariant {
         id,
         product_id,
         sku: format!("V{id}"),
         price: None,
         sale_price: None,
         inventory_level: level,
-        purchasing_disabled: false,
+        is_purchasing_disabled: false,
         payload: Default::default(),
     }
 }
 
-pub fn inventory(variant_id: i64, available: i64) -> Inventory {
-    Inventory {
+pub fn inventory(variant_id: i64, available: i64) -> RawBcInventory {
+    RawBcInventory {
         variant_id,
         product_id: 0,
         sku: format!("V{variant_id}"),
@@ -65,12 +70,12 @@ pub fn inventory(variant_id: i64, available: i64) -> Inventory {
     }
 }
 
-pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> Order {
-    Order {
+pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> RawBcOrder {
+    RawBcOrder {
         id,
         customer_id,
         status_id,
-        status: format!("status {status_id}"),
+        status: format!("status {status_id}").into(),
         subtotal_ex_tax: Money(total),
         subtotal_inc_tax: Money(total),
         total_ex_tax: Money(total),
@@ -79,14 +84,14 @@ pub fn order(id: i64, customer_id: i64, status_id: i64, total: i64, at: i64) -> 
         items_total: 1,
         currency_code: "KRW".into(),
         is_deleted: false,
-        date_created: at,
-        date_modified: at,
+        created_at: at,
+        modified_at: at,
         payload: Default::default(),
     }
 }
 
-pub fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
-    OrderItem {
+pub fn line(id: i64, order_id: i64, quantity: i64) -> RawBcOrderItem {
+    RawBcOrderItem {
         id,
         order_id,
         product_id: 1,
@@ -103,8 +108,8 @@ pub fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
     }
 }
 
-pub fn point_transaction(id: i64, customer_id: i64, points: i64) -> PointTransaction {
-    PointTransaction {
+pub fn point_transaction(id: i64, customer_id: i64, points: i64) -> RawPgPointTransaction {
+    RawPgPointTransaction {
         id,
         customer_id,
         points,
@@ -114,8 +119,8 @@ pub fn point_transaction(id: i64, customer_id: i64, points: i64) -> PointTransac
     }
 }
 
-pub fn quotation(id: i64, email: &str, status: &str) -> Quotation {
-    Quotation {
+pub fn quotation(id: i64, email: &str, status: &str) -> RawPgQuotation {
+    RawPgQuotation {
         id,
         customer_email: email.into(),
         status: status.into(),

@@ -11,7 +11,7 @@ use crate::models::raw_bc_customer::RawBcCustomer;
 use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
 use crate::models::raw_bc_inventory::RawBcInventory;
 use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::{OrderLines, RawBcOrderItem};
+use crate::models::raw_bc_order_item::OrderLines;
 use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
@@ -154,27 +154,23 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
                 let mut quotations = quotations.session(&cap);
                 for upsert in data.flat_map(|d| d.drain(..)) {
                     match upsert {
-                        Upsert::Customer(k, v) => customers.give((k, v.map(Into::into), time)),
-                        Upsert::CustomerMetafield(k, v) => {
-                            metafields.give((k, v.map(Into::into), time))
-                        }
-                        Upsert::Product(k, v) => products.give((k, v.map(Into::into), time)),
-                        Upsert::Variant(k, v) => variants.give((k, v.map(Into::into), time)),
-                        Upsert::Inventory(k, v) => inventory.give((k, v.map(Into::into), time)),
-                        Upsert::Order(k, v) => orders.give((k, v.map(Into::into), time)),
+                        Upsert::Customer(k, v) => customers.give((k, v, time)),
+                        Upsert::CustomerMetafield(k, v) => metafields.give((k, v, time)),
+                        Upsert::Product(k, v) => products.give((k, v, time)),
+                        Upsert::Variant(k, v) => variants.give((k, v, time)),
+                        Upsert::Inventory(k, v) => inventory.give((k, v, time)),
+                        Upsert::Order(k, v) => orders.give((k, v, time)),
                         Upsert::OrderItems(k, v) => {
                             // Lines are kept sorted, so that an order re-read with its
                             // lines in another order is an unchanged value.
-                            let lines = v.map(|lines| {
-                                let mut lines: Vec<RawBcOrderItem> =
-                                    lines.into_iter().map(Into::into).collect();
+                            let lines = v.map(|mut lines| {
                                 lines.sort();
                                 OrderLines::from(lines)
                             });
                             items.give((k, lines, time))
                         }
-                        Upsert::PointTransaction(k, v) => points.give((k, v.map(Into::into), time)),
-                        Upsert::Quotation(k, v) => quotations.give((k, v.map(Into::into), time)),
+                        Upsert::PointTransaction(k, v) => points.give((k, v, time)),
+                        Upsert::Quotation(k, v) => quotations.give((k, v, time)),
                     }
                 }
             });
@@ -232,14 +228,11 @@ mod tests {
                 (
                     0,
                     vec![
-                        (TableRow::RawBcCustomer(customer(1, "a").into()), 1),
-                        (TableRow::RawBcCustomer(customer(2, "b").into()), 1)
+                        (TableRow::RawBcCustomer(customer(1, "a")), 1),
+                        (TableRow::RawBcCustomer(customer(2, "b")), 1)
                     ]
                 ),
-                (
-                    3,
-                    vec![(TableRow::RawBcCustomer(customer(2, "b").into()), -1)]
-                ),
+                (3, vec![(TableRow::RawBcCustomer(customer(2, "b")), -1)]),
             ]
         );
     }

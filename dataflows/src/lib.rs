@@ -46,23 +46,24 @@
 //! consolidated changes, grouped by table:
 //!
 //! ```
-//! use dataflows::records::{Customer, Upsert};
+//! use dataflows::models::raw_bc_customer::RawBcCustomer;
+//! use dataflows::records::Upsert;
 //!
 //! timely::execute(timely::Config::process(2), |worker| {
 //!     let mut input = dataflows::UpsertInput::new();
 //!     let captured = worker.dataflow(|scope| dataflows::build(scope, &mut input).capture());
 //!     for epoch in 0..3u64 {
 //!         if worker.index() == 0 {
-//!             let customer = Customer {
+//!             let customer = RawBcCustomer {
 //!                 id: 7,
-//!                 email: format!("v{epoch}@example.com"),
+//!                 email: format!("v{epoch}@example.com").into(),
 //!                 first_name: "Ada".into(),
 //!                 last_name: "Lovelace".into(),
-//!                 company: String::new(),
-//!                 phone: String::new(),
+//!                 company: Default::default(),
+//!                 phone: Default::default(),
 //!                 customer_group_id: 0,
-//!                 date_created: 0,
-//!                 date_modified: epoch as i64,
+//!                 created_at: 0,
+//!                 modified_at: epoch as i64,
 //!                 payload: Default::default(),
 //!             };
 //!             input.send(Upsert::Customer(7, Some(customer)));

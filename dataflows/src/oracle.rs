@@ -36,33 +36,30 @@ use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
 use crate::models::raw_pg_quotation::RawPgQuotation;
-use crate::records::{
-    Customer, CustomerMetafield, Inventory, Order, OrderItem, PointTransaction, Product, Quotation,
-    Upsert, Variant,
-};
+use crate::records::Upsert;
 use crate::table::TableRow;
 
 /// The current state of every source table, keyed by upsert key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RawState {
     /// Customers by id.
-    pub customers: BTreeMap<i64, Customer>,
+    pub customers: BTreeMap<i64, RawBcCustomer>,
     /// Metafields by id.
-    pub customer_metafields: BTreeMap<i64, CustomerMetafield>,
+    pub customer_metafields: BTreeMap<i64, RawBcCustomerMetafield>,
     /// Products by id.
-    pub products: BTreeMap<i64, Product>,
+    pub products: BTreeMap<i64, RawBcProduct>,
     /// Variants by id.
-    pub variants: BTreeMap<i64, Variant>,
+    pub variants: BTreeMap<i64, RawBcVariant>,
     /// Inventory by variant id.
-    pub inventory: BTreeMap<i64, Inventory>,
+    pub inventory: BTreeMap<i64, RawBcInventory>,
     /// Orders by id.
-    pub orders: BTreeMap<i64, Order>,
+    pub orders: BTreeMap<i64, RawBcOrder>,
     /// Lines by order id.
-    pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+    pub order_items: BTreeMap<i64, Vec<RawBcOrderItem>>,
     /// Point transactions by id.
-    pub point_transactions: BTreeMap<i64, PointTransaction>,
+    pub point_transactions: BTreeMap<i64, RawPgPointTransaction>,
     /// Quotations by id.
-    pub quotations: BTreeMap<i64, Quotation>,
+    pub quotations: BTreeMap<i64, RawPgQuotation>,
 }
 
 fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
@@ -161,14 +158,13 @@ impl EventOracle {
             .collect();
         let mut subscribers: std::collections::BTreeSet<(i64, Subscriber)> = Default::default();
         for m in state.customer_metafields.values() {
-            let row = RawBcCustomerMetafield::from(m.clone());
-            for (customer_id, sku_id) in subscriptions_of(&row) {
+            for (customer_id, sku_id) in subscriptions_of(m) {
                 if let Some(c) = state.customers.get(&customer_id) {
                     subscribers.insert((
                         sku_id,
                         Subscriber {
                             customer_id,
-                            email: c.email.clone(),
+                            email: c.email.to_string(),
                         },
                     ));
                 }
@@ -193,51 +189,17 @@ impl EventOracle {
 /// (see [`EventOracle`]), sorted (a multiset: a row may repeat only if the
 /// source repeats line ids across orders).
 pub fn compute(state: &RawState) -> Vec<TableRow> {
-    let customers: BTreeMap<i64, RawBcCustomer> = state
-        .customers
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let metafields: BTreeMap<i64, RawBcCustomerMetafield> = state
-        .customer_metafields
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let products: BTreeMap<i64, RawBcProduct> = state
-        .products
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let variants: BTreeMap<i64, RawBcVariant> = state
-        .variants
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let inventory: BTreeMap<i64, RawBcInventory> = state
-        .inventory
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let orders: BTreeMap<i64, RawBcOrder> = state
-        .orders
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let items: BTreeMap<i64, Vec<RawBcOrderItem>> = state
-        .order_items
-        .iter()
-        .map(|(k, v)| (*k, v.iter().cloned().map(Into::into).collect()))
-        .collect();
-    let points: BTreeMap<i64, RawPgPointTransaction> = state
-        .point_transactions
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
-    let quotations: BTreeMap<i64, RawPgQuotation> = state
-        .quotations
-        .iter()
-        .map(|(k, v)| (*k, v.clone().into()))
-        .collect();
+    let RawState {
+        customers,
+        customer_metafields: metafields,
+        products,
+        variants,
+        inventory,
+        orders,
+        order_items: items,
+        point_transactions: points,
+        quotations,
+    } = state.clone();
 
     let mut rows = Vec::new();
 

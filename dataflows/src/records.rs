@@ -1,5 +1,6 @@
-//! Typed records of the `raw_bc_*` and `raw_pg_*` tables, and the upserts
-//! sources emit.
+//! The upserts sources emit (each carries the row of its `raw_bc_*` or
+//! `raw_pg_*` table, declared by the table's model), and the value types of
+//! those rows.
 //!
 //! Timestamps are microseconds since the Unix epoch, UTC ([`Micros`]); money is
 //! a fixed-point [`Money`] with four decimals, the precision BigCommerce uses
@@ -7,6 +8,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::raw_bc_customer::RawBcCustomer;
+use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::models::raw_bc_inventory::RawBcInventory;
+use crate::models::raw_bc_order::RawBcOrder;
+use crate::models::raw_bc_order_item::RawBcOrderItem;
+use crate::models::raw_bc_product::RawBcProduct;
+use crate::models::raw_bc_variant::RawBcVariant;
+use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::table::Table;
 
 pub use crate::payload::{Payload, Payloads};
@@ -82,86 +92,6 @@ impl std::fmt::Display for Money {
     }
 }
 
-/// A BigCommerce customer (`raw_bc_customer`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Customer {
-    pub id: i64,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub company: String,
-    pub phone: String,
-    pub customer_group_id: i64,
-    pub date_created: Micros,
-    pub date_modified: Micros,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// A customer metafield (`raw_bc_customer_metafield`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CustomerMetafield {
-    pub id: i64,
-    pub customer_id: i64,
-    pub namespace: String,
-    pub key: String,
-    pub value: String,
-    pub date_created: Micros,
-    pub date_modified: Micros,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// A catalog product (`raw_bc_product`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Product {
-    pub id: i64,
-    pub name: String,
-    pub sku: String,
-    pub price: Money,
-    pub sale_price: Money,
-    pub is_visible: bool,
-    /// `available`, `disabled` or `preorder`.
-    pub availability: String,
-    /// `none`, `product` or `variant`. The product's own `inventory_level` is not
-    /// kept: BigCommerce changes it without touching `date_modified`, so only the
-    /// inventory and variant scans can keep stock levels fresh.
-    pub inventory_tracking: String,
-    pub brand_id: i64,
-    pub date_created: Micros,
-    pub date_modified: Micros,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// A product variant, i.e. a SKU (`raw_bc_variant`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Variant {
-    pub id: i64,
-    pub product_id: i64,
-    pub sku: String,
-    /// `None` when the variant inherits the product's price.
-    pub price: Option<Money>,
-    pub sale_price: Option<Money>,
-    pub inventory_level: i64,
-    pub purchasing_disabled: bool,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// Inventory of one variant at the default location (`raw_bc_inventory`, key `variant_id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Inventory {
-    pub variant_id: i64,
-    pub product_id: i64,
-    pub sku: String,
-    pub available_to_sell: i64,
-    pub total_inventory_onhand: i64,
-    pub is_in_stock: bool,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
 /// BigCommerce's order status names, by status id (0 to 14).
 pub const ORDER_STATUSES: [&str; 15] = [
     "Incomplete",
@@ -181,87 +111,6 @@ pub const ORDER_STATUSES: [&str; 15] = [
     "Partially Refunded",
 ];
 
-/// An order, archived ones included (`raw_bc_order`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Order {
-    pub id: i64,
-    /// 0 for a guest order.
-    pub customer_id: i64,
-    pub status_id: i64,
-    pub status: String,
-    pub subtotal_ex_tax: Money,
-    pub subtotal_inc_tax: Money,
-    pub total_ex_tax: Money,
-    pub total_inc_tax: Money,
-    /// How much of the order has been refunded (`refunded_amount`; 0 when absent).
-    pub refunded_amount: Money,
-    pub items_total: i64,
-    pub currency_code: String,
-    pub is_deleted: bool,
-    pub date_created: Micros,
-    pub date_modified: Micros,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// A line item of an order (`raw_bc_order_item`, key `id`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct OrderItem {
-    pub id: i64,
-    pub order_id: i64,
-    pub product_id: i64,
-    pub variant_id: i64,
-    pub sku: String,
-    pub name: String,
-    pub quantity: i64,
-    pub base_price: Money,
-    pub price_ex_tax: Money,
-    pub price_inc_tax: Money,
-    pub total_ex_tax: Money,
-    pub total_inc_tax: Money,
-    /// The hash of the record's JSON, whose text fills `_payload`.
-    pub payload: Payload,
-}
-
-/// A row of the wise database's `point_transaction` table
-/// (`raw_pg_point_transaction`, key `id`); see `docs/postgres-tables.md`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PointTransaction {
-    /// `id bigint primary key`.
-    pub id: i64,
-    /// `customer_id bigint not null`: the BigCommerce customer id.
-    pub customer_id: i64,
-    /// `points bigint not null`: signed, earned > 0, spent < 0.
-    pub points: i64,
-    /// `reason text not null`, e.g. `order`, `review`, `redeem`.
-    pub reason: String,
-    /// `created_at timestamptz not null`.
-    pub created_at: Micros,
-    /// `updated_at timestamptz not null`: the source's cursor column.
-    pub updated_at: Micros,
-}
-
-/// A row of the commerce database's `quotation` table (`raw_pg_quotation`,
-/// key `id`); see `docs/postgres-tables.md`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Quotation {
-    /// `id bigint primary key`.
-    pub id: i64,
-    /// `customer_email text not null`, as entered (matched to BigCommerce
-    /// customers case-insensitively, trimmed).
-    pub customer_email: String,
-    /// `status text not null`, e.g. `draft`, `sent`, `accepted`, `rejected`, `expired`.
-    pub status: String,
-    /// `total numeric(18,4) not null`.
-    pub total: Money,
-    /// `currency_code text not null`, ISO 4217.
-    pub currency_code: String,
-    /// `created_at timestamptz not null`.
-    pub created_at: Micros,
-    /// `updated_at timestamptz not null`: the source's cursor column.
-    pub updated_at: Micros,
-}
-
 /// The current state of one source key: `Some` upserts it, `None` deletes it.
 ///
 /// Order lines are keyed by their order: an order's read brings its complete
@@ -269,18 +118,18 @@ pub struct Quotation {
 /// upsert of that order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Upsert {
-    Customer(i64, Option<Customer>),
-    CustomerMetafield(i64, Option<CustomerMetafield>),
-    Product(i64, Option<Product>),
-    Variant(i64, Option<Variant>),
-    Inventory(i64, Option<Inventory>),
-    Order(i64, Option<Order>),
+    Customer(i64, Option<RawBcCustomer>),
+    CustomerMetafield(i64, Option<RawBcCustomerMetafield>),
+    Product(i64, Option<RawBcProduct>),
+    Variant(i64, Option<RawBcVariant>),
+    Inventory(i64, Option<RawBcInventory>),
+    Order(i64, Option<RawBcOrder>),
     /// Key: the order id; value: all lines of that order.
-    OrderItems(i64, Option<Vec<OrderItem>>),
+    OrderItems(i64, Option<Vec<RawBcOrderItem>>),
     /// Key: the point transaction id (PostgreSQL, wise database).
-    PointTransaction(i64, Option<PointTransaction>),
+    PointTransaction(i64, Option<RawPgPointTransaction>),
     /// Key: the quotation id (PostgreSQL, commerce database).
-    Quotation(i64, Option<Quotation>),
+    Quotation(i64, Option<RawPgQuotation>),
 }
 
 impl Upsert {

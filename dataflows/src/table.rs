@@ -25,7 +25,7 @@ use crate::models::raw_bc_product::RawBcProduct;
 use crate::models::raw_bc_variant::RawBcVariant;
 use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
 use crate::models::raw_pg_quotation::RawPgQuotation;
-use crate::records::{OrderItem, Upsert};
+use crate::records::Upsert;
 
 /// Declares the built-in tables: one line each, `Variant(RowType)`, in the
 /// order tables (and [`TableRow`]s) sort. Everything about a table but its
@@ -231,24 +231,22 @@ impl TableRow {
 /// [`crate::UpsertInput::send_all`].
 pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert> {
     let mut upserts = Vec::new();
-    let mut lines: BTreeMap<i64, Vec<OrderItem>> = BTreeMap::new();
+    let mut lines: BTreeMap<i64, Vec<RawBcOrderItem>> = BTreeMap::new();
     for row in rows {
         match row {
-            TableRow::RawBcCustomer(r) => upserts.push(Upsert::Customer(r.id, Some(r.into()))),
+            TableRow::RawBcCustomer(r) => upserts.push(Upsert::Customer(r.id, Some(r))),
             TableRow::RawBcCustomerMetafield(r) => {
-                upserts.push(Upsert::CustomerMetafield(r.id, Some(r.into())))
+                upserts.push(Upsert::CustomerMetafield(r.id, Some(r)))
             }
-            TableRow::RawBcProduct(r) => upserts.push(Upsert::Product(r.id, Some(r.into()))),
-            TableRow::RawBcVariant(r) => upserts.push(Upsert::Variant(r.id, Some(r.into()))),
-            TableRow::RawBcInventory(r) => {
-                upserts.push(Upsert::Inventory(r.variant_id, Some(r.into())))
-            }
-            TableRow::RawBcOrder(r) => upserts.push(Upsert::Order(r.id, Some(r.into()))),
-            TableRow::RawBcOrderItem(r) => lines.entry(r.order_id).or_default().push(r.into()),
+            TableRow::RawBcProduct(r) => upserts.push(Upsert::Product(r.id, Some(r))),
+            TableRow::RawBcVariant(r) => upserts.push(Upsert::Variant(r.id, Some(r))),
+            TableRow::RawBcInventory(r) => upserts.push(Upsert::Inventory(r.variant_id, Some(r))),
+            TableRow::RawBcOrder(r) => upserts.push(Upsert::Order(r.id, Some(r))),
+            TableRow::RawBcOrderItem(r) => lines.entry(r.order_id).or_default().push(r),
             TableRow::RawPgPointTransaction(r) => {
-                upserts.push(Upsert::PointTransaction(r.id, Some(r.into())))
+                upserts.push(Upsert::PointTransaction(r.id, Some(r)))
             }
-            TableRow::RawPgQuotation(r) => upserts.push(Upsert::Quotation(r.id, Some(r.into()))),
+            TableRow::RawPgQuotation(r) => upserts.push(Upsert::Quotation(r.id, Some(r))),
             _ => {}
         }
     }
@@ -285,11 +283,11 @@ mod tests {
     #[test]
     fn raw_rows_become_upserts_again() {
         let rows = vec![
-            TableRow::RawBcCustomer(customer(1, "a").into()),
-            TableRow::RawBcOrderItem(line(52, 5, 1).into()),
-            TableRow::RawPgQuotation(quotation(3, "a@x", "sent").into()),
-            TableRow::RawBcOrderItem(line(51, 5, 2).into()),
-            TableRow::RawPgPointTransaction(point_transaction(4, 1, -5).into()),
+            TableRow::RawBcCustomer(customer(1, "a")),
+            TableRow::RawBcOrderItem(line(52, 5, 1)),
+            TableRow::RawPgQuotation(quotation(3, "a@x", "sent")),
+            TableRow::RawBcOrderItem(line(51, 5, 2)),
+            TableRow::RawPgPointTransaction(point_transaction(4, 1, -5)),
             TableRow::Errors(ErrorRow {
                 table: Table::RawBcCustomer,
                 key: 1,
@@ -309,7 +307,7 @@ mod tests {
 
     #[test]
     fn keys() {
-        let row = TableRow::RawBcCustomer(customer(4, "a").into());
+        let row = TableRow::RawBcCustomer(customer(4, "a"));
         assert_eq!((row.table(), row.key()), ("raw_bc_customer", RowKey::Id(4)));
     }
 }

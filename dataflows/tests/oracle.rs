@@ -6,15 +6,21 @@
 //! the oracle's; re-sending the whole state changes nothing; and each worker's
 //! captured share holds every change of the keys it owns.
 
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::models::raw_bc_inventory::RawBcInventory;
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::models::raw_bc_product::RawBcProduct;
+use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::models::raw_pg_quotation::RawPgQuotation;
 use std::collections::{BTreeMap, BTreeSet};
 
 use dataflows::checks::{CheckKind, CheckSpec, CheckState, Severity, evaluate, field};
 use dataflows::harness;
 use dataflows::oracle::{self, EventOracle, RawState};
-use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Money, Order, OrderItem, PointTransaction, Product,
-    Quotation, Upsert, Variant,
-};
+use dataflows::records::{Money, Upsert};
 use dataflows::{EpochChanges, RowKey, Table, TableRow};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -56,16 +62,16 @@ fn email() -> impl Strategy<Value = String> {
 fn customer() -> impl Strategy<Value = Upsert> {
     (1i64..=4).prop_flat_map(|key| {
         let row = (own_id(key), email(), 0u8..2, 0i64..2, 0i64..3).prop_map(
-            |(id, email, last, group, created)| Customer {
+            |(id, email, last, group, created)| RawBcCustomer {
                 id,
-                email,
+                email: email.into(),
                 first_name: "Ada".into(),
                 last_name: ["", "Lovelace"][last as usize].into(),
-                company: String::new(),
-                phone: String::new(),
+                company: String::new().into(),
+                phone: String::new().into(),
                 customer_group_id: group,
-                date_created: created,
-                date_modified: created,
+                created_at: created,
+                modified_at: created,
                 payload: Default::default(),
             },
         );
@@ -96,14 +102,14 @@ fn metafield() -> impl Strategy<Value = Upsert> {
                     1 => ("govflow", "tier", subscriptions),
                     _ => ("govflow", "restock_subscriptions", subscriptions),
                 };
-                CustomerMetafield {
+                RawBcCustomerMetafield {
                     id,
                     customer_id,
                     namespace: namespace.into(),
                     key: field.into(),
                     value,
-                    date_created: 0,
-                    date_modified: 0,
+                    created_at: 0,
+                    modified_at: 0,
                     payload: Default::default(),
                 }
             },
@@ -128,7 +134,7 @@ fn product() -> impl Strategy<Value = Upsert> {
         )
             .prop_map(
                 |(id, name, price, sale_price, is_visible, availability, tracking, brand_id)| {
-                    Product {
+                    RawBcProduct {
                         id,
                         name: format!("p{name}"),
                         sku: format!("P{id}"),
@@ -138,8 +144,8 @@ fn product() -> impl Strategy<Value = Upsert> {
                         availability: availability.into(),
                         inventory_tracking: ["none", "product", "variant"][tracking].into(),
                         brand_id,
-                        date_created: 0,
-                        date_modified: 0,
+                        created_at: 0,
+                        modified_at: 0,
                         payload: Default::default(),
                     }
                 },
@@ -158,25 +164,25 @@ fn variant() -> impl Strategy<Value = Upsert> {
             -1i64..4,
             prop::bool::weighted(0.25),
         )
-            .prop_map(
-                |(id, product_id, price, sale_price, level, disabled)| Variant {
+            .prop_map(|(id, product_id, price, sale_price, level, disabled)| {
+                RawBcVariant {
                     id,
                     product_id,
                     sku: format!("V{id}"),
                     price,
                     sale_price,
                     inventory_level: level,
-                    purchasing_disabled: disabled,
+                    is_purchasing_disabled: disabled,
                     payload: Default::default(),
-                },
-            );
+                }
+            });
         maybe(row).prop_map(move |row| Upsert::Variant(key, row))
     })
 }
 
 fn inventory() -> impl Strategy<Value = Upsert> {
     (1i64..=6).prop_flat_map(|key| {
-        let row = (own_id(key), -1i64..4).prop_map(|(id, available)| Inventory {
+        let row = (own_id(key), -1i64..4).prop_map(|(id, available)| RawBcInventory {
             variant_id: id,
             product_id: 0,
             sku: format!("V{id}"),
@@ -216,11 +222,11 @@ fn order() -> impl Strategy<Value = Upsert> {
                     modified,
                     refund,
                 )| {
-                    Order {
+                    RawBcOrder {
                         id,
                         customer_id,
                         status_id,
-                        status: format!("s{status_id}"),
+                        status: format!("s{status_id}").into(),
                         subtotal_ex_tax: subtotal,
                         subtotal_inc_tax: subtotal,
                         total_ex_tax: total,
@@ -234,8 +240,8 @@ fn order() -> impl Strategy<Value = Upsert> {
                         items_total: 1,
                         currency_code: "KRW".into(),
                         is_deleted,
-                        date_created: created,
-                        date_modified: created + modified,
+                        created_at: created,
+                        modified_at: created + modified,
                         payload: Default::default(),
                     }
                 },
@@ -252,21 +258,23 @@ fn order_items() -> impl Strategy<Value = Upsert> {
             lines
                 .into_iter()
                 .filter(|(j, ..)| seen.insert(*j))
-                .map(|(j, order_id, product_id, quantity, price)| OrderItem {
-                    id: key * 10 + j,
-                    order_id,
-                    product_id,
-                    variant_id: product_id * 2,
-                    sku: format!("V{}", product_id * 2),
-                    name: "line".into(),
-                    quantity,
-                    base_price: price,
-                    price_ex_tax: price,
-                    price_inc_tax: price,
-                    total_ex_tax: Money(price.0 * quantity),
-                    total_inc_tax: Money(price.0 * quantity),
-                    payload: Default::default(),
-                })
+                .map(
+                    |(j, order_id, product_id, quantity, price)| RawBcOrderItem {
+                        id: key * 10 + j,
+                        order_id,
+                        product_id,
+                        variant_id: product_id * 2,
+                        sku: format!("V{}", product_id * 2).into(),
+                        name: "line".into(),
+                        quantity,
+                        base_price: price,
+                        price_ex_tax: price,
+                        price_inc_tax: price,
+                        total_ex_tax: Money(price.0 * quantity),
+                        total_inc_tax: Money(price.0 * quantity),
+                        payload: Default::default(),
+                    },
+                )
                 .collect::<Vec<_>>()
         });
         maybe(lines).prop_map(move |lines| Upsert::OrderItems(key, lines))
@@ -277,7 +285,7 @@ fn point_transaction() -> impl Strategy<Value = Upsert> {
     (1i64..=5).prop_flat_map(|key| {
         // Customers 1..=4 may exist; 5 and 6 never do.
         let row = (own_id(key), 1i64..=6, -3i64..=5, 0u8..2, 0i64..3).prop_map(
-            |(id, customer_id, points, reason, created)| PointTransaction {
+            |(id, customer_id, points, reason, created)| RawPgPointTransaction {
                 id,
                 customer_id,
                 points,
@@ -295,7 +303,7 @@ fn quotation() -> impl Strategy<Value = Upsert> {
         let email = prop_oneof![4 => email(), 1 => Just("prospect@example.com".to_string())];
         let status = prop::sample::select(vec!["draft", "sent", "accepted", "Accepted", "expired"]);
         let row = (own_id(key), email, status, money(), 0i64..3).prop_map(
-            |(id, customer_email, status, total, created)| Quotation {
+            |(id, customer_email, status, total, created)| RawPgQuotation {
                 id,
                 customer_email,
                 status: status.into(),
@@ -637,16 +645,16 @@ fn base_store() -> Vec<Upsert> {
     for id in 1..=4 {
         base.push(Upsert::Customer(
             id,
-            Some(Customer {
+            Some(RawBcCustomer {
                 id,
-                email: format!("c{id}@example.com"),
+                email: format!("c{id}@example.com").into(),
                 first_name: "Ada".into(),
-                last_name: String::new(),
-                company: String::new(),
-                phone: String::new(),
+                last_name: String::new().into(),
+                company: String::new().into(),
+                phone: String::new().into(),
                 customer_group_id: 0,
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         ));
@@ -654,7 +662,7 @@ fn base_store() -> Vec<Upsert> {
     for id in 1..=3 {
         base.push(Upsert::Product(
             id,
-            Some(Product {
+            Some(RawBcProduct {
                 id,
                 name: format!("p{id}"),
                 sku: format!("P{id}"),
@@ -664,8 +672,8 @@ fn base_store() -> Vec<Upsert> {
                 availability: "available".into(),
                 inventory_tracking: "variant".into(),
                 brand_id: 0,
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         ));
@@ -673,14 +681,14 @@ fn base_store() -> Vec<Upsert> {
     for (id, value) in [(1, "[1,2,3]"), (2, "[2,4]"), (3, "[5,1]")] {
         base.push(Upsert::CustomerMetafield(
             id,
-            Some(CustomerMetafield {
+            Some(RawBcCustomerMetafield {
                 id,
                 customer_id: id,
                 namespace: "govflow".into(),
                 key: "restock_subscriptions".into(),
                 value: value.into(),
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         ));
@@ -688,14 +696,14 @@ fn base_store() -> Vec<Upsert> {
     for id in 1..=5 {
         base.push(Upsert::Variant(
             id,
-            Some(Variant {
+            Some(RawBcVariant {
                 id,
                 product_id: 1 + id % 3,
                 sku: format!("V{id}"),
                 price: None,
                 sale_price: None,
                 inventory_level: id % 2,
-                purchasing_disabled: false,
+                is_purchasing_disabled: false,
                 payload: Default::default(),
             }),
         ));

@@ -23,7 +23,10 @@ use std::collections::BTreeMap;
 
 use dataflows::models::dim_customer::{DimCustomer, full_name, is_paid_status};
 use dataflows::models::fct_order::{FctOrder, customer_ref, is_complete};
-use dataflows::records::{Customer, Money, Order, OrderItem, Upsert};
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::records::{Money, Upsert};
 use dbsp::algebra::Semigroup;
 use dbsp::operator::Fold;
 use dbsp::operator::input::Update;
@@ -69,7 +72,7 @@ macro_rules! dbsp_data {
 }
 
 dbsp_data! {
-    /// A `raw_bc_customer` row (`records::Customer`, money as ten-thousandths).
+    /// A `raw_bc_customer` row (`RawBcCustomer`, money as ten-thousandths).
     struct CustomerRow {
         id: i64,
         email: String,
@@ -190,52 +193,52 @@ dbsp_data! {
     }
 }
 
-impl From<Customer> for CustomerRow {
-    fn from(c: Customer) -> Self {
+impl From<RawBcCustomer> for CustomerRow {
+    fn from(c: RawBcCustomer) -> Self {
         CustomerRow {
             id: c.id,
-            email: c.email,
-            first_name: c.first_name,
-            last_name: c.last_name,
-            company: c.company,
-            phone: c.phone,
+            email: c.email.into(),
+            first_name: c.first_name.into(),
+            last_name: c.last_name.into(),
+            company: c.company.into(),
+            phone: c.phone.into(),
             customer_group_id: c.customer_group_id,
-            date_created: c.date_created,
-            date_modified: c.date_modified,
+            date_created: c.created_at,
+            date_modified: c.modified_at,
         }
     }
 }
 
-impl From<Order> for OrderRow {
-    fn from(o: Order) -> Self {
+impl From<RawBcOrder> for OrderRow {
+    fn from(o: RawBcOrder) -> Self {
         OrderRow {
             id: o.id,
             customer_id: o.customer_id,
             status_id: o.status_id,
-            status: o.status,
+            status: o.status.into(),
             subtotal_ex_tax: o.subtotal_ex_tax.0,
             subtotal_inc_tax: o.subtotal_inc_tax.0,
             total_ex_tax: o.total_ex_tax.0,
             total_inc_tax: o.total_inc_tax.0,
             refunded_amount: o.refunded_amount.0,
             items_total: o.items_total,
-            currency_code: o.currency_code,
+            currency_code: o.currency_code.into(),
             is_deleted: o.is_deleted,
-            date_created: o.date_created,
-            date_modified: o.date_modified,
+            date_created: o.created_at,
+            date_modified: o.modified_at,
         }
     }
 }
 
-impl From<OrderItem> for LineRow {
-    fn from(i: OrderItem) -> Self {
+impl From<RawBcOrderItem> for LineRow {
+    fn from(i: RawBcOrderItem) -> Self {
         LineRow {
             id: i.id,
             order_id: i.order_id,
             product_id: i.product_id,
             variant_id: i.variant_id,
-            sku: i.sku,
-            name: i.name,
+            sku: i.sku.into(),
+            name: i.name.into(),
             quantity: i.quantity,
             base_price: i.base_price.0,
             price_ex_tax: i.price_ex_tax.0,

@@ -744,20 +744,20 @@ fn committed_changes_read_back_from_the_warehouse() {
 /// every table exactly, as the runtime's restore does.
 #[test]
 fn postgres_tables_restore_from_the_warehouse() {
-    use dataflows::records::{Customer, PointTransaction, Quotation, Upsert};
+    use dataflows::records::Upsert;
     let customer = |id: i64, email: &str| {
         Upsert::Customer(
             id,
-            Some(Customer {
+            Some(RawBcCustomer {
                 id,
                 email: email.into(),
                 first_name: "Ada".into(),
-                last_name: String::new(),
-                company: String::new(),
-                phone: String::new(),
+                last_name: String::new().into(),
+                company: String::new().into(),
+                phone: String::new().into(),
                 customer_group_id: 0,
-                date_created: 1,
-                date_modified: 2,
+                created_at: 1,
+                modified_at: 2,
                 payload: Default::default(),
             }),
         )
@@ -765,7 +765,7 @@ fn postgres_tables_restore_from_the_warehouse() {
     let points = |id: i64, customer_id: i64, points: i64| {
         Upsert::PointTransaction(
             id,
-            Some(PointTransaction {
+            Some(RawPgPointTransaction {
                 id,
                 customer_id,
                 points,
@@ -778,7 +778,7 @@ fn postgres_tables_restore_from_the_warehouse() {
     let quotation = |id: i64, email: &str| {
         Upsert::Quotation(
             id,
-            Some(Quotation {
+            Some(RawPgQuotation {
                 id,
                 customer_email: email.into(),
                 status: "accepted".into(),

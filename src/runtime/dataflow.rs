@@ -350,21 +350,21 @@ impl Drop for Dataflow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataflows::records::Customer;
+    use dataflows::models::raw_bc_customer::RawBcCustomer;
 
     fn customer(id: i64, email: &str) -> Upsert {
         Upsert::Customer(
             id,
-            Some(Customer {
+            Some(RawBcCustomer {
                 id,
                 email: email.into(),
                 first_name: "A".into(),
                 last_name: "B".into(),
-                company: String::new(),
-                phone: String::new(),
+                company: String::new().into(),
+                phone: String::new().into(),
                 customer_group_id: 0,
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         )

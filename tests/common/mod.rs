@@ -9,14 +9,20 @@ pub mod contract;
 pub mod pg;
 pub mod slack;
 
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::models::raw_bc_inventory::RawBcInventory;
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::models::raw_bc_product::RawBcProduct;
+use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::models::raw_pg_quotation::RawPgQuotation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dataflows::oracle::RawState;
-use dataflows::records::{
-    Customer, CustomerMetafield, Inventory, Micros, Money, Order, OrderItem, Payload,
-    PointTransaction, Product, Quotation, Upsert, Variant,
-};
+use dataflows::records::{Micros, Money, Payload, Upsert};
 use dataflows::{Table, TableRow};
 use govflow::config::Secret;
 use govflow::format;
@@ -60,18 +66,18 @@ pub fn config_for(sim: &SimServer, options: &SimOptions) -> BigCommerceConfig {
 /// The raw tables as a consumer that applies upserts in order would hold them.
 #[derive(Debug, Default, PartialEq)]
 pub struct Tables {
-    pub customers: BTreeMap<i64, Customer>,
-    pub metafields: BTreeMap<i64, CustomerMetafield>,
-    pub products: BTreeMap<i64, Product>,
-    pub variants: BTreeMap<i64, Variant>,
-    pub inventory: BTreeMap<i64, Inventory>,
-    pub orders: BTreeMap<i64, Order>,
+    pub customers: BTreeMap<i64, RawBcCustomer>,
+    pub metafields: BTreeMap<i64, RawBcCustomerMetafield>,
+    pub products: BTreeMap<i64, RawBcProduct>,
+    pub variants: BTreeMap<i64, RawBcVariant>,
+    pub inventory: BTreeMap<i64, RawBcInventory>,
+    pub orders: BTreeMap<i64, RawBcOrder>,
     /// By order id.
-    pub order_items: BTreeMap<i64, Vec<OrderItem>>,
+    pub order_items: BTreeMap<i64, Vec<RawBcOrderItem>>,
     /// PostgreSQL point transactions (none from the simulator).
-    pub point_transactions: BTreeMap<i64, PointTransaction>,
+    pub point_transactions: BTreeMap<i64, RawPgPointTransaction>,
     /// PostgreSQL quotations (none from the simulator).
-    pub quotations: BTreeMap<i64, Quotation>,
+    pub quotations: BTreeMap<i64, RawPgQuotation>,
 }
 
 impl Tables {
@@ -196,35 +202,35 @@ pub async fn truth(sim: &SimServer) -> Tables {
         let v: Value = serde_json::from_str(line).expect("truth line is JSON");
         match v["entity"].as_str().expect("entity") {
             "customer" => {
-                let c = Customer {
+                let c = RawBcCustomer {
                     id: int(&v, "id"),
-                    email: string(&v, "email"),
-                    first_name: string(&v, "first_name"),
-                    last_name: string(&v, "last_name"),
-                    company: string(&v, "company"),
-                    phone: string(&v, "phone"),
+                    email: string(&v, "email").into(),
+                    first_name: string(&v, "first_name").into(),
+                    last_name: string(&v, "last_name").into(),
+                    company: string(&v, "company").into(),
+                    phone: string(&v, "phone").into(),
                     customer_group_id: int(&v, "customer_group_id"),
-                    date_created: date(&v, "date_created"),
-                    date_modified: date(&v, "date_modified"),
+                    created_at: date(&v, "date_created"),
+                    modified_at: date(&v, "date_modified"),
                     payload: Default::default(),
                 };
                 t.customers.insert(c.id, c);
             }
             "customer_metafield" => {
-                let m = CustomerMetafield {
+                let m = RawBcCustomerMetafield {
                     id: int(&v, "id"),
                     customer_id: int(&v, "resource_id"),
                     namespace: string(&v, "namespace"),
                     key: string(&v, "key"),
                     value: string(&v, "value"),
-                    date_created: date(&v, "date_created"),
-                    date_modified: date(&v, "date_modified"),
+                    created_at: date(&v, "date_created"),
+                    modified_at: date(&v, "date_modified"),
                     payload: Default::default(),
                 };
                 t.metafields.insert(m.id, m);
             }
             "product" => {
-                let p = Product {
+                let p = RawBcProduct {
                     id: int(&v, "id"),
                     name: string(&v, "name"),
                     sku: string(&v, "sku"),
@@ -234,21 +240,21 @@ pub async fn truth(sim: &SimServer) -> Tables {
                     availability: string(&v, "availability"),
                     inventory_tracking: string(&v, "inventory_tracking"),
                     brand_id: int(&v, "brand_id"),
-                    date_created: date(&v, "date_created"),
-                    date_modified: date(&v, "date_modified"),
+                    created_at: date(&v, "date_created"),
+                    modified_at: date(&v, "date_modified"),
                     payload: Default::default(),
                 };
                 t.products.insert(p.id, p);
             }
             "variant" => {
-                let x = Variant {
+                let x = RawBcVariant {
                     id: int(&v, "id"),
                     product_id: int(&v, "product_id"),
                     sku: string(&v, "sku"),
                     price: money(&v["price"]),
                     sale_price: money(&v["sale_price"]),
                     inventory_level: int(&v, "inventory_level"),
-                    purchasing_disabled: v["purchasing_disabled"]
+                    is_purchasing_disabled: v["purchasing_disabled"]
                         .as_bool()
                         .expect("purchasing_disabled"),
                     payload: Default::default(),
@@ -264,7 +270,7 @@ pub async fn truth(sim: &SimServer) -> Tables {
                         .map(|l| l[f].as_i64().expect(f))
                         .sum::<i64>()
                 };
-                let i = Inventory {
+                let i = RawBcInventory {
                     variant_id: int(id, "variant_id"),
                     product_id: int(id, "product_id"),
                     sku: string(id, "sku"),
@@ -278,33 +284,33 @@ pub async fn truth(sim: &SimServer) -> Tables {
                 t.inventory.insert(i.variant_id, i);
             }
             "order" => {
-                let o = Order {
+                let o = RawBcOrder {
                     id: int(&v, "id"),
                     customer_id: int(&v, "customer_id"),
                     status_id: int(&v, "status_id"),
-                    status: string(&v, "status"),
+                    status: string(&v, "status").into(),
                     subtotal_ex_tax: money(&v["subtotal_ex_tax"]).expect("money"),
                     subtotal_inc_tax: money(&v["subtotal_inc_tax"]).expect("money"),
                     total_ex_tax: money(&v["total_ex_tax"]).expect("money"),
                     total_inc_tax: money(&v["total_inc_tax"]).expect("money"),
                     refunded_amount: money(&v["refunded_amount"]).expect("money"),
                     items_total: int(&v, "items_total"),
-                    currency_code: string(&v, "currency_code"),
+                    currency_code: string(&v, "currency_code").into(),
                     is_deleted: v["is_deleted"].as_bool().expect("is_deleted"),
-                    date_created: date(&v, "date_created"),
-                    date_modified: date(&v, "date_modified"),
+                    created_at: date(&v, "date_created"),
+                    modified_at: date(&v, "date_modified"),
                     payload: Default::default(),
                 };
                 t.orders.insert(o.id, o);
             }
             "order_item" => {
-                let i = OrderItem {
+                let i = RawBcOrderItem {
                     id: int(&v, "id"),
                     order_id: int(&v, "order_id"),
                     product_id: int(&v, "product_id"),
                     variant_id: int(&v, "variant_id"),
-                    sku: string(&v, "sku"),
-                    name: string(&v, "name"),
+                    sku: string(&v, "sku").into(),
+                    name: string(&v, "name").into(),
                     quantity: int(&v, "quantity"),
                     base_price: money(&v["base_price"]).expect("money"),
                     price_ex_tax: money(&v["price_ex_tax"]).expect("money"),

@@ -56,7 +56,7 @@ fn columns_follow_the_fields() {
 
 #[test]
 fn rows_round_trip_through_values() {
-    let row = TableRow::RawBcCustomer(customer(4, "a").into());
+    let row = TableRow::RawBcCustomer(customer(4, "a"));
     let def = Table::RawBcCustomer.def();
     let values: Vec<Value> = (0..def.columns.len())
         .map(|i| row.cell(i).to_value())

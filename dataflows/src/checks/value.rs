@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn reads_columns_of_any_table() {
-        let customer = TableRow::RawBcCustomer(crate::fixtures::customer(7, "a@x").into());
+        let customer = TableRow::RawBcCustomer(crate::fixtures::customer(7, "a@x"));
         assert_eq!(field(&customer, "id"), Some(Value::Int(7)));
         assert_eq!(
             field(&customer, "email"),
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn options_money_and_booleans() {
-        let sku = TableRow::RawBcVariant(crate::fixtures::variant(4, 1, 5).into());
+        let sku = TableRow::RawBcVariant(crate::fixtures::variant(4, 1, 5));
         assert_eq!(field(&sku, "price"), Some(Value::Null));
         assert!(matches!(
             field(&sku, "inventory_level"),

@@ -411,7 +411,7 @@ mod tests {
         let raw = |status: i64, total: i64, refunded: i64| {
             let mut o = order(1, 1, status, total, 1);
             o.refunded_amount = Money(refunded);
-            RawBcOrder::from(o)
+            o
         };
         // Paid statuses count; unpaid, cancelled, disputed and refunded ones do not.
         for status in 0..=14 {

@@ -143,7 +143,7 @@ mod tests {
     fn dim(variant_count: i64, total_inventory: i64) -> TableRow {
         TableRow::DimProduct(DimProduct::new(
             1,
-            &product(1).into(),
+            &product(1),
             Some(&ProductVariantStats {
                 variant_count,
                 total_inventory,
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn brand_zero_is_null() {
-        let mut p: RawBcProduct = product(1).into();
+        let mut p: RawBcProduct = product(1);
         assert_eq!(DimProduct::new(1, &p, None).brand_id, None);
         p.brand_id = 9;
         assert_eq!(DimProduct::new(1, &p, None).brand_id, Some(9));

@@ -141,17 +141,18 @@ pub(crate) fn render<'s>(arr: &Arrangements<'s>) -> Coll<'s, DimSku> {
 mod tests {
     use super::*;
     use crate::fixtures::{inventory, product, updates, variant};
+    use crate::models::raw_bc_variant::RawBcVariant;
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
-    fn prices(v: &crate::records::Variant, p: &RawBcProduct) -> (Money, Option<Money>, Money) {
-        let sku = DimSku::new(1, &SkuBase::new(10, &v.clone().into(), None), p);
+    fn prices(v: &RawBcVariant, p: &RawBcProduct) -> (Money, Option<Money>, Money) {
+        let sku = DimSku::new(1, &SkuBase::new(10, v, None), p);
         (sku.price, sku.sale_price, sku.effective_price)
     }
 
     #[test]
     fn prices_follow_what_the_storefront_charges() {
-        let mut p: RawBcProduct = product(1).into();
+        let mut p: RawBcProduct = product(1);
         let mut v = variant(10, 1, 2);
         // No sale anywhere: the product's price, sale price null (not 0).
         assert_eq!(prices(&v, &p), (p.price, None, p.price));
@@ -189,7 +190,7 @@ mod tests {
 
     #[test]
     fn purchasable_and_in_stock_rules() {
-        let mut p: RawBcProduct = product(1).into();
+        let mut p: RawBcProduct = product(1);
         assert!(is_purchasable(&p, false));
         assert!(!is_purchasable(&p, true));
         p.availability = "preorder".into();
@@ -208,11 +209,11 @@ mod tests {
     #[test]
     fn follows_product_variant_and_inventory() {
         let sku = |level: i64, name: &str| {
-            let mut p: RawBcProduct = product(1).into();
+            let mut p: RawBcProduct = product(1);
             p.name = name.into();
             TableRow::DimSku(DimSku::new(
                 1,
-                &SkuBase::new(10, &variant(10, 1, 2).into(), None),
+                &SkuBase::new(10, &variant(10, 1, 2), None),
                 &p,
             ))
             .with_level(level)

@@ -207,7 +207,7 @@ mod tests {
         assert!(!is_complete(0) && !is_complete(11) && !is_complete(5));
         assert_eq!(customer_ref(0), None);
         assert_eq!(customer_ref(3), Some(3));
-        let o: RawBcOrder = order(5, 3, 2, 700, 30).into();
+        let o: RawBcOrder = order(5, 3, 2, 700, 30);
         assert_eq!(
             FctOrder::new(5, &o, &[]).map(|f| (f.customer_id, f.item_count)),
             Some((Some(3), 0))

@@ -287,20 +287,21 @@ pub(crate) fn render<'s>(
 mod tests {
     use super::*;
     use crate::fixtures::{customer, inventory, product, updates, variant};
-    use crate::records::{CustomerMetafield, Upsert};
+    use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+    use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
     fn subscription(id: i64, customer_id: i64, value: &str) -> Upsert {
         Upsert::CustomerMetafield(
             id,
-            Some(CustomerMetafield {
+            Some(RawBcCustomerMetafield {
                 id,
                 customer_id,
                 namespace: SUBSCRIPTION_NAMESPACE.into(),
                 key: SUBSCRIPTION_KEY.into(),
                 value: value.into(),
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
                 payload: Default::default(),
             }),
         )

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{Customer, Micros, Text};
+use crate::records::{Micros, Text};
 
 /// A row of `raw_bc_customer`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -51,40 +51,6 @@ pub struct RawBcCustomer {
     pub payload: Payload,
 }
 
-impl From<Customer> for RawBcCustomer {
-    fn from(c: Customer) -> Self {
-        RawBcCustomer {
-            id: c.id,
-            email: c.email.into(),
-            first_name: c.first_name.into(),
-            last_name: c.last_name.into(),
-            company: c.company.into(),
-            phone: c.phone.into(),
-            customer_group_id: c.customer_group_id,
-            created_at: c.date_created,
-            modified_at: c.date_modified,
-            payload: c.payload,
-        }
-    }
-}
-
-impl From<RawBcCustomer> for Customer {
-    fn from(r: RawBcCustomer) -> Self {
-        Customer {
-            id: r.id,
-            email: r.email.into(),
-            first_name: r.first_name.into(),
-            last_name: r.last_name.into(),
-            company: r.company.into(),
-            phone: r.phone.into(),
-            customer_group_id: r.customer_group_id,
-            date_created: r.created_at,
-            date_modified: r.modified_at,
-            payload: r.payload,
-        }
-    }
-}
-
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(customers: &Arr<'s, RawBcCustomer>) -> Coll<'s, RawBcCustomer> {
     customers.clone().as_collection(|_, row| row.clone())
@@ -92,13 +58,12 @@ pub(crate) fn render<'s>(customers: &Arr<'s, RawBcCustomer>) -> Coll<'s, RawBcCu
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::fixtures::{customer, updates};
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
     fn row(email: &str) -> TableRow {
-        TableRow::RawBcCustomer(customer(1, email).into())
+        TableRow::RawBcCustomer(customer(1, email))
     }
 
     #[test]
@@ -126,16 +91,5 @@ mod tests {
                 (row("d"), 5, 1),
             ]
         );
-    }
-
-    #[test]
-    fn renames_timestamps_and_round_trips() {
-        let c = customer(3, "x@example.com");
-        let raw = RawBcCustomer::from(c.clone());
-        assert_eq!(
-            (raw.created_at, raw.modified_at),
-            (c.date_created, c.date_modified)
-        );
-        assert_eq!(Customer::from(raw), c);
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{CustomerMetafield, Micros};
+use crate::records::Micros;
 
 /// A row of `raw_bc_customer_metafield`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -43,36 +43,6 @@ pub struct RawBcCustomerMetafield {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-impl From<CustomerMetafield> for RawBcCustomerMetafield {
-    fn from(m: CustomerMetafield) -> Self {
-        RawBcCustomerMetafield {
-            id: m.id,
-            customer_id: m.customer_id,
-            namespace: m.namespace,
-            key: m.key,
-            value: m.value,
-            created_at: m.date_created,
-            modified_at: m.date_modified,
-            payload: m.payload,
-        }
-    }
-}
-
-impl From<RawBcCustomerMetafield> for CustomerMetafield {
-    fn from(r: RawBcCustomerMetafield) -> Self {
-        CustomerMetafield {
-            id: r.id,
-            customer_id: r.customer_id,
-            namespace: r.namespace,
-            key: r.key,
-            value: r.value,
-            date_created: r.created_at,
-            date_modified: r.modified_at,
-            payload: r.payload,
-        }
-    }
 }
 
 /// The table's changes: the upsert arrangement's contents.

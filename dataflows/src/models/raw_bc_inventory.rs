@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::Inventory;
 
 /// A row of `raw_bc_inventory`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -39,34 +38,6 @@ pub struct RawBcInventory {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-impl From<Inventory> for RawBcInventory {
-    fn from(i: Inventory) -> Self {
-        RawBcInventory {
-            variant_id: i.variant_id,
-            product_id: i.product_id,
-            sku: i.sku,
-            available_to_sell: i.available_to_sell,
-            total_inventory_onhand: i.total_inventory_onhand,
-            is_in_stock: i.is_in_stock,
-            payload: i.payload,
-        }
-    }
-}
-
-impl From<RawBcInventory> for Inventory {
-    fn from(r: RawBcInventory) -> Self {
-        Inventory {
-            variant_id: r.variant_id,
-            product_id: r.product_id,
-            sku: r.sku,
-            available_to_sell: r.available_to_sell,
-            total_inventory_onhand: r.total_inventory_onhand,
-            is_in_stock: r.is_in_stock,
-            payload: r.payload,
-        }
-    }
 }
 
 /// The table's changes: the upsert arrangement's contents.

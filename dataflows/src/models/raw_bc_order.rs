@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{Micros, Money, Order, Text};
+use crate::records::{Micros, Money, Text};
 
 /// A row of `raw_bc_order`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -58,50 +58,6 @@ pub struct RawBcOrder {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-impl From<Order> for RawBcOrder {
-    fn from(o: Order) -> Self {
-        RawBcOrder {
-            id: o.id,
-            customer_id: o.customer_id,
-            status_id: o.status_id,
-            status: o.status.into(),
-            subtotal_ex_tax: o.subtotal_ex_tax,
-            subtotal_inc_tax: o.subtotal_inc_tax,
-            total_ex_tax: o.total_ex_tax,
-            total_inc_tax: o.total_inc_tax,
-            refunded_amount: o.refunded_amount,
-            items_total: o.items_total,
-            currency_code: o.currency_code.into(),
-            is_deleted: o.is_deleted,
-            created_at: o.date_created,
-            modified_at: o.date_modified,
-            payload: o.payload,
-        }
-    }
-}
-
-impl From<RawBcOrder> for Order {
-    fn from(r: RawBcOrder) -> Self {
-        Order {
-            id: r.id,
-            customer_id: r.customer_id,
-            status_id: r.status_id,
-            status: r.status.into(),
-            subtotal_ex_tax: r.subtotal_ex_tax,
-            subtotal_inc_tax: r.subtotal_inc_tax,
-            total_ex_tax: r.total_ex_tax,
-            total_inc_tax: r.total_inc_tax,
-            refunded_amount: r.refunded_amount,
-            items_total: r.items_total,
-            currency_code: r.currency_code.into(),
-            is_deleted: r.is_deleted,
-            date_created: r.created_at,
-            date_modified: r.modified_at,
-            payload: r.payload,
-        }
-    }
 }
 
 /// The table's changes: the upsert arrangement's contents.

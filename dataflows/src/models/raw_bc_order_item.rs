@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{Money, OrderItem, Text};
+use crate::records::{Money, Text};
 
 /// A row of `raw_bc_order_item`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -68,46 +68,6 @@ pub struct RawBcOrderItem {
 /// 1k-change epoch.
 pub type OrderLines = Arc<[RawBcOrderItem]>;
 
-impl From<OrderItem> for RawBcOrderItem {
-    fn from(i: OrderItem) -> Self {
-        RawBcOrderItem {
-            id: i.id,
-            order_id: i.order_id,
-            product_id: i.product_id,
-            variant_id: i.variant_id,
-            sku: i.sku.into(),
-            name: i.name.into(),
-            quantity: i.quantity,
-            base_price: i.base_price,
-            price_ex_tax: i.price_ex_tax,
-            price_inc_tax: i.price_inc_tax,
-            total_ex_tax: i.total_ex_tax,
-            total_inc_tax: i.total_inc_tax,
-            payload: i.payload,
-        }
-    }
-}
-
-impl From<RawBcOrderItem> for OrderItem {
-    fn from(r: RawBcOrderItem) -> Self {
-        OrderItem {
-            id: r.id,
-            order_id: r.order_id,
-            product_id: r.product_id,
-            variant_id: r.variant_id,
-            sku: r.sku.into(),
-            name: r.name.into(),
-            quantity: r.quantity,
-            base_price: r.base_price,
-            price_ex_tax: r.price_ex_tax,
-            price_inc_tax: r.price_inc_tax,
-            total_ex_tax: r.total_ex_tax,
-            total_inc_tax: r.total_inc_tax,
-            payload: r.payload,
-        }
-    }
-}
-
 /// The table's changes: every line of every order in the arrangement.
 pub(crate) fn render<'s>(order_items: &Arr<'s, OrderLines>) -> Coll<'s, RawBcOrderItem> {
     order_items.clone().flat_map_ref(|_, lines| lines.to_vec())
@@ -121,12 +81,12 @@ mod tests {
     use crate::table::{Table, TableRow};
 
     fn row(id: i64, order_id: i64, quantity: i64) -> TableRow {
-        TableRow::RawBcOrderItem(line(id, order_id, quantity).into())
+        TableRow::RawBcOrderItem(line(id, order_id, quantity))
     }
 
     #[test]
     fn lines_are_replaced_per_order() {
-        let items = |lines: Vec<OrderItem>| Upsert::OrderItems(5, Some(lines));
+        let items = |lines: Vec<RawBcOrderItem>| Upsert::OrderItems(5, Some(lines));
         let got = updates(
             Table::RawBcOrderItem,
             vec![

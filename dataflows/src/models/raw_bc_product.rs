@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{Micros, Money, Product};
+use crate::records::{Micros, Money};
 
 /// A row of `raw_bc_product`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -51,44 +51,6 @@ pub struct RawBcProduct {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-impl From<Product> for RawBcProduct {
-    fn from(p: Product) -> Self {
-        RawBcProduct {
-            id: p.id,
-            name: p.name,
-            sku: p.sku,
-            price: p.price,
-            sale_price: p.sale_price,
-            is_visible: p.is_visible,
-            availability: p.availability,
-            inventory_tracking: p.inventory_tracking,
-            brand_id: p.brand_id,
-            created_at: p.date_created,
-            modified_at: p.date_modified,
-            payload: p.payload,
-        }
-    }
-}
-
-impl From<RawBcProduct> for Product {
-    fn from(r: RawBcProduct) -> Self {
-        Product {
-            id: r.id,
-            name: r.name,
-            sku: r.sku,
-            price: r.price,
-            sale_price: r.sale_price,
-            is_visible: r.is_visible,
-            availability: r.availability,
-            inventory_tracking: r.inventory_tracking,
-            brand_id: r.brand_id,
-            date_created: r.created_at,
-            date_modified: r.modified_at,
-            payload: r.payload,
-        }
-    }
 }
 
 /// The table's changes: the upsert arrangement's contents.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
 use crate::payload::Payload;
-use crate::records::{Money, Variant};
+use crate::records::Money;
 
 /// A row of `raw_bc_variant`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -41,36 +41,6 @@ pub struct RawBcVariant {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-impl From<Variant> for RawBcVariant {
-    fn from(v: Variant) -> Self {
-        RawBcVariant {
-            id: v.id,
-            product_id: v.product_id,
-            sku: v.sku,
-            price: v.price,
-            sale_price: v.sale_price,
-            inventory_level: v.inventory_level,
-            is_purchasing_disabled: v.purchasing_disabled,
-            payload: v.payload,
-        }
-    }
-}
-
-impl From<RawBcVariant> for Variant {
-    fn from(r: RawBcVariant) -> Self {
-        Variant {
-            id: r.id,
-            product_id: r.product_id,
-            sku: r.sku,
-            price: r.price,
-            sale_price: r.sale_price,
-            inventory_level: r.inventory_level,
-            purchasing_disabled: r.is_purchasing_disabled,
-            payload: r.payload,
-        }
-    }
 }
 
 /// The table's changes: the upsert arrangement's contents.

@@ -27,7 +27,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Micros, PointTransaction};
+use crate::records::Micros;
 
 /// A row of `raw_pg_point_transaction`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -52,32 +52,6 @@ pub struct RawPgPointTransaction {
     pub updated_at: Micros,
 }
 
-impl From<PointTransaction> for RawPgPointTransaction {
-    fn from(t: PointTransaction) -> Self {
-        RawPgPointTransaction {
-            id: t.id,
-            customer_id: t.customer_id,
-            points: t.points,
-            reason: t.reason,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }
-    }
-}
-
-impl From<RawPgPointTransaction> for PointTransaction {
-    fn from(r: RawPgPointTransaction) -> Self {
-        PointTransaction {
-            id: r.id,
-            customer_id: r.customer_id,
-            points: r.points,
-            reason: r.reason,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(
     transactions: &Arr<'s, RawPgPointTransaction>,
@@ -87,13 +61,12 @@ pub(crate) fn render<'s>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::fixtures::{point_transaction, updates};
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
     fn row(points: i64) -> TableRow {
-        TableRow::RawPgPointTransaction(point_transaction(1, 7, points).into())
+        TableRow::RawPgPointTransaction(point_transaction(1, 7, points))
     }
 
     #[test]
@@ -118,15 +91,6 @@ mod tests {
                 (row(-4), 3, -1),
                 (row(2), 4, 1),
             ]
-        );
-    }
-
-    #[test]
-    fn round_trips() {
-        let t = point_transaction(3, 9, -250);
-        assert_eq!(
-            PointTransaction::from(RawPgPointTransaction::from(t.clone())),
-            t
         );
     }
 }

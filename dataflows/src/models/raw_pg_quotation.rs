@@ -27,7 +27,7 @@ use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Micros, Money, Quotation};
+use crate::records::{Micros, Money};
 
 /// A row of `raw_pg_quotation`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
@@ -54,34 +54,6 @@ pub struct RawPgQuotation {
     pub updated_at: Micros,
 }
 
-impl From<Quotation> for RawPgQuotation {
-    fn from(q: Quotation) -> Self {
-        RawPgQuotation {
-            id: q.id,
-            customer_email: q.customer_email,
-            status: q.status,
-            total: q.total,
-            currency_code: q.currency_code,
-            created_at: q.created_at,
-            updated_at: q.updated_at,
-        }
-    }
-}
-
-impl From<RawPgQuotation> for Quotation {
-    fn from(r: RawPgQuotation) -> Self {
-        Quotation {
-            id: r.id,
-            customer_email: r.customer_email,
-            status: r.status,
-            total: r.total,
-            currency_code: r.currency_code,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPgQuotation> {
     quotations.clone().as_collection(|_, row| row.clone())
@@ -89,13 +61,12 @@ pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPg
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::fixtures::{quotation, updates};
     use crate::records::Upsert;
     use crate::table::{Table, TableRow};
 
     fn row(email: &str) -> TableRow {
-        TableRow::RawPgQuotation(quotation(1, email, "sent").into())
+        TableRow::RawPgQuotation(quotation(1, email, "sent"))
     }
 
     #[test]
@@ -119,11 +90,5 @@ mod tests {
                 (row("A@x"), 3, -1),
             ]
         );
-    }
-
-    #[test]
-    fn round_trips() {
-        let q = quotation(3, " Ada@Example.com ", "draft");
-        assert_eq!(Quotation::from(RawPgQuotation::from(q.clone())), q);
     }
 }

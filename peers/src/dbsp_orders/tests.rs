@@ -3,8 +3,11 @@
 use std::collections::BTreeMap;
 
 use dataflows::TableRow;
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::models::raw_bc_product::RawBcProduct;
 use dataflows::oracle::{RawState, compute};
-use dataflows::records::Product;
 use proptest::prelude::*;
 
 use super::*;
@@ -38,26 +41,26 @@ fn difference<T: Ord + Clone>(before: &[T], after: &[T]) -> usize {
     count.values().map(|c| c.unsigned_abs() as usize).sum()
 }
 
-fn customer(id: i64, email: &str, first: &str, last: &str) -> Customer {
-    Customer {
+fn customer(id: i64, email: &str, first: &str, last: &str) -> RawBcCustomer {
+    RawBcCustomer {
         id,
         email: email.into(),
         first_name: first.into(),
         last_name: last.into(),
-        company: String::new(),
-        phone: String::new(),
+        company: Default::default(),
+        phone: Default::default(),
         customer_group_id: id % 2,
-        date_created: 7,
-        date_modified: 8,
+        created_at: 7,
+        modified_at: 8,
     }
 }
 
-fn order(id: i64, customer_id: i64, status_id: i64, total: i64, created: i64) -> Order {
-    Order {
+fn order(id: i64, customer_id: i64, status_id: i64, total: i64, created: i64) -> RawBcOrder {
+    RawBcOrder {
         id,
         customer_id,
         status_id,
-        status: format!("s{status_id}"),
+        status: format!("s{status_id}").into(),
         subtotal_ex_tax: Money(total - 1),
         subtotal_inc_tax: Money(total),
         total_ex_tax: Money(total - 1),
@@ -66,13 +69,13 @@ fn order(id: i64, customer_id: i64, status_id: i64, total: i64, created: i64) ->
         items_total: 1,
         currency_code: "KRW".into(),
         is_deleted: false,
-        date_created: created,
-        date_modified: created + 1,
+        created_at: created,
+        modified_at: created + 1,
     }
 }
 
-fn line(id: i64, order_id: i64, quantity: i64) -> OrderItem {
-    OrderItem {
+fn line(id: i64, order_id: i64, quantity: i64) -> RawBcOrderItem {
+    RawBcOrderItem {
         id,
         order_id,
         product_id: 1,
@@ -225,16 +228,16 @@ fn maybe<T: std::fmt::Debug + Clone>(
 fn arb_customer() -> impl Strategy<Value = Upsert> {
     (1i64..=4).prop_flat_map(|key| {
         let row = (0u8..3, 0u8..3, 0u8..2, 0i64..2, 0i64..3).prop_map(
-            move |(email, first, last, group, created)| Customer {
+            move |(email, first, last, group, created)| RawBcCustomer {
                 id: key,
-                email: format!("c{email}@example.com"),
+                email: format!("c{email}@example.com").into(),
                 first_name: ["", "Ada", " Ada "][first as usize].into(),
                 last_name: ["", "Lovelace"][last as usize].into(),
-                company: String::new(),
-                phone: String::new(),
+                company: Default::default(),
+                phone: Default::default(),
                 customer_group_id: group,
-                date_created: created,
-                date_modified: created,
+                created_at: created,
+                modified_at: created,
             },
         );
         maybe(row).prop_map(move |row| Upsert::Customer(key, row))
@@ -267,11 +270,11 @@ fn arb_order() -> impl Strategy<Value = Upsert> {
                     modified,
                     refund,
                 )| {
-                    Order {
+                    RawBcOrder {
                         id: key,
                         customer_id,
                         status_id,
-                        status: format!("s{status_id}"),
+                        status: format!("s{status_id}").into(),
                         subtotal_ex_tax: subtotal,
                         subtotal_inc_tax: subtotal,
                         total_ex_tax: total,
@@ -285,8 +288,8 @@ fn arb_order() -> impl Strategy<Value = Upsert> {
                         items_total: 1,
                         currency_code: "KRW".into(),
                         is_deleted,
-                        date_created: created,
-                        date_modified: created + modified,
+                        created_at: created,
+                        modified_at: created + modified,
                     }
                 },
             );
@@ -300,7 +303,7 @@ fn arb_order_items() -> impl Strategy<Value = Upsert> {
         let lines = prop::collection::vec(line, 0..4).prop_map(move |lines| {
             lines
                 .into_iter()
-                .map(|(j, quantity, price)| OrderItem {
+                .map(|(j, quantity, price)| RawBcOrderItem {
                     id: key * 10 + j,
                     order_id: key,
                     product_id: 1,
@@ -325,7 +328,7 @@ fn arb_other() -> impl Strategy<Value = Upsert> {
     (1i64..=2).prop_map(|key| {
         Upsert::Product(
             key,
-            Some(Product {
+            Some(RawBcProduct {
                 id: key,
                 name: "p".into(),
                 sku: "P".into(),
@@ -335,8 +338,8 @@ fn arb_other() -> impl Strategy<Value = Upsert> {
                 availability: "available".into(),
                 inventory_tracking: "none".into(),
                 brand_id: 0,
-                date_created: 0,
-                date_modified: 0,
+                created_at: 0,
+                modified_at: 0,
             }),
         )
     })

@@ -372,7 +372,13 @@ pub(super) async fn order_lines(
     order_id: i64,
     limit: u32,
     payloads: &mut Payloads,
-) -> Result<(Vec<dataflows::records::OrderItem>, Vec<DeadLetter>), BigCommerceError> {
+) -> Result<
+    (
+        Vec<dataflows::models::raw_bc_order_item::RawBcOrderItem>,
+        Vec<DeadLetter>,
+    ),
+    BigCommerceError,
+> {
     let path = format!("v2/orders/{order_id}/products");
     let (mut lines, mut dead) = (Vec::new(), Vec::new());
     for page_no in 1.. {

@@ -9,7 +9,9 @@
 //! naming the database, table, key and column; the rest of the page is kept.
 
 use dataflows::Table;
-use dataflows::records::{Money, PointTransaction, Quotation, Upsert};
+use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::models::raw_pg_quotation::RawPgQuotation;
+use dataflows::records::{Money, Upsert};
 
 use super::{PgBatch, PgColumn, PgDeadLetter, PgRow, PgValue};
 
@@ -163,8 +165,8 @@ fn kind(value: &PgValue) -> &'static str {
     }
 }
 
-fn point_transaction(c: &Columns) -> Field<PointTransaction> {
-    Ok(PointTransaction {
+fn point_transaction(c: &Columns) -> Field<RawPgPointTransaction> {
+    Ok(RawPgPointTransaction {
         id: c.int("id")?,
         customer_id: c.int("customer_id")?,
         points: c.int("points")?,
@@ -174,8 +176,8 @@ fn point_transaction(c: &Columns) -> Field<PointTransaction> {
     })
 }
 
-fn quotation(c: &Columns) -> Field<Quotation> {
-    Ok(Quotation {
+fn quotation(c: &Columns) -> Field<RawPgQuotation> {
+    Ok(RawPgQuotation {
         id: c.int("id")?,
         customer_email: c.text("customer_email")?,
         status: c.text("status")?,
@@ -264,7 +266,7 @@ mod tests {
             ups,
             vec![Upsert::Quotation(
                 1,
-                Some(Quotation {
+                Some(RawPgQuotation {
                     id: 1,
                     customer_email: "A@x".into(),
                     status: "sent".into(),

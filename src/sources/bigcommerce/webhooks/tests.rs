@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::Secret;
 use crate::sources::bigcommerce::BigCommerceConfig;
-use dataflows::records::Inventory;
+use dataflows::models::raw_bc_inventory::RawBcInventory;
 use govflow_sim::{SimOptions, SimServer};
 
 fn payload(scope: &str, kind: &str, id: i64, hash: &str) -> serde_json::Value {
@@ -81,7 +81,7 @@ fn scopes_name_targets() {
 fn inv(id: i64, level: i64) -> Upsert {
     Upsert::Inventory(
         id,
-        Some(Inventory {
+        Some(RawBcInventory {
             variant_id: id,
             product_id: 1,
             sku: format!("V{id}"),

@@ -2,7 +2,10 @@
 //! inventory items.
 
 use bytes::Bytes;
-use dataflows::records::{Inventory, Micros, Money, Payloads, Product, Upsert, Variant};
+use dataflows::models::raw_bc_inventory::RawBcInventory;
+use dataflows::models::raw_bc_product::RawBcProduct;
+use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::records::{Micros, Money, Payloads, Upsert};
 use serde::Deserialize;
 
 use super::{Nested, Record, money, null_as_empty, opt_money, timestamp};
@@ -50,7 +53,7 @@ impl WireProduct {
         }
         out.push(Upsert::Product(
             self.id,
-            Some(Product {
+            Some(RawBcProduct {
                 id: self.id,
                 name: self.name,
                 sku: self.sku,
@@ -60,8 +63,8 @@ impl WireProduct {
                 availability: self.availability,
                 inventory_tracking: self.inventory_tracking,
                 brand_id: self.brand_id,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
+                created_at: self.date_created,
+                modified_at: self.date_modified,
                 payload: payloads.keep(self.json),
             }),
         ));
@@ -95,14 +98,14 @@ impl WireVariant {
     pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::Variant(
             self.id,
-            Some(Variant {
+            Some(RawBcVariant {
                 id: self.id,
                 product_id: self.product_id,
                 sku: self.sku,
                 price: self.price,
                 sale_price: self.sale_price,
                 inventory_level: self.inventory_level,
-                purchasing_disabled: self.purchasing_disabled,
+                is_purchasing_disabled: self.purchasing_disabled,
                 payload: payloads.keep(self.json),
             }),
         )
@@ -169,7 +172,7 @@ impl WireInventoryItem {
         let id = self.identity.variant_id;
         Upsert::Inventory(
             id,
-            Some(Inventory {
+            Some(RawBcInventory {
                 variant_id: id,
                 product_id: self.identity.product_id,
                 sku: self.identity.sku,

@@ -11,7 +11,9 @@
 
 use bytes::Bytes;
 use chrono::DateTime;
-use dataflows::records::{Customer, CustomerMetafield, Micros, Money, Payloads, Upsert};
+use dataflows::models::raw_bc_customer::RawBcCustomer;
+use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::records::{Micros, Money, Payloads, Upsert};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -267,16 +269,16 @@ impl WireCustomer {
     pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::Customer(
             self.id,
-            Some(Customer {
+            Some(RawBcCustomer {
                 id: self.id,
-                email: self.email,
-                first_name: self.first_name,
-                last_name: self.last_name,
-                company: self.company,
-                phone: self.phone,
+                email: self.email.into(),
+                first_name: self.first_name.into(),
+                last_name: self.last_name.into(),
+                company: self.company.into(),
+                phone: self.phone.into(),
                 customer_group_id: self.customer_group_id,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
+                created_at: self.date_created,
+                modified_at: self.date_modified,
                 payload: payloads.keep(self.json),
             }),
         )
@@ -312,14 +314,14 @@ impl WireMetafield {
     pub fn into_upsert(self, payloads: &mut Payloads) -> Upsert {
         Upsert::CustomerMetafield(
             self.id,
-            Some(CustomerMetafield {
+            Some(RawBcCustomerMetafield {
                 id: self.id,
                 customer_id: self.resource_id,
                 namespace: self.namespace,
                 key: self.key,
                 value: self.value,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
+                created_at: self.date_created,
+                modified_at: self.date_modified,
                 payload: payloads.keep(self.json),
             }),
         )

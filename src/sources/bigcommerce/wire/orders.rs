@@ -1,7 +1,9 @@
 //! Orders and their lines, embedded (`consignments`) or read apart.
 
 use bytes::Bytes;
-use dataflows::records::{Micros, Money, Order, OrderItem, Payloads, Upsert};
+use dataflows::models::raw_bc_order::RawBcOrder;
+use dataflows::models::raw_bc_order_item::RawBcOrderItem;
+use dataflows::records::{Micros, Money, Payloads, Upsert};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -124,14 +126,14 @@ wire_record!(WireOrder, "order", left_out: ["consignments"]);
 
 impl WireOrderItem {
     /// The record of this line.
-    pub fn into_record(self, payloads: &mut Payloads) -> OrderItem {
-        OrderItem {
+    pub fn into_record(self, payloads: &mut Payloads) -> RawBcOrderItem {
+        RawBcOrderItem {
             id: self.id,
             order_id: self.order_id,
             product_id: self.product_id,
             variant_id: self.variant_id,
-            sku: self.sku,
-            name: self.name,
+            sku: self.sku.into(),
+            name: self.name.into(),
             quantity: self.quantity,
             base_price: self.base_price,
             price_ex_tax: self.price_ex_tax,
@@ -157,7 +159,7 @@ impl WireOrder {
     /// The order's upsert and, when embedded, the upsert of all its lines.
     pub fn into_upserts(self, out: &mut Vec<Upsert>, payloads: &mut Payloads) {
         if let Some(consignments) = self.consignments {
-            let mut lines: Vec<OrderItem> = consignments
+            let mut lines: Vec<RawBcOrderItem> = consignments
                 .into_iter()
                 .flat_map(|c| c.shipping.into_iter().chain(c.pickups).chain(c.downloads))
                 .flat_map(|s| s.line_items)
@@ -169,21 +171,21 @@ impl WireOrder {
         }
         out.push(Upsert::Order(
             self.id,
-            Some(Order {
+            Some(RawBcOrder {
                 id: self.id,
                 customer_id: self.customer_id,
                 status_id: self.status_id,
-                status: self.status,
+                status: self.status.into(),
                 subtotal_ex_tax: self.subtotal_ex_tax,
                 subtotal_inc_tax: self.subtotal_inc_tax,
                 total_ex_tax: self.total_ex_tax,
                 total_inc_tax: self.total_inc_tax,
                 refunded_amount: self.refunded_amount,
                 items_total: self.items_total,
-                currency_code: self.currency_code,
+                currency_code: self.currency_code.into(),
                 is_deleted: self.is_deleted,
-                date_created: self.date_created,
-                date_modified: self.date_modified,
+                created_at: self.date_created,
+                modified_at: self.date_modified,
                 payload: payloads.keep(self.json),
             }),
         ));
