@@ -199,7 +199,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
         .await;
     }
     let mut oracle = EventOracle::default();
-    oracle.step(0, &common::truth(&sim).await.raw_state());
+    oracle.step(0, &common::truth(&sim).await);
 
     let mut matcher = Matcher::default();
     // Per restock with events: when it was issued.
@@ -229,7 +229,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
             )
             .await;
             step += 1;
-            let none = oracle.step(step, &common::truth(&sim).await.raw_state());
+            let none = oracle.step(step, &common::truth(&sim).await);
             assert!(none.is_empty(), "sell-outs announce nothing");
             if webhooks {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -247,7 +247,7 @@ async fn measure(webhooks: bool, restocks: usize) -> Outcome {
         )
         .await;
         step += 1;
-        let expected = oracle.step(step, &common::truth(&sim).await.raw_state());
+        let expected = oracle.step(step, &common::truth(&sim).await);
         if expected.is_empty() {
             dry += 1;
         } else {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
+use dataflows::oracle::RawState;
 use dataflows::records::Upsert;
 use govflow::sources::bigcommerce::{
     BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, collect,
@@ -42,8 +43,8 @@ async fn full_pull_equals_truth() {
     let (upserts, dead, cursors) =
         pull_all(&source, &Cursors::default(), PullMode::FullSnapshot).await;
     assert!(dead.is_empty(), "{dead:?}");
-    let mut got = Tables::default();
-    got.apply(upserts);
+    let mut got = RawState::default();
+    apply(&mut got, upserts);
     let want = truth(&sim).await;
     assert!(
         want.customers.len() >= 3000
@@ -70,7 +71,7 @@ async fn incremental_pulls_catch_every_change_even_while_paging() {
     config.page_size = 20;
     config.lookback = Duration::from_secs(60);
     let source = BigCommerceSource::new(config).unwrap();
-    let mut state = Tables::default();
+    let mut state = RawState::default();
     let mut cursors = Cursors::default();
     for round in 0..4 {
         let mode = if round == 0 {
@@ -97,7 +98,7 @@ async fn incremental_pulls_catch_every_change_even_while_paging() {
         let (upserts, dead, next) = pull_all(&source, &cursors, mode).await;
         mutator.await.unwrap();
         assert!(dead.is_empty(), "{dead:?}");
-        state.apply(upserts);
+        apply(&mut state, upserts);
         cursors = next;
     }
     // A last pull with the store quiet: everything changed must now be in.
@@ -124,7 +125,7 @@ async fn incremental_pulls_catch_every_change_even_while_paging() {
             "a quiet pull re-read an untouched record: {u:?}"
         );
     }
-    state.apply(quiet);
+    apply(&mut state, quiet);
     assert_tables(&state, &truth(&sim).await, true);
     sim.shutdown().await;
 }
@@ -155,8 +156,8 @@ async fn faults_lose_nothing() {
     let (upserts, dead, _) = pull_all(&source, &Cursors::default(), PullMode::FullSnapshot).await;
     control(&sim, "/_sim/faults", json!({})).await;
     assert!(dead.is_empty(), "{dead:?}");
-    let mut got = Tables::default();
-    got.apply(upserts);
+    let mut got = RawState::default();
+    apply(&mut got, upserts);
     assert_tables(&got, &truth(&sim).await, false);
     let stats = source.client().stats();
     assert!(
@@ -177,8 +178,8 @@ async fn malformed_records_are_dead_lettered_and_the_rest_delivered() {
     let source = BigCommerceSource::new(config_for(&sim, &options)).unwrap();
     control(&sim, "/_sim/faults", json!({"malformed_rate": 0.03})).await;
     let (upserts, dead, _) = pull_all(&source, &Cursors::default(), PullMode::FullSnapshot).await;
-    let mut got = Tables::default();
-    got.apply(upserts);
+    let mut got = RawState::default();
+    apply(&mut got, upserts);
     let want = truth(&sim).await;
     assert!(
         dead.len() > 20,
@@ -227,8 +228,8 @@ async fn malformed_records_are_dead_lettered_and_the_rest_delivered() {
     );
     check(
         "metafields",
-        &got.metafields,
-        &want.metafields,
+        &got.customer_metafields,
+        &want.customer_metafields,
         dead_ids.get("customer_metafield"),
     );
     check(
@@ -256,7 +257,7 @@ async fn malformed_records_are_dead_lettered_and_the_rest_delivered() {
         &want.order_items,
         dead_ids.get("order"),
     );
-    let delivered: usize = got.counts().iter().sum();
+    let delivered: usize = counts(&got).iter().sum();
     assert!(delivered > 5000, "the rest was delivered: {delivered}");
     sim.shutdown().await;
 }

@@ -228,7 +228,7 @@ async fn restock_episodes_are_delivered_once_each() {
     // The first run is the baseline: episodes already running are not announced.
     run_once(&config, &options);
     let mut oracle = EventOracle::default();
-    let mut state = truth(&sim).await.raw_state();
+    let mut state = truth(&sim).await;
     assert!(
         !oracle.step(0, &state).is_empty(),
         "the seed has subscribed SKUs in stock"
@@ -253,7 +253,7 @@ async fn restock_episodes_are_delivered_once_each() {
         }
         run_once(&config, &options);
         let before = state;
-        state = truth(&sim).await.raw_state();
+        state = truth(&sim).await;
         if subscription_round {
             // New subscriptions to SKUs on sale: announced at their next episode only.
             let added: BTreeSet<(i64, i64)> = subscriptions(&state)
@@ -337,7 +337,7 @@ async fn restock_episodes_are_delivered_once_each() {
 async fn changes_with_events(sim: &SimServer, oracle: &mut EventOracle, round: u64) -> usize {
     for _ in 0..20 {
         mutate(sim, 10, &["restock"]).await;
-        let n = oracle.step(round, &truth(sim).await.raw_state()).len();
+        let n = oracle.step(round, &truth(sim).await).len();
         if n > 0 {
             return n;
         }
@@ -403,7 +403,7 @@ async fn kill_dash_nine_between_commit_and_delivery_loses_nothing() {
     };
 
     let mut oracle = EventOracle::default();
-    oracle.step(0, &truth(&sim).await.raw_state());
+    oracle.step(0, &truth(&sim).await);
 
     // 1. Committed, not delivered: the endpoint is down.
     receiver.set(DOWN);
@@ -418,7 +418,7 @@ async fn kill_dash_nine_between_commit_and_delivery_loses_nothing() {
     // 2. Processed but the answer never arrives: the ack is lost.
     receiver.set(SLOW_ACK);
     mutate(&sim, 6, &["sell_out"]).await;
-    assert!(oracle.step(2, &truth(&sim).await.raw_state()).is_empty());
+    assert!(oracle.step(2, &truth(&sim).await).is_empty());
     let epoch = checkpoint_epoch(dir.path());
     let child = always_on();
     wait_for_commit_after(dir.path(), epoch).await;
@@ -490,7 +490,7 @@ async fn webhooks_announce_restocks_without_waiting_for_a_poll() {
         .unwrap();
     wait_for_commit_after(dir.path(), None).await;
     let mut oracle = EventOracle::default();
-    oracle.step(0, &truth(&sim).await.raw_state());
+    oracle.step(0, &truth(&sim).await);
     control(
         &sim,
         "/_sim/webhooks",
@@ -512,7 +512,7 @@ async fn webhooks_announce_restocks_without_waiting_for_a_poll() {
         } else {
             mutate(&sim, 8, &["restock"]).await;
         }
-        let new = oracle.step(round, &truth(&sim).await.raw_state()).len();
+        let new = oracle.step(round, &truth(&sim).await).len();
         wait_for_commit_after(dir.path(), epoch).await;
         expected += new;
         wait_for_processed(&receiver, expected, 10).await;

@@ -35,6 +35,7 @@ impl Store {
 impl Source for Store {
     type Page = Batch;
     type Pulled = PullReport;
+    type Cursors = Cursors;
     const PAGES_IN_FLIGHT: usize = 64;
 
     fn name(&self) -> &str {
@@ -95,8 +96,8 @@ impl Source for Store {
         Vec::new()
     }
 
-    fn cursors(&self) -> serde_json::Value {
-        serde_json::to_value(&self.cursors).unwrap_or_default()
+    fn cursors(&self) -> &Cursors {
+        &self.cursors
     }
 
     fn cursor_texts(&self) -> BTreeMap<String, String> {

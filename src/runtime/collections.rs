@@ -67,6 +67,7 @@ impl Collections {
 impl Source for Collections {
     type Page = CollectionBatch;
     type Pulled = Vec<CollectionPull>;
+    type Cursors = BTreeMap<String, i64>;
 
     fn name(&self) -> &str {
         SOURCE
@@ -166,8 +167,8 @@ impl Source for Collections {
             .collect()
     }
 
-    fn cursors(&self) -> serde_json::Value {
-        serde_json::to_value(&self.cursors).unwrap_or_default()
+    fn cursors(&self) -> &BTreeMap<String, i64> {
+        &self.cursors
     }
 
     fn cursor_texts(&self) -> BTreeMap<String, String> {

@@ -118,6 +118,7 @@ impl Database {
 impl Source for Database {
     type Page = PgBatch;
     type Pulled = Vec<TablePull>;
+    type Cursors = PgCursors;
 
     fn name(&self) -> &str {
         &self.name
@@ -212,8 +213,8 @@ impl Source for Database {
             .collect()
     }
 
-    fn cursors(&self) -> serde_json::Value {
-        serde_json::to_value(&self.cursors).unwrap_or_default()
+    fn cursors(&self) -> &PgCursors {
+        &self.cursors
     }
 
     fn cursor_texts(&self) -> BTreeMap<String, String> {

@@ -37,6 +37,8 @@ pub(super) trait Source: Send + 'static {
     type Page: Send + 'static;
     /// What a completed read returns, to advance the cursors with.
     type Pulled: Send;
+    /// Where its reads got to, in the checkpoint (JSON).
+    type Cursors: serde::Serialize;
     /// Pages read ahead of the forwarding.
     const PAGES_IN_FLIGHT: usize = 16;
 
@@ -81,7 +83,7 @@ pub(super) trait Source: Send + 'static {
         links: &SourceLinks,
     ) -> Vec<(String, HashSet<RowKeyValue>)>;
     /// The cursors, as the checkpoint keeps them under [`Source::name`].
-    fn cursors(&self) -> serde_json::Value;
+    fn cursors(&self) -> &Self::Cursors;
     /// The cursors as text by what they mark (entity, table), for the status page.
     fn cursor_texts(&self) -> BTreeMap<String, String>;
     /// Requests (or pages) sent in all, and the quota with its use when known.
@@ -201,7 +203,7 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
                 ReadOutcome::Done(Msg::PullDone {
                     done: ReadDone {
                         source: name.clone(),
-                        cursors: source.cursors(),
+                        cursors: serde_json::to_value(source.cursors()).unwrap_or_default(),
                         cursor_texts: source.cursor_texts(),
                         snapshots,
                     },
@@ -333,6 +335,7 @@ mod tests {
     impl Source for Scripted {
         type Page = u64;
         type Pulled = u64;
+        type Cursors = u64;
 
         fn name(&self) -> &str {
             "scripted"
@@ -374,8 +377,8 @@ mod tests {
             self.pages += read;
             seen.into_keys().map(|t| (t, HashSet::new())).collect()
         }
-        fn cursors(&self) -> serde_json::Value {
-            self.pages.into()
+        fn cursors(&self) -> &u64 {
+            &self.pages
         }
         fn cursor_texts(&self) -> BTreeMap<String, String> {
             BTreeMap::from([("pages".into(), self.pages.to_string())])

@@ -16,8 +16,6 @@ use dataflows::models::raw_bc_order::RawBcOrder;
 use dataflows::models::raw_bc_order_item::RawBcOrderItem;
 use dataflows::models::raw_bc_product::RawBcProduct;
 use dataflows::models::raw_bc_variant::RawBcVariant;
-use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
-use dataflows::models::raw_pg_quotation::RawPgQuotation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -63,40 +61,6 @@ pub fn config_for(sim: &SimServer, options: &SimOptions) -> BigCommerceConfig {
     c
 }
 
-/// The raw tables as a consumer that applies upserts in order would hold them.
-#[derive(Debug, Default, PartialEq)]
-pub struct Tables {
-    pub customers: BTreeMap<i64, RawBcCustomer>,
-    pub metafields: BTreeMap<i64, RawBcCustomerMetafield>,
-    pub products: BTreeMap<i64, RawBcProduct>,
-    pub variants: BTreeMap<i64, RawBcVariant>,
-    pub inventory: BTreeMap<i64, RawBcInventory>,
-    pub orders: BTreeMap<i64, RawBcOrder>,
-    /// By order id.
-    pub order_items: BTreeMap<i64, Vec<RawBcOrderItem>>,
-    /// PostgreSQL point transactions (none from the simulator).
-    pub point_transactions: BTreeMap<i64, RawPgPointTransaction>,
-    /// PostgreSQL quotations (none from the simulator).
-    pub quotations: BTreeMap<i64, RawPgQuotation>,
-}
-
-impl Tables {
-    /// The same tables as the oracle's [`RawState`].
-    pub fn raw_state(&self) -> RawState {
-        RawState {
-            customers: self.customers.clone(),
-            customer_metafields: self.metafields.clone(),
-            products: self.products.clone(),
-            variants: self.variants.clone(),
-            inventory: self.inventory.clone(),
-            orders: self.orders.clone(),
-            order_items: self.order_items.clone(),
-            point_transactions: self.point_transactions.clone(),
-            quotations: self.quotations.clone(),
-        }
-    }
-}
-
 /// `upsert` with [`Payload::NONE`] in its records.
 pub fn without_payload(upsert: Upsert) -> Upsert {
     fn clear<T>(value: Option<T>, payload: fn(&mut T) -> &mut Payload) -> Option<T> {
@@ -130,46 +94,27 @@ pub fn without_payload(upsert: Upsert) -> Upsert {
     }
 }
 
-fn put<V>(map: &mut BTreeMap<i64, V>, key: i64, value: Option<V>) {
-    match value {
-        Some(v) => map.insert(key, v),
-        None => map.remove(&key),
-    };
+/// Applies upserts in order, without their payloads: the truth has none
+/// (its JSON is not the API's), `tests/payload.rs` checks them.
+pub fn apply(state: &mut RawState, upserts: impl IntoIterator<Item = Upsert>) {
+    for u in upserts {
+        state.apply(without_payload(u));
+    }
 }
 
-impl Tables {
-    /// Applies upserts in order, without their payloads: the truth has
-    /// none (its JSON is not the API's), `tests/payload.rs` checks them.
-    pub fn apply(&mut self, upserts: impl IntoIterator<Item = Upsert>) {
-        for u in upserts {
-            match without_payload(u) {
-                Upsert::Customer(k, v) => put(&mut self.customers, k, v),
-                Upsert::CustomerMetafield(k, v) => put(&mut self.metafields, k, v),
-                Upsert::Product(k, v) => put(&mut self.products, k, v),
-                Upsert::Variant(k, v) => put(&mut self.variants, k, v),
-                Upsert::Inventory(k, v) => put(&mut self.inventory, k, v),
-                Upsert::Order(k, v) => put(&mut self.orders, k, v),
-                Upsert::OrderItems(k, v) => put(&mut self.order_items, k, v),
-                Upsert::PointTransaction(k, v) => put(&mut self.point_transactions, k, v),
-                Upsert::Quotation(k, v) => put(&mut self.quotations, k, v),
-            }
-        }
-    }
-
-    /// Row counts per table, for messages.
-    pub fn counts(&self) -> [usize; 9] {
-        [
-            self.customers.len(),
-            self.metafields.len(),
-            self.products.len(),
-            self.variants.len(),
-            self.inventory.len(),
-            self.orders.len(),
-            self.order_items.values().map(Vec::len).sum(),
-            self.point_transactions.len(),
-            self.quotations.len(),
-        ]
-    }
+/// Row counts per table, for messages.
+pub fn counts(state: &RawState) -> [usize; 9] {
+    [
+        state.customers.len(),
+        state.customer_metafields.len(),
+        state.products.len(),
+        state.variants.len(),
+        state.inventory.len(),
+        state.orders.len(),
+        state.order_items.values().map(Vec::len).sum(),
+        state.point_transactions.len(),
+        state.quotations.len(),
+    ]
 }
 
 /// A pipeline over the simulator's store into a local warehouse, with the
@@ -189,15 +134,15 @@ pub fn local_config(sim: &SimServer, options: &SimOptions, dir: &std::path::Path
     }
 }
 
-/// Fetches `/_sim/truth` and reads it into [`Tables`].
-pub async fn truth(sim: &SimServer) -> Tables {
+/// Fetches `/_sim/truth` and reads it into a [`RawState`].
+pub async fn truth(sim: &SimServer) -> RawState {
     let text = reqwest::get(format!("{}/_sim/truth", sim.base_url()))
         .await
         .expect("truth")
         .text()
         .await
         .expect("truth body");
-    let mut t = Tables::default();
+    let mut t = RawState::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect("truth line is JSON");
         match v["entity"].as_str().expect("entity") {
@@ -227,7 +172,7 @@ pub async fn truth(sim: &SimServer) -> Tables {
                     modified_at: date(&v, "date_modified"),
                     payload: Default::default(),
                 };
-                t.metafields.insert(m.id, m);
+                t.customer_metafields.insert(m.id, m);
             }
             "product" => {
                 let p = RawBcProduct {
@@ -405,9 +350,14 @@ pub fn compare<V: PartialEq + std::fmt::Debug>(
 
 /// Asserts every table equals the truth (with `allow_extra`: holds every
 /// truth row, and possibly rows deleted upstream).
-pub fn assert_tables(got: &Tables, want: &Tables, allow_extra: bool) {
+pub fn assert_tables(got: &RawState, want: &RawState, allow_extra: bool) {
     compare("customers", &got.customers, &want.customers, allow_extra);
-    compare("metafields", &got.metafields, &want.metafields, allow_extra);
+    compare(
+        "metafields",
+        &got.customer_metafields,
+        &want.customer_metafields,
+        allow_extra,
+    );
     compare("products", &got.products, &want.products, allow_extra);
     compare("variants", &got.variants, &want.variants, allow_extra);
     compare("inventory", &got.inventory, &want.inventory, allow_extra);
