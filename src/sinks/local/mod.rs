@@ -23,7 +23,10 @@ mod manifest;
 pub(crate) mod merge;
 mod pins;
 mod retention;
+mod sink;
 mod views;
+
+pub use sink::NAME;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,9 +145,6 @@ impl std::fmt::Debug for LocalWarehouse {
             .finish_non_exhaustive()
     }
 }
-
-/// The local warehouse's name as a sink (status page, logs).
-pub const NAME: &str = "local warehouse";
 
 impl LocalWarehouse {
     /// Opens (or creates) the warehouse at `dir` for `tables`; removes files a
@@ -601,27 +601,3 @@ pub(crate) fn conform(
 
 #[cfg(test)]
 mod tests;
-
-impl crate::sinks::Sink for LocalWarehouse {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn open(&mut self, _committed: Option<u64>) -> Result<(), crate::sinks::SinkError> {
-        // Opened by `LocalWarehouse::open`: its committed epoch is the run's.
-        Ok(())
-    }
-
-    fn write(
-        &mut self,
-        epoch: u64,
-        changes: &[TableChanges],
-    ) -> Result<(), crate::sinks::SinkError> {
-        self.commit(epoch, changes)?;
-        Ok(())
-    }
-
-    fn evolve(&mut self, spec: TableSpec) -> Result<(), crate::sinks::SinkError> {
-        Ok(LocalWarehouse::evolve(self, spec)?)
-    }
-}
