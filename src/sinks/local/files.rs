@@ -7,15 +7,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::concat::concat_batches;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::WarehouseError;
-use crate::format::{DELETED, EPOCH};
+use crate::format::{DELETED, EPOCH, TableChanges, TableSpec};
 
 /// The schema of a table's files, from the table's schema (which ends with `_epoch`).
 pub fn file_schema(table: &Schema, key: &str) -> SchemaRef {
@@ -94,4 +95,65 @@ pub fn read(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), WarehouseError
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pq(e.to_string()))?;
     Ok((schema, batches))
+}
+
+/// The file rows of one change: upserts, then tombstones of deleted keys.
+pub(crate) fn file_batch(
+    spec: &TableSpec,
+    schema: &SchemaRef,
+    epoch: u64,
+    change: &TableChanges,
+) -> Result<RecordBatch, WarehouseError> {
+    let err = |detail: String| WarehouseError::Schema {
+        table: spec.name.clone(),
+        detail,
+    };
+    let n = change.upserts.num_rows();
+    let mut columns: Vec<ArrayRef> = change.upserts.columns().to_vec();
+    if columns.len() + 1 != schema.fields().len() {
+        return Err(err(format!(
+            "{} columns given, {} expected",
+            columns.len(),
+            schema.fields().len() - 1
+        )));
+    }
+    columns.push(Arc::new(BooleanArray::from(vec![false; n])));
+    let upserts = RecordBatch::try_new(schema.clone(), columns).map_err(|e| err(e.to_string()))?;
+    let d = change.deleted_keys.len();
+    let tombstones: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            if f.name() == &spec.key {
+                change.deleted_keys.clone()
+            } else if f.name() == EPOCH {
+                Arc::new(Int64Array::from(vec![epoch as i64; d]))
+            } else if f.name() == DELETED {
+                Arc::new(BooleanArray::from(vec![true; d]))
+            } else {
+                new_null_array(f.data_type(), d)
+            }
+        })
+        .collect();
+    let tombstones = RecordBatch::try_new(schema.clone(), tombstones)
+        .map_err(|e| err(format!("deleted keys: {e}")))?;
+    concat_batches(schema, [&upserts, &tombstones]).map_err(|e| err(e.to_string()))
+}
+
+/// Reads batches of a table's files under its current file schema: columns by
+/// name, those a file lacks null, narrower ones widened (schema evolution,
+/// [`crate::format::evolution`]).
+pub(crate) fn conform(
+    table: &str,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, WarehouseError> {
+    batches
+        .iter()
+        .map(|b| crate::format::evolution::conform_batch(b, schema))
+        .collect::<Result<_, _>>()
+        .map_err(|e| WarehouseError::Schema {
+            table: table.to_string(),
+            detail: format!("file does not match the table: {e}"),
+        })
 }
