@@ -13,19 +13,19 @@ use dataflows::checks::{CheckResult, CheckSpec, CheckState};
 use dataflows::records::{Payloads, Upsert};
 use tokio::sync::watch;
 
-use super::bigcommerce::Store;
 use super::checkpoint::Checkpoint;
 use super::commit::Sinks;
 use super::dataflow::{Dataflow, TableChangeSet};
 use super::refresh::{Finished, RefreshTracker};
-use super::source::ReadDone;
-use super::{Msg, ProgressHandle, RunError, RunOptions};
+use super::{ProgressHandle, RunError, RunOptions};
 use crate::checks::ChecksFile;
 use crate::format;
 use crate::notify::Outbox;
 use crate::raw::RawLayer;
 use crate::sinks::Sink;
 use crate::sinks::local::{LocalWarehouse, WarehouseOptions};
+use crate::sources::bigcommerce::Store;
+use crate::sources::{Msg, ReadDone};
 use crate::status::Telemetry;
 
 /// The thread that turns source messages into committed epochs.
@@ -267,7 +267,7 @@ impl EpochLoop {
                     Ok(Msg::SourceFailed(e)) => {
                         // Commit what arrived before the failure, then report it.
                         self.commit(upserts, &done)?;
-                        return Err(e);
+                        return Err(e.into());
                     }
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {

@@ -9,52 +9,43 @@
 //! (without publishing anything) and resumes each source from its checkpointed
 //! cursor minus the lookback.
 
-mod bigcommerce;
 pub mod checkpoint;
-mod collections;
 mod commit;
 pub mod dataflow;
+mod drive;
 mod epoch;
 pub mod memory;
-mod postgres;
 mod reconcile;
 pub mod refresh;
+mod registry;
 pub mod reload;
-mod source;
 mod supervisor;
-use self::bigcommerce::{Store, webhook_feed};
-use self::collections::Collections;
-use self::postgres::Database;
-use self::source::{ReadDone, SourceLinks, drive};
+use self::drive::SourceLinks;
+use self::registry::Registry;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataflows::Table;
 use dataflows::catalog::TableDef;
-use dataflows::records::{Payloads, Upsert};
 use tokio::sync::{mpsc, watch};
 
 use self::checkpoint::{Checkpoint, CheckpointError};
 use self::dataflow::{Cluster, Dataflow, DataflowError};
 use self::epoch::{EpochLoop, Outlets, Stores};
-use self::postgres::postgres_sources;
 use self::refresh::{RefreshChannels, RefreshRequests, RefreshTracker};
-use self::supervisor::{Jobs, SourceEvent};
+use self::supervisor::Jobs;
 use crate::alerts::Alerter;
 use crate::config::LiveSecrets;
 use crate::format::{self, ArrowConvError};
 use crate::notify::{Notifier, NotifyError, Outbox};
-use crate::raw::{RawChange, RawError, RawLayer};
+use crate::raw::{RawError, RawLayer};
 use crate::schedule::Clock;
 use crate::settings::Config;
 use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
 use crate::sinks::local::WarehouseError;
 use crate::sinks::{Sink, SinkError};
-use crate::sources::bigcommerce::webhooks::{Freshness, WebhookServer};
-use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource};
-use crate::sources::postgres::PgError;
+use crate::sources::{Msg, SourceError, SourceEvent};
 use crate::status::Telemetry;
 
 /// How a run behaves.
@@ -103,12 +94,9 @@ pub enum RunError {
     /// The configuration cannot be run.
     #[error("{0}")]
     Config(String),
-    /// The BigCommerce source failed (after its retries).
+    /// A source failed (after its retries).
     #[error(transparent)]
-    BigCommerce(#[from] BigCommerceError),
-    /// A PostgreSQL source failed (after its retries).
-    #[error(transparent)]
-    Postgres(#[from] PgError),
+    Source(#[from] SourceError),
     /// The local warehouse failed.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
@@ -146,8 +134,7 @@ impl RunError {
     /// its own retries included).
     pub fn is_retryable(&self) -> bool {
         match self {
-            RunError::BigCommerce(e) => e.is_transient(),
-            RunError::Postgres(e) => e.is_transient(),
+            RunError::Source(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -176,49 +163,6 @@ pub struct Progress {
 
 /// Shared handle on a run's [`Progress`].
 pub type ProgressHandle = Arc<Mutex<Progress>>;
-
-/// A full read that ended, covering these raw tables.
-#[derive(Debug)]
-struct FullRead {
-    generation: u64,
-    tables: Vec<Table>,
-}
-
-enum Msg {
-    /// Upserts a source read for the dataflow with their `_payload` texts,
-    /// changes of configured raw tables, and its dead letters as JSON lines.
-    Read {
-        upserts: Vec<Upsert>,
-        payloads: Payloads,
-        raw: Vec<RawChange>,
-        dead_letters: Vec<String>,
-    },
-    /// A source starts a full read for a full refresh (before its first batch).
-    FullReadStarted { source: String, generation: u64 },
-    /// A read completed: its cursors, and the configured tables it read
-    /// whole. `full`: it was a full read.
-    PullDone {
-        done: ReadDone,
-        full: Option<FullRead>,
-    },
-    /// A full read failed; the source goes on with incremental pulls.
-    FullReadFailed {
-        source: String,
-        generation: u64,
-        error: String,
-    },
-    /// A configured raw table's declaration evolved (its source's columns
-    /// changed); what follows it was read under the new declaration.
-    TableEvolved { def: TableDef, change: String },
-    /// A source compared a configured table's upstream columns with its
-    /// declaration: `incompatible` says how they do not fit, `None` that they do.
-    SchemaChecked {
-        table: String,
-        incompatible: Option<String>,
-    },
-    /// A source failed for good.
-    SourceFailed(RunError),
-}
 
 /// Runs the pipeline of `config` until `stop` turns true (or, with `once`,
 /// until the sources caught up and everything is committed).
@@ -252,27 +196,8 @@ pub async fn run(
         .check_runnable("the configuration")
         .map_err(|e| RunError::Config(e.to_string()))?;
     let state_dir = config.state.dir.clone();
-    let bigcommerce = match config.bigcommerce.clone() {
-        Some(bc) => Some(Arc::new(BigCommerceSource::new(bc)?)),
-        None => None,
-    };
-    let collections = match &bigcommerce {
-        Some(source) => collections::describe(source).await?,
-        None => Vec::new(),
-    };
-    let postgres = postgres_sources(&config).await?;
-    let raw = RawLayer::new(
-        collections
-            .iter()
-            .map(|(_, def)| def.as_ref())
-            .chain(
-                postgres
-                    .iter()
-                    .flat_map(|(_, _, targets)| targets.iter().filter_map(|(_, t)| t.raw_def())),
-            )
-            .cloned()
-            .collect(),
-    );
+    let registry = Registry::of(&config, options.once).await?;
+    let raw = RawLayer::new(registry.raw_defs());
     let mut specs = format::table_specs();
     specs.extend(raw.specs());
     // With BigQuery, the local warehouse stays the source of truth for restarts.
@@ -328,67 +253,9 @@ pub async fn run(
         telemetry: telemetry.clone(),
     };
 
-    let mut sources = Vec::new();
-    // Orders poll pages and webhook reads of the same rows (see its doc).
-    let freshness = Freshness::new();
-    if let Some(source) = bigcommerce {
-        options
-            .secrets
-            .register("bigcommerce.access_token", source.client().token());
-        if let Some(webhooks) = config.webhooks.as_ref().filter(|_| !options.once) {
-            let feed = webhook_feed(tx.clone());
-            WebhookServer::start(
-                webhooks,
-                source.clone(),
-                freshness.clone(),
-                feed,
-                stop.clone(),
-            )
-            .await
-            .map_err(|e| RunError::Config(e.to_string()))?;
-        }
-        telemetry.source_added(
-            Store::NAME,
-            &table_names(&reconcile::raw_tables_of(Store::NAME)),
-        );
-        source.client().observe_latency(
-            telemetry
-                .metrics
-                .source_request_seconds
-                .get_or_create_owned(&crate::status::label("source", Store::NAME)),
-        );
-        if !collections.is_empty() {
-            let tables: Vec<String> = collections.iter().map(|(_, d)| d.name.clone()).collect();
-            telemetry.source_added(collections::SOURCE, &tables);
-            let cursors = checkpoint.cursors(collections::SOURCE)?;
-            let collections = Collections::new(source.clone(), collections, cursors);
-            sources.push(tokio::spawn(drive(collections, options.once, links())));
-        }
-        let cursors = checkpoint.cursors(Store::NAME)?;
-        let store = Store {
-            source,
-            freshness: freshness.clone(),
-            cursors,
-        };
-        sources.push(tokio::spawn(drive(store, options.once, links())));
-    }
-    for (name, source, targets) in postgres {
-        options
-            .secrets
-            .register(&format!("postgres.{name}.url"), source.url());
-        let source_name = Database::source_name(&name);
-        let tables: Vec<String> = targets.iter().map(|(_, t)| t.table_name()).collect();
-        telemetry.source_added(&source_name, &tables);
-        source.observe_latency(
-            telemetry
-                .metrics
-                .source_request_seconds
-                .get_or_create_owned(&crate::status::label("source", &source_name)),
-        );
-        let cursors = checkpoint.cursors(&source_name)?;
-        let database = Database::new(source, targets, cursors);
-        sources.push(tokio::spawn(drive(database, options.once, links())));
-    }
+    let sources = registry
+        .start(&checkpoint, &options.secrets, &telemetry, links)
+        .await?;
     drop((tx, events_tx));
 
     // Restock notifications: delivered from the outbox table by their own task.
@@ -483,14 +350,6 @@ pub async fn run(
 /// File of the alerts' state in the state directory.
 pub const ALERTS_FILE: &str = "alerts.json";
 
-/// Dead letters as JSON lines, for `dead_letters.jsonl`.
-fn json_lines<T: serde::Serialize>(items: &[T]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|d| serde_json::to_string(d).ok())
-        .collect()
-}
-
 /// The configured raw tables of `config` as `govflow run` would declare
 /// them: BigCommerce collections typed from their first page, PostgreSQL
 /// tables no model reads with their columns from the database's catalog.
@@ -499,23 +358,5 @@ pub async fn discover(config: &Config) -> Result<Vec<TableDef>, RunError> {
     config
         .check_runnable("the configuration")
         .map_err(|e| RunError::Config(e.to_string()))?;
-    let mut defs = Vec::new();
-    if let Some(bc) = config.bigcommerce.clone() {
-        let source = BigCommerceSource::new(bc)?;
-        defs.extend(
-            collections::describe(&source)
-                .await?
-                .into_iter()
-                .map(|(_, def)| def.as_ref().clone()),
-        );
-    }
-    for (_, _, targets) in postgres_sources(config).await? {
-        defs.extend(targets.iter().filter_map(|(_, t)| t.raw_def()).cloned());
-    }
-    Ok(defs)
-}
-
-/// The names of `tables`.
-fn table_names(tables: &[Table]) -> Vec<String> {
-    tables.iter().map(|t| t.name().to_string()).collect()
+    Ok(Registry::of(config, true).await?.raw_defs())
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use dataflows::Table;
-use dataflows::catalog::Origin;
 use dataflows::records::Upsert;
 
 use crate::sinks::local::{LocalWarehouse, WarehouseError};
@@ -33,15 +32,6 @@ fn key_column(table: Table) -> &'static str {
         Table::RawBcOrderItem => "order_id",
         other => other.key_columns().first().copied().unwrap_or("id"),
     }
-}
-
-/// The raw tables filled by sources of `kind` (`bigcommerce`, `postgres`),
-/// from the catalogue: what a full read of such a source covers.
-pub fn raw_tables_of(kind: &str) -> Vec<Table> {
-    Table::ALL
-        .into_iter()
-        .filter(|t| matches!(t.def().origin, Origin::Source(ref k) if k == kind))
-        .collect()
 }
 
 /// Keys seen during a full read, per raw table.

@@ -12,25 +12,9 @@ use crate::alerts::{Alert, Alerter, FailedNode};
 use crate::schedule::{Clock, Job, STATE_FILE, Scheduler};
 use crate::settings::Config;
 use crate::sinks::WarehouseConfig;
+use crate::sources::SourceEvent;
 use crate::status::Telemetry;
 use crate::transform::{DbtCommand, DbtRunReport, DbtRunner};
-
-/// How a source's read ended, for alerting.
-#[derive(Debug)]
-pub(super) enum SourceEvent {
-    /// A read succeeded.
-    Succeeded { source: String },
-    /// A read failed and will be retried at the next poll.
-    Failed { source: String, error: String },
-    /// A read failed for good: the run ends.
-    Fatal { source: String, error: String },
-    /// A configured table's columns changed upstream: `incompatible` says
-    /// which changes it cannot follow (`None`: it follows them all).
-    Schema {
-        table: String,
-        incompatible: Option<String>,
-    },
-}
 
 /// Turns source events and check results into alerts until both feeds close.
 /// Every evaluation is reported: the alerter's deduplication sends a failure

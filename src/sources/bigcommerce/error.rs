@@ -78,6 +78,12 @@ impl BigCommerceError {
     }
 }
 
+impl crate::sources::Transient for BigCommerceError {
+    fn is_transient(&self) -> bool {
+        BigCommerceError::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,9 @@
 //!
 //! - [`client`]: authentication, pacing to the store quota, retries;
 //! - [`wire`]: BigCommerce's JSON shapes, one record at a time;
-//! - [`pull`]: keyset walks with hour-lookback cursors, and full scans.
+//! - [`pull`]: keyset walks with hour-lookback cursors, and full scans;
+//! - [`register`]: the store as the run reads it ([`Store`], [`collections::Collections`],
+//!   the [`webhooks`] receiver).
 //!
 //! Cursors advance only when the caller says the data is durable
 //! ([`Cursors::advance`] is the caller's call, not the source's).
@@ -18,6 +20,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod governor;
 pub mod pull;
+mod source;
 pub mod webhooks;
 pub mod wire;
 
@@ -34,6 +37,7 @@ pub use client::Client;
 pub use dead_letter::DeadLetter;
 pub use error::BigCommerceError;
 pub use pull::{Batch, Entity, EntityPull, PullMode};
+pub use source::{Store, register};
 
 /// Per-entity high-water marks of `date_modified`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

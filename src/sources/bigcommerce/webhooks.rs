@@ -72,6 +72,12 @@ pub enum WebhookError {
     },
 }
 
+impl crate::sources::Transient for WebhookError {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
 /// Counters of the receiver, for status and tests.
 #[derive(Debug, Default)]
 pub struct WebhookStats {

@@ -199,6 +199,12 @@ fn is_tls_verification_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+impl crate::sources::Transient for PgError {
+    fn is_transient(&self) -> bool {
+        PgError::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,7 @@ pub mod output;
 pub mod query;
 pub mod read;
 pub mod schema;
+mod source;
 pub mod tables;
 pub mod upserts;
 pub mod value;
@@ -97,6 +98,7 @@ use tokio::sync::{Mutex, mpsc};
 pub use connect::{ConnectSpec, TlsMode};
 pub use error::PgError;
 pub use read::CursorValue;
+pub use source::{Database, register};
 pub use value::{Decimal, PgValue};
 
 use crate::config::{LiveSecret, Secret};

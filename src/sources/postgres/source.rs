@@ -10,18 +10,19 @@ use dataflows::Table;
 use dataflows::catalog::TableDef;
 use tokio::sync::mpsc;
 
-use super::source::{Pages, Seen, Source, SourceLinks};
-use super::supervisor::SourceEvent;
-use super::{Msg, RunError, json_lines};
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::tables as pg_tables;
+use super::upserts::{PgModel, upserts as pg_upserts};
+use super::{PgBatch, PgCursors, PgError, PgSource, TablePull};
+use crate::config::LiveSecret;
 use crate::raw::RowKeyValue;
 use crate::settings::Config;
-use crate::sources::postgres::tables as pg_tables;
-use crate::sources::postgres::upserts::{PgModel, upserts as pg_upserts};
-use crate::sources::postgres::{PgBatch, PgCursors, PgSource, TablePull};
+use crate::sources::{Outlet, Register, Seen, Source, SourceError};
 
 /// What a configured PostgreSQL table feeds.
 #[derive(Clone, Debug)]
-pub(super) enum PgTarget {
+enum PgTarget {
     /// A model's typed raw table (`raw_pg_point_transaction`, `raw_pg_quotation`).
     Model(PgModel),
     /// A raw table no model reads, with its discovered declaration; without
@@ -34,7 +35,7 @@ pub(super) enum PgTarget {
 
 impl PgTarget {
     /// The warehouse table it fills.
-    pub(super) fn table_name(&self) -> String {
+    fn table_name(&self) -> String {
         match self {
             PgTarget::Model(model) => model.raw_table().name().to_string(),
             PgTarget::Raw { def, .. } => def.name.clone(),
@@ -42,7 +43,7 @@ impl PgTarget {
     }
 
     /// The declaration of a configured raw table.
-    pub(super) fn raw_def(&self) -> Option<&TableDef> {
+    fn raw_def(&self) -> Option<&TableDef> {
         match self {
             PgTarget::Model(_) => None,
             PgTarget::Raw { def, .. } => Some(def),
@@ -50,15 +51,11 @@ impl PgTarget {
     }
 }
 
-/// One PostgreSQL database's source and what each of its tables feeds.
-pub(super) type PgSourceSetup = (String, PgSource, Vec<(String, PgTarget)>);
-
-/// The PostgreSQL sources of `config`: a table a model reads feeds it; any
-/// other table is a configured raw table, whose columns are discovered from
-/// the database now (so the warehouse knows its schema before the first
-/// read).
-pub(super) async fn postgres_sources(config: &Config) -> Result<Vec<PgSourceSetup>, RunError> {
-    let mut out = Vec::new();
+/// Puts the PostgreSQL databases of `config` into the run, one source each:
+/// a table a model reads feeds it; any other table is a configured raw
+/// table, whose columns are discovered from the database now (so the
+/// warehouse knows its schema before the first read).
+pub async fn register(config: &Config, to: &mut impl Register) -> Result<(), SourceError> {
     for (name, db) in &config.postgres {
         let source = PgSource::new(name, db.clone())?;
         let mut targets = Vec::new();
@@ -76,14 +73,14 @@ pub(super) async fn postgres_sources(config: &Config) -> Result<Vec<PgSourceSetu
             };
             targets.push((table.name.clone(), target));
         }
-        out.push((name.clone(), source, targets));
+        to.add(Database::new(source, targets));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One PostgreSQL database's configured tables, read from their cursors
 /// (whole every poll for a table without one, and on a full refresh).
-pub(super) struct Database {
+pub struct Database {
     /// The source's name: `postgres.<config name>`.
     name: String,
     /// The database's reader.
@@ -95,22 +92,13 @@ pub(super) struct Database {
 }
 
 impl Database {
-    /// The source's name for the database of config name `database`.
-    pub(super) fn source_name(database: &str) -> String {
-        format!("postgres.{database}")
-    }
-
-    /// The database read by `source` into `targets`, from `cursors`.
-    pub(super) fn new(
-        source: PgSource,
-        targets: Vec<(String, PgTarget)>,
-        cursors: PgCursors,
-    ) -> Database {
+    /// The database read by `source` into `targets`, nothing read yet.
+    fn new(source: PgSource, targets: Vec<(String, PgTarget)>) -> Database {
         Database {
-            name: Self::source_name(source.name()),
+            name: format!("postgres.{}", source.name()),
             source,
             targets,
-            cursors,
+            cursors: PgCursors::default(),
         }
     }
 }
@@ -122,6 +110,28 @@ impl Source for Database {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn tables(&self) -> Vec<String> {
+        self.targets.iter().map(|(_, t)| t.table_name()).collect()
+    }
+
+    fn raw_defs(&self) -> Vec<TableDef> {
+        let defs = self.targets.iter().filter_map(|(_, t)| t.raw_def());
+        defs.cloned().collect()
+    }
+
+    fn secrets(&self) -> Vec<(String, LiveSecret)> {
+        let key = format!("postgres.{}.url", self.source.name());
+        vec![(key, self.source.url().clone())]
+    }
+
+    fn observe_latency(&self, histogram: impl FnOnce() -> Histogram) {
+        self.source.observe_latency(histogram());
+    }
+
+    fn restore(&mut self, cursors: PgCursors) {
+        self.cursors = cursors;
     }
 
     fn poll_interval(&self) -> Duration {
@@ -142,8 +152,8 @@ impl Source for Database {
             .collect()
     }
 
-    async fn follow_upstream(&mut self, links: &SourceLinks) {
-        if let Err(error) = follow_schemas(&self.source, &mut self.targets, links).await {
+    async fn follow_upstream(&mut self, outlet: &Outlet) {
+        if let Err(error) = follow_schemas(&self.source, &mut self.targets, outlet).await {
             tracing::warn!(source = %self.name, %error, "cannot check the tables' columns; reading with the known ones");
         }
     }
@@ -151,9 +161,9 @@ impl Source for Database {
     fn forwarder(
         &self,
         full: bool,
-    ) -> impl FnMut(PgBatch, &mut Seen, &Pages) -> bool + Send + 'static {
+    ) -> impl FnMut(PgBatch, &mut Seen, &Outlet) -> bool + Send + 'static {
         let targets = self.targets.clone();
-        move |batch: PgBatch, seen: &mut Seen, pages: &Pages| {
+        move |batch: PgBatch, seen: &mut Seen, outlet: &Outlet| {
             let Some((_, target)) = targets.iter().find(|(t, _)| *t == batch.table) else {
                 return true;
             };
@@ -173,8 +183,8 @@ impl Source for Database {
             };
             dead.extend(batch.dead_letters);
             let n = (upserts.len() + raw.len()) as u64;
-            pages.count(n, dead.len() as u64, Some((&batch.table, None)));
-            pages.send(upserts, Default::default(), raw, json_lines(&dead))
+            outlet.count(n, dead.len() as u64, Some((&batch.table, None)));
+            outlet.send(upserts, Default::default(), raw, &dead)
         }
     }
 
@@ -182,7 +192,7 @@ impl Source for Database {
         &mut self,
         full: bool,
         pages: mpsc::Sender<PgBatch>,
-    ) -> Result<Vec<TablePull>, RunError> {
+    ) -> Result<Vec<TablePull>, SourceError> {
         if full {
             let mut pulls = Vec::new();
             for (table, _) in &self.targets {
@@ -199,7 +209,7 @@ impl Source for Database {
         _full: bool,
         pulls: Vec<TablePull>,
         mut seen: Seen,
-        _links: &SourceLinks,
+        _outlet: &Outlet,
     ) -> Vec<(String, HashSet<RowKeyValue>)> {
         self.cursors.advance(&pulls);
         // Whole-table reads of configured tables: their keys, even when empty.
@@ -236,8 +246,8 @@ impl Source for Database {
 async fn follow_schemas(
     source: &PgSource,
     targets: &mut [(String, PgTarget)],
-    links: &SourceLinks,
-) -> Result<(), RunError> {
+    outlet: &Outlet,
+) -> Result<(), PgError> {
     for (table, target) in targets.iter_mut() {
         let PgTarget::Raw { def, has_cursor } = target else {
             continue;
@@ -248,23 +258,13 @@ async fn follow_schemas(
         let (upstream, cursor) = source.describe(table).await?;
         let (evolved, change) = crate::raw::evolution::evolve(def, &upstream);
         let incompatible = change.incompatible_text();
-        let _ = links.tx.send(Msg::SchemaChecked {
-            table: def.name.clone(),
-            incompatible: incompatible.clone(),
-        });
-        let _ = links.events.send(SourceEvent::Schema {
-            table: def.name.clone(),
-            incompatible,
-        });
+        outlet.schema_checked(&def.name, incompatible);
         let change = change.describe();
         tracing::warn!(table = %def.name, %change, "columns changed upstream");
         *has_cursor = cursor;
         if evolved != **def {
             *def = Arc::new(evolved.clone());
-            let _ = links.tx.send(Msg::TableEvolved {
-                def: evolved,
-                change,
-            });
+            outlet.table_evolved(evolved, change);
         }
     }
     Ok(())

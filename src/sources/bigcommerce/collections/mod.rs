@@ -22,13 +22,16 @@ use serde_json::value::RawValue;
 use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
 use dataflows::records::{Micros, Money};
 
-use super::client::{Client, Payload, excerpt};
-use super::dead_letter::DeadLetter;
-use super::error::BigCommerceError;
-use super::pull::format_date;
-use super::wire::parse_timestamp;
 use crate::raw::{RawChange, key_of};
 use crate::sources::bigcommerce::CollectionConfig;
+use crate::sources::bigcommerce::client::{Client, Payload, excerpt};
+use crate::sources::bigcommerce::dead_letter::DeadLetter;
+use crate::sources::bigcommerce::error::BigCommerceError;
+use crate::sources::bigcommerce::pull::format_date;
+use crate::sources::bigcommerce::wire::parse_timestamp;
+
+mod source;
+pub use source::{Collection, Collections, SOURCE, declare};
 
 /// The column that holds each record's JSON.
 pub const PAYLOAD: &str = "_payload";

@@ -9,12 +9,10 @@ use std::time::Duration;
 use dataflows::catalog::TableDef;
 use tokio::sync::mpsc;
 
-use super::source::{Pages, Seen, Source, SourceLinks, micros_text};
-use super::{Msg, RunError, json_lines};
+use super::{CollectionBatch, CollectionPull};
 use crate::raw::RowKeyValue;
-use crate::sources::bigcommerce::BigCommerceSource;
-use crate::sources::bigcommerce::CollectionConfig;
-use crate::sources::bigcommerce::collections::{self, CollectionBatch, CollectionPull};
+use crate::sources::bigcommerce::{BigCommerceError, BigCommerceSource, CollectionConfig};
+use crate::sources::{Outlet, Seen, Source, SourceError, micros_text};
 
 /// The source's name on the status page and in alerts.
 pub const SOURCE: &str = "bigcommerce.collections";
@@ -23,10 +21,10 @@ pub const SOURCE: &str = "bigcommerce.collections";
 pub type Collection = (CollectionConfig, Arc<TableDef>);
 
 /// Declares every configured collection from its first page.
-pub async fn describe(source: &BigCommerceSource) -> Result<Vec<Collection>, RunError> {
+pub async fn declare(source: &BigCommerceSource) -> Result<Vec<Collection>, BigCommerceError> {
     let mut out = Vec::new();
     for c in &source.config().collections {
-        let def = collections::describe(source.client(), c).await?;
+        let def = super::describe(source.client(), c).await?;
         tracing::info!(collection = %c.name, path = %c.path, table = %def.name, columns = def.columns.len(), "configured collection");
         out.push((c.clone(), Arc::new(def)));
     }
@@ -49,16 +47,12 @@ pub struct Collections {
 }
 
 impl Collections {
-    /// The collections of `source` from their checkpointed `cursors`.
-    pub fn new(
-        source: Arc<BigCommerceSource>,
-        collections: Vec<Collection>,
-        cursors: BTreeMap<String, i64>,
-    ) -> Collections {
+    /// The collections of `source`, nothing read yet.
+    pub fn new(source: Arc<BigCommerceSource>, collections: Vec<Collection>) -> Collections {
         Collections {
             source,
             collections,
-            cursors,
+            cursors: BTreeMap::new(),
             polls: 0,
         }
     }
@@ -73,6 +67,24 @@ impl Source for Collections {
         SOURCE
     }
 
+    fn tables(&self) -> Vec<String> {
+        self.collections
+            .iter()
+            .map(|(_, d)| d.name.clone())
+            .collect()
+    }
+
+    fn raw_defs(&self) -> Vec<TableDef> {
+        self.collections
+            .iter()
+            .map(|(_, d)| (**d).clone())
+            .collect()
+    }
+
+    fn restore(&mut self, cursors: BTreeMap<String, i64>) {
+        self.cursors = cursors;
+    }
+
     fn poll_interval(&self) -> Duration {
         self.source.config().poll_interval
     }
@@ -84,17 +96,21 @@ impl Source for Collections {
     fn forwarder(
         &self,
         _full: bool,
-    ) -> impl FnMut(CollectionBatch, &mut Seen, &Pages) -> bool + Send + 'static {
-        |batch: CollectionBatch, seen: &mut Seen, pages: &Pages| {
+    ) -> impl FnMut(CollectionBatch, &mut Seen, &Outlet) -> bool + Send + 'static {
+        |batch: CollectionBatch, seen: &mut Seen, outlet: &Outlet| {
             for change in &batch.changes {
                 seen.entry(change.table.clone())
                     .or_default()
                     .insert(change.key.clone());
             }
             let dead = batch.dead_letters.len() as u64;
-            pages.count(batch.changes.len() as u64, dead, None);
-            let dead_letters = json_lines(&batch.dead_letters);
-            pages.send(Vec::new(), Default::default(), batch.changes, dead_letters)
+            outlet.count(batch.changes.len() as u64, dead, None);
+            outlet.send(
+                Vec::new(),
+                Default::default(),
+                batch.changes,
+                &batch.dead_letters,
+            )
         }
     }
 
@@ -102,7 +118,7 @@ impl Source for Collections {
         &mut self,
         full: bool,
         pages: mpsc::Sender<CollectionBatch>,
-    ) -> Result<Vec<CollectionPull>, RunError> {
+    ) -> Result<Vec<CollectionPull>, SourceError> {
         let lookback = i64::try_from(self.source.config().lookback.as_micros()).unwrap_or(i64::MAX);
         let polls = self.polls;
         self.polls += 1;
@@ -121,7 +137,7 @@ impl Source for Collections {
                 previous.map(|c| c.saturating_sub(lookback))
             };
             let client = self.source.client();
-            pulls.push(collections::read(client, config, def, since, previous, &pages).await?);
+            pulls.push(super::read(client, config, def, since, previous, &pages).await?);
         }
         Ok(pulls)
     }
@@ -131,7 +147,7 @@ impl Source for Collections {
         _full: bool,
         pulls: Vec<CollectionPull>,
         mut seen: Seen,
-        links: &SourceLinks,
+        outlet: &Outlet,
     ) -> Vec<(String, HashSet<RowKeyValue>)> {
         // Fields a collection gained: their columns come before the next read.
         for p in &pulls {
@@ -139,7 +155,7 @@ impl Source for Collections {
             else {
                 continue;
             };
-            if let Some(next) = collections::with_new_fields(def, config, &p.new_fields) {
+            if let Some(next) = super::with_new_fields(def, config, &p.new_fields) {
                 let added: Vec<&str> = next
                     .columns
                     .iter()
@@ -148,7 +164,7 @@ impl Source for Collections {
                     .collect();
                 let change = format!("added {}", added.join(", "));
                 *def = Arc::new(next.clone());
-                let _ = links.tx.send(Msg::TableEvolved { def: next, change });
+                outlet.table_evolved(next, change);
             }
         }
         for p in &pulls {

@@ -1,5 +1,4 @@
-//! What the runtime knows of a source: the [`Source`] trait, and the one loop
-//! ([`drive`]) that polls any of them.
+//! The one loop that polls any [`Source`]: [`drive`].
 //!
 //! A source reads; the loop does the rest, the same for every source: a
 //! full read when a full refresh asks for one, pages forwarded to the epoch
@@ -10,101 +9,14 @@
 //! offset committer are apart, as in Materialize, and the poll loop is shared,
 //! as in Vector.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataflows::Table;
-use dataflows::records::{Payloads, Upsert};
 use tokio::sync::{mpsc, watch};
 
 use super::refresh::RefreshRequests;
-use super::supervisor::SourceEvent;
-use super::{FullRead, Msg, RunError};
-use crate::raw::{RawChange, RowKeyValue};
+use crate::sources::{FullRead, Msg, Outlet, ReadDone, Seen, Source, SourceError, SourceEvent};
 use crate::status::Telemetry;
-
-/// The keys each configured raw table delivered in one read, by table.
-pub(super) type Seen = HashMap<String, HashSet<RowKeyValue>>;
-
-/// A source of changes the runtime polls.
-///
-/// Adding one: implement this next to its reader, and spawn [`drive`] on it
-/// in [`super::run`].
-pub(super) trait Source: Send + 'static {
-    /// A page as the source's reader hands it over.
-    type Page: Send + 'static;
-    /// What a completed read returns, to advance the cursors with.
-    type Pulled: Send;
-    /// Where its reads got to, in the checkpoint (JSON).
-    type Cursors: serde::Serialize;
-    /// Pages read ahead of the forwarding.
-    const PAGES_IN_FLIGHT: usize = 16;
-
-    /// The name in logs, status, alerts and the checkpoint.
-    fn name(&self) -> &str;
-    /// How long to wait between two reads.
-    fn poll_interval(&self) -> Duration;
-    /// Whether nothing was read yet (the next read is a backfill).
-    fn is_new(&self) -> bool;
-    /// The models' raw tables a full read covers: at the refresh's end, the
-    /// keys of these tables no source delivered are deleted.
-    fn covers(&self) -> Vec<Table> {
-        Vec::new()
-    }
-    /// Before each read: follows what changed upstream (columns), telling
-    /// the epoch loop through `links`.
-    fn follow_upstream(&mut self, links: &SourceLinks) -> impl Future<Output = ()> + Send {
-        let _ = links;
-        async {}
-    }
-    /// What forwards the pages of one read (whole when `full`) to the epoch
-    /// loop, noting the keys of configured tables read whole; it runs beside
-    /// the read and returns false when the epoch loop is gone.
-    fn forwarder(
-        &self,
-        full: bool,
-    ) -> impl FnMut(Self::Page, &mut Seen, &Pages) -> bool + Send + 'static;
-    /// One read, whole when `full`, incremental from the cursors otherwise;
-    /// its pages go to `pages`.
-    fn read(
-        &mut self,
-        full: bool,
-        pages: mpsc::Sender<Self::Page>,
-    ) -> impl Future<Output = Result<Self::Pulled, RunError>> + Send;
-    /// After a read completed: advances the cursors, and returns the
-    /// configured tables it read whole with the keys they delivered.
-    fn finish(
-        &mut self,
-        full: bool,
-        pulled: Self::Pulled,
-        seen: Seen,
-        links: &SourceLinks,
-    ) -> Vec<(String, HashSet<RowKeyValue>)>;
-    /// The cursors, as the checkpoint keeps them under [`Source::name`].
-    fn cursors(&self) -> &Self::Cursors;
-    /// The cursors as text by what they mark (entity, table), for the status page.
-    fn cursor_texts(&self) -> BTreeMap<String, String>;
-    /// Requests (or pages) sent in all, and the quota with its use when known.
-    fn requests(&self) -> (u64, Option<(u32, u32)>) {
-        (0, None)
-    }
-}
-
-/// What a completed read hands the epoch loop, after its data.
-#[derive(Debug)]
-pub(super) struct ReadDone {
-    /// The source's name.
-    pub(super) source: String,
-    /// Its cursors after the read, for the checkpoint.
-    pub(super) cursors: serde_json::Value,
-    /// The same as text, for the status page.
-    pub(super) cursor_texts: BTreeMap<String, String>,
-    /// Configured tables read whole, with the keys they delivered (keys they
-    /// did not deliver are gone upstream).
-    pub(super) snapshots: Vec<(String, HashSet<RowKeyValue>)>,
-}
 
 /// What a source's loop talks through.
 pub(super) struct SourceLinks {
@@ -120,41 +32,15 @@ pub(super) struct SourceLinks {
     pub(super) telemetry: Arc<Telemetry>,
 }
 
-/// Where a source's pages go: the epoch loop, counted in the telemetry.
-pub(super) struct Pages {
-    tx: std::sync::mpsc::Sender<Msg>,
-    telemetry: Arc<Telemetry>,
-    source: String,
-}
-
-impl Pages {
-    /// Counts a page of `records` (and `dead` dead letters) read for
-    /// `table`, when named, of `expected` pages.
-    pub(super) fn count(&self, records: u64, dead: u64, table: Option<(&str, Option<u64>)>) {
-        self.telemetry.records_read(&self.source, records, dead);
-        if let Some((table, expected)) = table {
-            self.telemetry
-                .page_read(&self.source, table, records, expected);
-        }
-    }
-
-    /// Sends what a page brought to the epoch loop: upserts for the models
-    /// with their `_payload` texts, changes of configured raw tables, and
-    /// dead letters as JSON lines. False when the epoch loop is gone.
-    pub(super) fn send(
-        &self,
-        upserts: Vec<Upsert>,
-        payloads: Payloads,
-        raw: Vec<RawChange>,
-        dead_letters: Vec<String>,
-    ) -> bool {
-        let msg = Msg::Read {
-            upserts,
-            payloads,
-            raw,
-            dead_letters,
-        };
-        self.tx.send(msg).is_ok()
+impl SourceLinks {
+    /// The outlet of the source named `source`.
+    pub(super) fn outlet(&self, source: &str) -> Outlet {
+        Outlet::new(
+            source,
+            self.tx.clone(),
+            self.events.clone(),
+            self.telemetry.clone(),
+        )
     }
 }
 
@@ -163,8 +49,9 @@ impl Pages {
 pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: SourceLinks) {
     let name = source.name().to_string();
     let interval = source.poll_interval();
+    let outlet = links.outlet(&name);
     loop {
-        source.follow_upstream(&links).await;
+        source.follow_upstream(&outlet).await;
         let full = links.refresh.take();
         if let Some(generation) = full {
             let _ = links.tx.send(Msg::FullReadStarted {
@@ -177,11 +64,7 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
         });
         let (page_tx, mut page_rx) = mpsc::channel::<S::Page>(S::PAGES_IN_FLIGHT);
         let mut forward = source.forwarder(full.is_some());
-        let pages = Pages {
-            tx: links.tx.clone(),
-            telemetry: links.telemetry.clone(),
-            source: name.clone(),
-        };
+        let pages = outlet.clone();
         let forwarder = tokio::spawn(async move {
             let mut seen = Seen::new();
             while let Some(page) = page_rx.recv().await {
@@ -199,7 +82,7 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
         let Some(pulled) = pulled else { break };
         let outcome = match pulled {
             Ok(pulled) => {
-                let snapshots = source.finish(full.is_some(), pulled, seen, &links);
+                let snapshots = source.finish(full.is_some(), pulled, seen, &outlet);
                 ReadOutcome::Done(Msg::PullDone {
                     done: ReadDone {
                         source: name.clone(),
@@ -222,7 +105,7 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
                     });
                 }
                 ReadOutcome::Failed {
-                    retryable: error.is_retryable(),
+                    retryable: error.is_transient(),
                     error,
                 }
             }
@@ -257,7 +140,7 @@ enum ReadOutcome {
     /// The read's completion, to send after its data.
     Done(Msg),
     /// The read failed (after its own retries).
-    Failed { error: RunError, retryable: bool },
+    Failed { error: SourceError, retryable: bool },
 }
 
 impl ReadOutcome {
@@ -312,23 +195,21 @@ async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> b
     }
 }
 
-/// A cursor in µs since the Unix epoch as text (RFC 3339 when it is a date).
-pub(super) fn micros_text(at: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(at).map_or(at.to_string(), |t| t.to_rfc3339())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
 
+    use std::collections::{BTreeMap, HashSet};
+
     use super::*;
+    use crate::raw::RowKeyValue;
     use crate::runtime::refresh::RefreshChannels;
     use crate::sources::postgres::PgError;
 
     /// A source whose reads are scripted: each read sends its pages, then
     /// ends as told; the cursor is the number of pages read.
     struct Scripted {
-        reads: VecDeque<(Vec<u64>, Result<(), RunError>)>,
+        reads: VecDeque<(Vec<u64>, Result<(), SourceError>)>,
         pages: u64,
     }
 
@@ -340,6 +221,12 @@ mod tests {
         fn name(&self) -> &str {
             "scripted"
         }
+        fn tables(&self) -> Vec<String> {
+            vec!["t".into()]
+        }
+        fn restore(&mut self, pages: u64) {
+            self.pages = pages;
+        }
         fn poll_interval(&self) -> Duration {
             Duration::from_millis(1)
         }
@@ -349,18 +236,17 @@ mod tests {
         fn forwarder(
             &self,
             _full: bool,
-        ) -> impl FnMut(u64, &mut Seen, &Pages) -> bool + Send + 'static {
-            |page: u64, seen: &mut Seen, pages: &Pages| {
+        ) -> impl FnMut(u64, &mut Seen, &Outlet) -> bool + Send + 'static {
+            |page: u64, seen: &mut Seen, outlet: &Outlet| {
                 seen.entry("t".into()).or_default();
-                pages.send(
-                    Vec::new(),
-                    Default::default(),
-                    Vec::new(),
-                    vec![page.to_string()],
-                )
+                outlet.send(Vec::new(), Default::default(), Vec::new(), &[page])
             }
         }
-        async fn read(&mut self, _full: bool, pages: mpsc::Sender<u64>) -> Result<u64, RunError> {
+        async fn read(
+            &mut self,
+            _full: bool,
+            pages: mpsc::Sender<u64>,
+        ) -> Result<u64, SourceError> {
             let (sent, end) = self.reads.pop_front().unwrap_or((Vec::new(), Ok(())));
             for page in &sent {
                 pages.send(*page).await.unwrap();
@@ -372,7 +258,7 @@ mod tests {
             _: bool,
             read: u64,
             seen: Seen,
-            _: &SourceLinks,
+            _: &Outlet,
         ) -> Vec<(String, HashSet<RowKeyValue>)> {
             self.pages += read;
             seen.into_keys().map(|t| (t, HashSet::new())).collect()
@@ -387,7 +273,10 @@ mod tests {
 
     /// Drives `reads` (with a full refresh asked for at start when `full`)
     /// until the source stops; returns what reached the epoch loop, as text.
-    async fn drive_script(reads: Vec<(Vec<u64>, Result<(), RunError>)>, full: bool) -> Vec<String> {
+    async fn drive_script(
+        reads: Vec<(Vec<u64>, Result<(), SourceError>)>,
+        full: bool,
+    ) -> Vec<String> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (events, _events) = mpsc::unbounded_channel();
         let (_stop, stop) = watch::channel(false);
@@ -471,15 +360,19 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_transient_failure_is_retried_and_a_final_one_stops_the_source() {
-        let transient = RunError::Postgres(PgError::SchemaChanged {
+        let transient = PgError::SchemaChanged {
             database: "d".into(),
             table: "t".into(),
-        });
+        };
+        let broken = PgError::Config {
+            database: "d".into(),
+            detail: "broken".into(),
+        };
         let seen = drive_script(
             vec![
-                (vec![1], Err(transient)),
+                (vec![1], Err(transient.into())),
                 (vec![2], Ok(())),
-                (vec![], Err(RunError::Config("broken".into()))),
+                (vec![], Err(broken.into())),
             ],
             true,
         )
@@ -493,7 +386,7 @@ mod tests {
                 "full failed 1",
                 "read 2",
                 r#"done scripted 1 ["t"] 0"#,
-                "failed broken"
+                "failed postgres.d: broken"
             ]
         );
     }
