@@ -104,10 +104,7 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
                         error: error.to_string(),
                     });
                 }
-                ReadOutcome::Failed {
-                    retryable: error.is_transient(),
-                    error,
-                }
+                ReadOutcome::Failed(error)
             }
         };
         if tracked.is_some() {
@@ -140,7 +137,7 @@ enum ReadOutcome {
     /// The read's completion, to send after its data.
     Done(Msg),
     /// The read failed (after its own retries).
-    Failed { error: SourceError, retryable: bool },
+    Failed(SourceError),
 }
 
 impl ReadOutcome {
@@ -148,7 +145,7 @@ impl ReadOutcome {
     fn error(&self) -> Option<String> {
         match self {
             ReadOutcome::Done(_) => None,
-            ReadOutcome::Failed { error, .. } => Some(error.to_string()),
+            ReadOutcome::Failed(error) => Some(error.to_string()),
         }
     }
 }
@@ -163,7 +160,7 @@ fn report_read(links: &SourceLinks, once: bool, source: &str, outcome: ReadOutco
             let _ = links.events.send(SourceEvent::Succeeded { source });
             links.tx.send(msg).is_ok()
         }
-        ReadOutcome::Failed { error, retryable } if once || !retryable => {
+        ReadOutcome::Failed(error) if once || !error.is_transient() => {
             let _ = links.events.send(SourceEvent::Fatal {
                 source,
                 error: error.to_string(),
@@ -171,7 +168,7 @@ fn report_read(links: &SourceLinks, once: bool, source: &str, outcome: ReadOutco
             let _ = links.tx.send(Msg::SourceFailed(error));
             false
         }
-        ReadOutcome::Failed { error, .. } => {
+        ReadOutcome::Failed(error) => {
             tracing::warn!(%source, %error, "read failed; retrying at the next poll");
             let _ = links.events.send(SourceEvent::Failed {
                 source,
@@ -197,9 +194,7 @@ async fn next_poll(once: bool, links: &mut SourceLinks, interval: Duration) -> b
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::{BTreeMap, HashSet, VecDeque};
 
     use super::*;
     use crate::raw::RowKeyValue;

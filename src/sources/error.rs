@@ -23,11 +23,6 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         self.transient
     }
-
-    /// The source's own error, to match on.
-    pub fn inner(&self) -> &(dyn Error + Send + Sync + 'static) {
-        &*self.error
-    }
 }
 
 impl<E: Transient> From<E> for SourceError {

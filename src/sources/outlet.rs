@@ -177,12 +177,13 @@ impl Outlet {
             .iter()
             .filter_map(|d| serde_json::to_string(d).ok())
             .collect();
-        self.tell(Msg::Read {
+        let msg = Msg::Read {
             upserts,
             payloads,
             raw,
             dead_letters,
-        })
+        };
+        self.tx.send(msg).is_ok()
     }
 
     /// Announces that a configured table's columns were compared with its
@@ -202,20 +203,5 @@ impl Outlet {
     /// under it.
     pub fn table_evolved(&self, def: TableDef, change: String) {
         let _ = self.tx.send(Msg::TableEvolved { def, change });
-    }
-
-    /// Sends `msg` to the epoch loop; false when it is gone.
-    pub fn tell(&self, msg: Msg) -> bool {
-        self.tx.send(msg).is_ok()
-    }
-
-    /// Tells the alerts `event`.
-    pub fn event(&self, event: SourceEvent) {
-        let _ = self.events.send(event);
-    }
-
-    /// The telemetry reads are reported to.
-    pub fn telemetry(&self) -> &Telemetry {
-        &self.telemetry
     }
 }

@@ -51,7 +51,7 @@ pub trait Source: Send + 'static {
         Vec::new()
     }
     /// Observes the latency of its requests in the histogram `histogram`
-    /// makes (not called when it sends none of its own).
+    /// makes (a source that sends no requests of its own leaves it uncalled).
     fn observe_latency(&self, histogram: impl FnOnce() -> Histogram) {
         let _ = histogram;
     }
