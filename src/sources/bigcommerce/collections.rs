@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
-use dataflows::records::{Micros, Money};
+use dataflows::scalar::{Micros, Money};
 
 use super::client::{Client, Payload, excerpt};
 use super::dead_letter::DeadLetter;
