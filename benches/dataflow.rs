@@ -15,12 +15,12 @@
 
 #[path = "common/stats.rs"]
 mod stats;
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::models::raw_bc_product::RawBcProduct;
-use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::rows::raw_bc_product::RawBcProduct;
+use dataflows::rows::raw_bc_variant::RawBcVariant;
 use stats::{env, percentile};
 
 use std::time::{Duration, Instant};
@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use dataflows::oracle::{RawState, compute};
-use dataflows::records::{Money, Upsert};
+use dataflows::records::Upsert;
+use dataflows::scalar::Money;
 use govflow::runtime::dataflow::Dataflow;
 use govflow::runtime::memory::release_freed_memory;
 use rand::rngs::StdRng;

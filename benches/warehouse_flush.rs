@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use dataflows::models::fct_order_item::FctOrderItem;
-use dataflows::records::Money;
+use dataflows::rows::fct_order_item::FctOrderItem;
+use dataflows::scalar::Money;
 use dataflows::{Table, TableRow};
 use govflow::format::{table_changes, table_spec};
 use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};

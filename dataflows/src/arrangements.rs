@@ -5,18 +5,19 @@ use differential_dataflow::trace::implementations::ValBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::input::SourceStreams;
-use crate::models::fct_quotation::email_key;
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::models::raw_bc_inventory::RawBcInventory;
-use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::OrderLines;
-use crate::models::raw_bc_product::RawBcProduct;
-use crate::models::raw_bc_variant::RawBcVariant;
-use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Arr, ArrByStr, Diff, Epoch, StrSpine, left_join};
-use crate::records::Money;
+use crate::rows::dim_sku::effective_inventory_level;
+use crate::rows::fct_quotation::email_key;
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::rows::raw_bc_inventory::RawBcInventory;
+use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order_item::OrderLines;
+use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::scalar::Money;
 use crate::upsert::arrange_upserts;
 
 /// A variant with its effective inventory level, as arranged by product id
@@ -35,16 +36,6 @@ pub struct SkuBase {
     pub inventory_level: i64,
     /// Whether purchasing is disabled for the variant.
     pub is_purchasing_disabled: bool,
-}
-
-/// The inventory level of a variant: `raw_bc_inventory.available_to_sell` when
-/// the variant has an inventory row (the inventory API is the authority on
-/// stock), else the catalog's `raw_bc_variant.inventory_level`.
-pub fn effective_inventory_level(
-    variant: &RawBcVariant,
-    inventory: Option<&RawBcInventory>,
-) -> i64 {
-    inventory.map_or(variant.inventory_level, |i| i.available_to_sell)
 }
 
 impl SkuBase {

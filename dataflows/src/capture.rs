@@ -7,7 +7,7 @@ use timely::dataflow::ProbeHandle;
 
 use crate::checks::CheckRow;
 use crate::ops::{Diff, Epoch};
-use crate::table::{Table, TableRow};
+use crate::rows::table::{Table, TableRow};
 
 /// The changes of one worker's share of every table, buffered as the dataflow
 /// produces them. Cloning shares the buffer.
@@ -151,7 +151,7 @@ pub struct Captured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::errors::{ErrorReason, ErrorRow};
+    use crate::rows::errors::{ErrorReason, ErrorRow};
 
     fn err(key: i64) -> TableRow {
         TableRow::Errors(ErrorRow {

@@ -1,17 +1,18 @@
 //! Record builders and a runner for the unit tests.
 
 use crate::harness;
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::models::raw_bc_inventory::RawBcInventory;
-use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::RawBcOrderItem;
-use crate::models::raw_bc_product::RawBcProduct;
-use crate::models::raw_bc_variant::RawBcVariant;
-use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Diff, Epoch};
-use crate::records::{Money, Upsert};
-use crate::table::{Table, TableRow};
+use crate::records::Upsert;
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_inventory::RawBcInventory;
+use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::table::{Table, TableRow};
+use crate::scalar::Money;
 
 pub fn customer(id: i64, email: &str) -> RawBcCustomer {
     RawBcCustomer {

@@ -8,7 +8,7 @@ use crate::checks::{CheckRow, CheckSpec};
 use crate::input::UpsertInput;
 use crate::ops::{Diff, Epoch};
 use crate::records::Upsert;
-use crate::table::TableRow;
+use crate::rows::table::TableRow;
 
 /// The worker that sends `upsert` when `peers` workers share the input: by key,
 /// so that a key's upserts of one epoch all come from the same worker.

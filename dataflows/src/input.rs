@@ -1,4 +1,7 @@
-//! The dataflow's single input: upserts of every source table, fed per epoch.
+//! The dataflow's single input: upserts of every source table, fed per epoch;
+//! and [`upserts_from_raw`], the upserts that rebuild committed `raw_*` state.
+
+use std::collections::BTreeMap;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -7,17 +10,18 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{InputHandleVec, Scope, StreamVec};
 use timely::progress::operate::FrontierInterest;
 
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::models::raw_bc_inventory::RawBcInventory;
-use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::OrderLines;
-use crate::models::raw_bc_product::RawBcProduct;
-use crate::models::raw_bc_variant::RawBcVariant;
-use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::models::raw_pg_quotation::RawPgQuotation;
 use crate::ops::{Epoch, UpsertStream};
 use crate::records::Upsert;
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::rows::raw_bc_inventory::RawBcInventory;
+use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order_item::{OrderLines, RawBcOrderItem};
+use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::table::TableRow;
 
 /// A worker's handle on the dataflow's input: it feeds [`Upsert`]s at the
 /// current epoch and advances every source table together.
@@ -85,6 +89,41 @@ impl UpsertInput {
     pub(crate) fn stream<'s>(&mut self, scope: Scope<'s, Epoch>) -> StreamVec<'s, Epoch, Upsert> {
         self.handle.to_stream(scope)
     }
+}
+
+/// Rebuilds the upserts that recreate committed `raw_*` state, e.g. at
+/// restart from the warehouse's `raw_*` tables. Rows of other tables are
+/// ignored. Order lines are grouped into one `Upsert::OrderItems` per
+/// `order_id` (lines sorted by id). Keys are the rows' own ids, so a row that
+/// was upserted under a different key (an `_errors` `key_mismatch`) comes
+/// back under its own id. There is one upsert per key: feed them with
+/// [`UpsertInput::send_all`].
+pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert> {
+    let mut upserts = Vec::new();
+    let mut lines: BTreeMap<i64, Vec<RawBcOrderItem>> = BTreeMap::new();
+    for row in rows {
+        match row {
+            TableRow::RawBcCustomer(r) => upserts.push(Upsert::Customer(r.id, Some(r))),
+            TableRow::RawBcCustomerMetafield(r) => {
+                upserts.push(Upsert::CustomerMetafield(r.id, Some(r)))
+            }
+            TableRow::RawBcProduct(r) => upserts.push(Upsert::Product(r.id, Some(r))),
+            TableRow::RawBcVariant(r) => upserts.push(Upsert::Variant(r.id, Some(r))),
+            TableRow::RawBcInventory(r) => upserts.push(Upsert::Inventory(r.variant_id, Some(r))),
+            TableRow::RawBcOrder(r) => upserts.push(Upsert::Order(r.id, Some(r))),
+            TableRow::RawBcOrderItem(r) => lines.entry(r.order_id).or_default().push(r),
+            TableRow::RawPgPointTransaction(r) => {
+                upserts.push(Upsert::PointTransaction(r.id, Some(r)))
+            }
+            TableRow::RawPgQuotation(r) => upserts.push(Upsert::Quotation(r.id, Some(r))),
+            _ => {}
+        }
+    }
+    for (order_id, mut items) in lines {
+        items.sort_by_key(|item| item.id);
+        upserts.push(Upsert::OrderItems(order_id, Some(items)));
+    }
+    upserts
 }
 
 /// The input split per source table, with the epoch attached to each upsert.
@@ -193,8 +232,9 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::customer;
-    use crate::table::TableRow;
+    use crate::fixtures::{customer, line, point_transaction, quotation};
+    use crate::rows::errors::{ErrorReason, ErrorRow};
+    use crate::rows::table::Table;
 
     #[test]
     fn batches_and_epochs_that_do_not_move_back() {
@@ -233,6 +273,31 @@ mod tests {
                     ]
                 ),
                 (3, vec![(TableRow::RawBcCustomer(customer(2, "b")), -1)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_rows_become_upserts_again() {
+        let rows = vec![
+            TableRow::RawBcCustomer(customer(1, "a")),
+            TableRow::RawBcOrderItem(line(52, 5, 1)),
+            TableRow::RawPgQuotation(quotation(3, "a@x", "sent")),
+            TableRow::RawBcOrderItem(line(51, 5, 2)),
+            TableRow::RawPgPointTransaction(point_transaction(4, 1, -5)),
+            TableRow::Errors(ErrorRow {
+                table: Table::RawBcCustomer,
+                key: 1,
+                reason: ErrorReason::KeyMismatch,
+            }),
+        ];
+        assert_eq!(
+            upserts_from_raw(rows),
+            vec![
+                Upsert::Customer(1, Some(customer(1, "a"))),
+                Upsert::Quotation(3, Some(quotation(3, "a@x", "sent"))),
+                Upsert::PointTransaction(4, Some(point_transaction(4, 1, -5))),
+                Upsert::OrderItems(5, Some(vec![line(51, 5, 2), line(52, 5, 1)])),
             ]
         );
     }

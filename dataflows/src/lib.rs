@@ -7,19 +7,25 @@
 //!
 //! # Tables
 //!
-//! One module per table under [`models`], each documenting grain, key, columns
-//! and rules, with its row type: the `raw_bc_*` (BigCommerce) and `raw_pg_*`
-//! (PostgreSQL: [`models::raw_pg_point_transaction`],
-//! [`models::raw_pg_quotation`]) tables (current source state, built with
-//! upsert semantics), [`models::dim_customer`], [`models::dim_product`],
-//! [`models::dim_sku`], [`models::fct_order`], [`models::fct_order_item`],
-//! [`models::fct_point_transaction`], [`models::fct_quotation`],
-//! [`models::fct_onsale_product_inventory`],
-//! [`models::product_notification_event`] (restock notifications: the one
-//! table that depends on the history of the raw state, not only on its
-//! current value) and [`models::errors`]
-//! (`_errors`). [`Table`] names them; [`TableRow`] holds a
-//! row of any of them. [`oracle`] recomputes every table from scratch.
+//! Each table has two modules of the same name. Under [`rows`], its contract:
+//! grain, key, columns and rules, with its row type and the rules as
+//! functions of rows. Under [`models`], its dataflow: how its rows are computed
+//! and kept up to date. The tables: the `raw_bc_*` (BigCommerce) and
+//! `raw_pg_*` (PostgreSQL: [`rows::raw_pg_point_transaction`],
+//! [`rows::raw_pg_quotation`]) tables (current source state, built with upsert
+//! semantics), [`rows::dim_customer`], [`rows::dim_product`],
+//! [`rows::dim_sku`], [`rows::fct_order`], [`rows::fct_order_item`],
+//! [`rows::fct_point_transaction`], [`rows::fct_quotation`],
+//! [`rows::fct_onsale_product_inventory`],
+//! [`rows::product_notification_event`] (restock notifications: the one table
+//! that depends on the history of the raw state, not only on its current
+//! value) and [`rows::errors`] (`_errors`). [`Table`] names them; [`TableRow`]
+//! holds a row of any of them. [`oracle`] recomputes every table from scratch.
+//!
+//! Modules import only from those below them: [`scalar`] (money, timestamps),
+//! [`catalog`], [`payload`], [`rows`] (with [`Table`]), [`records`] (the
+//! upserts), then the dataflow: [`ops`], the input, [`arrangements`],
+//! [`models`], and [`build`] on top.
 //!
 //! # State
 //!
@@ -46,7 +52,7 @@
 //! consolidated changes, grouped by table:
 //!
 //! ```
-//! use dataflows::models::raw_bc_customer::RawBcCustomer;
+//! use dataflows::rows::raw_bc_customer::RawBcCustomer;
 //! use dataflows::records::Upsert;
 //!
 //! timely::execute(timely::Config::process(2), |worker| {
@@ -120,7 +126,8 @@ pub mod oracle;
 pub mod payload;
 #[allow(missing_docs)] // the source owners' record types document their structs
 pub mod records;
-mod table;
+pub mod rows;
+pub mod scalar;
 mod upsert;
 
 #[cfg(test)]
@@ -128,9 +135,9 @@ mod fixtures;
 
 pub use arrangements::Arrangements;
 pub use capture::{Captured, ChangeBuffer, EpochChanges};
-pub use input::UpsertInput;
+pub use input::{UpsertInput, upserts_from_raw};
 pub use ops::{Coll, Diff, Epoch};
-pub use table::{RowKey, Table, TableRow, upserts_from_raw};
+pub use rows::table::{RowKey, Table, TableRow};
 
 use differential_dataflow::Hashable;
 use timely::container::CapacityContainerBuilder;
@@ -139,25 +146,25 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 
-use models::dim_customer::DimCustomer;
-use models::dim_product::DimProduct;
-use models::dim_sku::DimSku;
-use models::errors::ErrorRow;
-use models::fct_onsale_product_inventory::FctOnsaleProductInventory;
-use models::fct_order::FctOrder;
-use models::fct_order_item::FctOrderItem;
-use models::fct_point_transaction::FctPointTransaction;
-use models::fct_quotation::FctQuotation;
-use models::product_notification_event::ProductNotificationEvent;
-use models::raw_bc_customer::RawBcCustomer;
-use models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use models::raw_bc_inventory::RawBcInventory;
-use models::raw_bc_order::RawBcOrder;
-use models::raw_bc_order_item::RawBcOrderItem;
-use models::raw_bc_product::RawBcProduct;
-use models::raw_bc_variant::RawBcVariant;
-use models::raw_pg_point_transaction::RawPgPointTransaction;
-use models::raw_pg_quotation::RawPgQuotation;
+use rows::dim_customer::DimCustomer;
+use rows::dim_product::DimProduct;
+use rows::dim_sku::DimSku;
+use rows::errors::ErrorRow;
+use rows::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use rows::fct_order::FctOrder;
+use rows::fct_order_item::FctOrderItem;
+use rows::fct_point_transaction::FctPointTransaction;
+use rows::fct_quotation::FctQuotation;
+use rows::product_notification_event::ProductNotificationEvent;
+use rows::raw_bc_customer::RawBcCustomer;
+use rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use rows::raw_bc_inventory::RawBcInventory;
+use rows::raw_bc_order::RawBcOrder;
+use rows::raw_bc_order_item::RawBcOrderItem;
+use rows::raw_bc_product::RawBcProduct;
+use rows::raw_bc_variant::RawBcVariant;
+use rows::raw_pg_point_transaction::RawPgPointTransaction;
+use rows::raw_pg_quotation::RawPgQuotation;
 
 /// Every output table as a collection of changes, and the shared arrangements.
 #[derive(Clone)]

@@ -13,31 +13,31 @@
 use std::collections::BTreeMap;
 
 use crate::arrangements::SkuBase;
-use crate::models::dim_customer::{
-    CustomerOrderStats, CustomerStats, DimCustomer, is_revenue_order, net_revenue,
-};
-use crate::models::dim_product::{DimProduct, ProductVariantStats};
-use crate::models::dim_sku::DimSku;
+use crate::models::dim_customer::{CustomerOrderStats, CustomerStats};
+use crate::models::dim_product::ProductVariantStats;
 use crate::models::errors;
-use crate::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
-use crate::models::fct_order::FctOrder;
-use crate::models::fct_order_item::FctOrderItem;
-use crate::models::fct_point_transaction::FctPointTransaction;
-use crate::models::fct_quotation::{FctQuotation, email_key};
-use crate::models::product_notification_event::{
-    ProductNotificationEvent, Subscriber, subscriptions_of,
-};
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::models::raw_bc_inventory::RawBcInventory;
-use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::RawBcOrderItem;
-use crate::models::raw_bc_product::RawBcProduct;
-use crate::models::raw_bc_variant::RawBcVariant;
-use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::models::raw_pg_quotation::RawPgQuotation;
+use crate::models::product_notification_event::Subscriber;
 use crate::records::Upsert;
-use crate::table::TableRow;
+use crate::rows::dim_customer::{DimCustomer, is_revenue_order, net_revenue};
+use crate::rows::dim_product::DimProduct;
+use crate::rows::dim_sku::DimSku;
+use crate::rows::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use crate::rows::fct_order::FctOrder;
+use crate::rows::fct_order_item::FctOrderItem;
+use crate::rows::fct_point_transaction::FctPointTransaction;
+use crate::rows::fct_quotation::{FctQuotation, email_key};
+use crate::rows::product_notification_event::{ProductNotificationEvent, subscriptions_of};
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::rows::raw_bc_inventory::RawBcInventory;
+use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::table::TableRow;
+use crate::scalar::Money;
 
 /// The current state of every source table, keyed by upsert key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -258,7 +258,7 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
             .entry(order.customer_id)
             .or_insert(CustomerOrderStats {
                 order_count: 0,
-                lifetime_revenue: crate::records::Money(0),
+                lifetime_revenue: Money(0),
                 first_order_at: order.created_at,
                 last_order_at: order.created_at,
             });

@@ -6,21 +6,22 @@
 //! the oracle's; re-sending the whole state changes nothing; and each worker's
 //! captured share holds every change of the keys it owns.
 
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::models::raw_bc_product::RawBcProduct;
-use dataflows::models::raw_bc_variant::RawBcVariant;
-use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
-use dataflows::models::raw_pg_quotation::RawPgQuotation;
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::rows::raw_bc_product::RawBcProduct;
+use dataflows::rows::raw_bc_variant::RawBcVariant;
+use dataflows::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::rows::raw_pg_quotation::RawPgQuotation;
 use std::collections::{BTreeMap, BTreeSet};
 
 use dataflows::checks::{CheckKind, CheckSpec, CheckState, Severity, evaluate, field};
 use dataflows::harness;
 use dataflows::oracle::{self, EventOracle, RawState};
-use dataflows::records::{Money, Upsert};
+use dataflows::records::Upsert;
+use dataflows::scalar::Money;
 use dataflows::{EpochChanges, RowKey, Table, TableRow};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -560,7 +561,7 @@ fn oracle_covers_every_table() {
 /// case or space difference), both new error reasons, and point balances.
 #[test]
 fn oracle_covers_postgres_cases() {
-    use dataflows::models::errors::ErrorReason;
+    use dataflows::rows::errors::ErrorReason;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let (mut matched, mut unmatched, mut folded, mut balance) = (false, false, false, false);
     let mut reasons = BTreeSet::new();

@@ -16,17 +16,18 @@
 //! operators are the monomorphic ones of `dbsp::mono` (as the Feldera SQL
 //! compiler's output uses them), with native left joins.
 //!
-//! Rows and rules are govflow's (see `dataflows::models::fct_order` and
-//! `dataflows::models::dim_customer`).
+//! Rows and rules are govflow's (see `dataflows::rows::fct_order` and
+//! `dataflows::rows::dim_customer`).
 
 use std::collections::BTreeMap;
 
-use dataflows::models::dim_customer::{DimCustomer, full_name, is_paid_status};
-use dataflows::models::fct_order::{FctOrder, customer_ref, is_complete};
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::records::{Money, Upsert};
+use dataflows::records::Upsert;
+use dataflows::rows::dim_customer::{DimCustomer, full_name, is_paid_status};
+use dataflows::rows::fct_order::{FctOrder, customer_ref, is_complete};
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::scalar::Money;
 use dbsp::algebra::Semigroup;
 use dbsp::operator::Fold;
 use dbsp::operator::input::Update;

@@ -27,7 +27,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, TimeUnit};
 use dataflows::catalog::{Cell, ColumnType, Value};
-use dataflows::records::Money;
+use dataflows::scalar::Money;
 
 /// Time zone of every timestamp column.
 const UTC: &str = "UTC";

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use dataflows::catalog::{Cell, ColumnType, TableDef, Value};
-use dataflows::models::errors::ErrorRow;
 use dataflows::payload::{Payload, Payloads};
+use dataflows::rows::errors::ErrorRow;
 use dataflows::{RowKey, Table, TableRow};
 
 pub use changes::{DELETED, EPOCH, TableChanges, TableSpec};

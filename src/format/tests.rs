@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use arrow_array::cast::AsArray;
-use dataflows::records::Money as M;
+use dataflows::scalar::Money as M;
 use proptest::prelude::*;
 
 use super::*;
@@ -9,25 +9,25 @@ use crate::sinks::local::{LocalWarehouse, WarehouseOptions};
 use arrow_array::types::{Decimal128Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Decimal128Array, Int64Array, StringArray};
 use arrow_schema::TimeUnit;
-use dataflows::models::dim_customer::DimCustomer;
-use dataflows::models::dim_product::DimProduct;
-use dataflows::models::dim_sku::DimSku;
-use dataflows::models::errors::ErrorReason;
-use dataflows::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
-use dataflows::models::fct_order::FctOrder;
-use dataflows::models::fct_order_item::FctOrderItem;
-use dataflows::models::fct_point_transaction::FctPointTransaction;
-use dataflows::models::fct_quotation::FctQuotation;
-use dataflows::models::product_notification_event::ProductNotificationEvent;
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::models::raw_bc_product::RawBcProduct;
-use dataflows::models::raw_bc_variant::RawBcVariant;
-use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
-use dataflows::models::raw_pg_quotation::RawPgQuotation;
+use dataflows::rows::dim_customer::DimCustomer;
+use dataflows::rows::dim_product::DimProduct;
+use dataflows::rows::dim_sku::DimSku;
+use dataflows::rows::errors::ErrorReason;
+use dataflows::rows::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use dataflows::rows::fct_order::FctOrder;
+use dataflows::rows::fct_order_item::FctOrderItem;
+use dataflows::rows::fct_point_transaction::FctPointTransaction;
+use dataflows::rows::fct_quotation::FctQuotation;
+use dataflows::rows::product_notification_event::ProductNotificationEvent;
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::rows::raw_bc_product::RawBcProduct;
+use dataflows::rows::raw_bc_variant::RawBcVariant;
+use dataflows::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::rows::raw_pg_quotation::RawPgQuotation;
 
 /// Row `i` of `table`, with key `i` (but in `_errors`).
 fn sample(table: Table, i: i64) -> TableRow {
@@ -248,7 +248,7 @@ fn sample_keyed(table: Table, key: i64, i: i64) -> TableRow {
         }
         Table::ProductNotificationEvent => {
             TableRow::ProductNotificationEvent(ProductNotificationEvent {
-                event_id: dataflows::models::product_notification_event::event_id(key, 3, i),
+                event_id: dataflows::rows::product_notification_event::event_id(key, 3, i),
                 customer_id: key,
                 customer_email: text("ada@example.com"),
                 sku_id: 3,

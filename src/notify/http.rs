@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dataflows::models::product_notification_event::ProductNotificationEvent;
+use dataflows::rows::product_notification_event::ProductNotificationEvent;
 use serde::Serialize;
 
 use crate::notify::NotificationsConfig;

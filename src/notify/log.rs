@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dataflows::models::product_notification_event::ProductNotificationEvent;
+use dataflows::rows::product_notification_event::ProductNotificationEvent;
 
 use super::NotifyError;
 
@@ -189,8 +189,8 @@ fn parse(path: &Path, text: &str) -> Result<(Option<i64>, HashSet<String>), Noti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataflows::models::product_notification_event::event_id;
-    use dataflows::records::Money;
+    use dataflows::rows::product_notification_event::event_id;
+    use dataflows::scalar::Money;
 
     fn event(customer_id: i64, episode: i64) -> ProductNotificationEvent {
         ProductNotificationEvent {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dataflows::models::product_notification_event::ProductNotificationEvent;
+use dataflows::rows::product_notification_event::ProductNotificationEvent;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 

@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicU16;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dataflows::models::product_notification_event::event_id;
-use dataflows::records::Money;
+use dataflows::rows::product_notification_event::event_id;
+use dataflows::scalar::Money;
 
 use super::*;
 

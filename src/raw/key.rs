@@ -64,7 +64,7 @@ fn json_of(cell: Cell<'_>) -> serde_json::Value {
         Cell::Int(v) => J::from(v),
         Cell::Bool(v) => J::Bool(v),
         Cell::Text(v) | Cell::Json(v) => J::String(v.to_string()),
-        Cell::Money(v) => J::String(dataflows::records::Money(v).to_string()),
+        Cell::Money(v) => J::String(dataflows::scalar::Money(v).to_string()),
         Cell::Micros(v) => J::from(v),
         Cell::Float(v) => J::String(v.to_string()),
         Cell::Decimal(v) => J::String(v.to_string()),

@@ -350,7 +350,7 @@ impl Drop for Dataflow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataflows::models::raw_bc_customer::RawBcCustomer;
+    use dataflows::rows::raw_bc_customer::RawBcCustomer;
 
     fn customer(id: i64, email: &str) -> Upsert {
         Upsert::Customer(

@@ -9,18 +9,19 @@ pub mod contract;
 pub mod pg;
 pub mod slack;
 
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::models::raw_bc_product::RawBcProduct;
-use dataflows::models::raw_bc_variant::RawBcVariant;
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::rows::raw_bc_product::RawBcProduct;
+use dataflows::rows::raw_bc_variant::RawBcVariant;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dataflows::oracle::RawState;
-use dataflows::records::{Micros, Money, Payload, Upsert};
+use dataflows::records::{Payload, Upsert};
+use dataflows::scalar::{Micros, Money};
 use dataflows::{Table, TableRow};
 use govflow::config::Secret;
 use govflow::format;

@@ -23,8 +23,8 @@
 //! Struct attributes (`#[record(...)]`):
 //! - `table`: the table's name; `grain`: one line on what a row is;
 //! - `key`: the key column(s), comma-separated; with a single `i64` key field
-//!   the row's key is that field, otherwise `key_fn` names a function
-//!   `fn(&Self) -> RowKey`;
+//!   the row's key (its `Keyed` impl) is that field, otherwise `key_fn` names
+//!   a function `fn(&Self) -> RowKey`;
 //! - `key_column`: the warehouse's key column when it is not a field (a
 //!   synthetic text column holding the key's text, e.g. `_errors.error_id`);
 //! - `origin`: the source kind that fills a raw table (`bigcommerce`,
@@ -42,7 +42,8 @@ use syn::{
     Data, DeriveInput, Fields, GenericArgument, LitStr, PathArguments, Type, parse_macro_input,
 };
 
-/// Implements `crate::catalog::Record` for a struct with named fields.
+/// Implements `crate::catalog::Record` (the table's declaration) and
+/// `crate::rows::table::Keyed` (the row's key) for a struct with named fields.
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -234,7 +235,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         (Some(f), _) => quote!(#f(self)),
         (None, [single]) => {
             let field = syn::Ident::new(single, Span::call_site());
-            quote!(crate::table::RowKey::Id(self.#field))
+            quote!(crate::rows::table::RowKey::Id(self.#field))
         }
         (None, _) => {
             return Err(syn::Error::new(
@@ -270,10 +271,6 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 }
             }
 
-            fn row_key(&self) -> crate::table::RowKey {
-                #row_key
-            }
-
             fn cell(&self, column: usize) -> crate::catalog::Cell<'_> {
                 match column {
                     #(#indices => <#codecs as crate::catalog::Codec>::cell(&self.#idents),)*
@@ -292,6 +289,12 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                         detail,
                     })?,)*
                 })
+            }
+        }
+
+        impl crate::rows::table::Keyed for #name {
+            fn row_key(&self) -> crate::rows::table::RowKey {
+                #row_key
             }
         }
     })

@@ -5,9 +5,7 @@
 use std::marker::PhantomData;
 
 use super::{Cell, ColumnType, Value};
-use crate::models::errors::ErrorReason;
-use crate::records::{Money, Text};
-use crate::table::Table;
+use crate::scalar::{Money, Text};
 
 /// Encodes and decodes one Rust type as a column.
 pub trait Codec {
@@ -27,7 +25,7 @@ pub trait Codec {
 pub struct Plain<T>(PhantomData<T>);
 
 /// The codec of an `i64` of microseconds since the Unix epoch
-/// ([`crate::records::Micros`], an alias the derive recognises by name).
+/// ([`crate::scalar::Micros`], an alias the derive recognises by name).
 pub struct Timestamp;
 
 /// The codec of an `Option` of another codec's type: `None` is null.
@@ -179,25 +177,5 @@ impl<T: TextValue> PlainValue for T {
                 .ok_or_else(|| format!("unknown {} {text:?}", T::WHAT)),
             other => Err(mismatch(ColumnType::Text, &other)),
         }
-    }
-}
-
-impl TextValue for Table {
-    const WHAT: &'static str = "table";
-    fn all() -> &'static [Table] {
-        &Table::ALL
-    }
-    fn as_text(self) -> &'static str {
-        self.name()
-    }
-}
-
-impl TextValue for ErrorReason {
-    const WHAT: &'static str = "error reason";
-    fn all() -> &'static [ErrorReason] {
-        &ErrorReason::ALL
-    }
-    fn as_text(self) -> &'static str {
-        self.as_str()
     }
 }

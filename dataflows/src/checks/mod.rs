@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 pub use value::{Value, field};
 
 use crate::ops::{Coll, Diff};
-use crate::records::Micros;
-use crate::table::{RowKey, Table, TableRow};
+use crate::rows::table::{RowKey, Table, TableRow};
+use crate::scalar::Micros;
 
 /// How bad a failing check is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 use serde::ser::{self, Impossible};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::table::TableRow;
+use crate::rows::table::TableRow;
 
 /// A column value, as checks compare them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -309,8 +309,8 @@ impl Serializer for ValueSerializer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::errors::{ErrorReason, ErrorRow};
-    use crate::table::Table;
+    use crate::rows::errors::{ErrorReason, ErrorRow};
+    use crate::rows::table::Table;
 
     #[test]
     fn reads_columns_of_any_table() {

@@ -1,5 +1,8 @@
-//! One module per output table, each documenting its grain, key and columns,
-//! with its typed row and the dataflow that maintains it.
+//! The dataflow that maintains each built-in table: one module per table,
+//! named like the table's module in [`crate::rows`] (its contract: grain,
+//! key, columns and rules, with the row type), holding how its rows are
+//! computed from their inputs and the differential-dataflow operators that
+//! keep them up to date as the inputs change.
 
 pub mod dim_customer;
 pub mod dim_product;

@@ -1,47 +1,8 @@
-//! `raw_bc_variant`: the current state of product variants (SKUs), as read.
-//!
-//! - **Grain**: one row per variant.
-//! - **Key**: `id` (the upsert key; the `sku_id` of `dim_sku`).
-//! - **Columns**: `id`, `product_id`, `sku`, `price` and `sale_price` (null when
-//!   inherited from the product), `inventory_level`, `is_purchasing_disabled`.
-
-use dataflows_derive::Record;
-use serde::{Deserialize, Serialize};
+//! The dataflow of `raw_bc_variant`; its contract:
+//! [`crate::rows::raw_bc_variant`].
 
 use crate::ops::{Arr, Coll};
-use crate::payload::Payload;
-use crate::records::Money;
-
-/// A row of `raw_bc_variant`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
-#[record(
-    table = "raw_bc_variant",
-    key = "id",
-    grain = "one row per variant",
-    origin = "bigcommerce"
-)]
-pub struct RawBcVariant {
-    /// Variant id.
-    pub id: i64,
-    /// The product it belongs to.
-    pub product_id: i64,
-    /// SKU code.
-    pub sku: String,
-    /// Own price; `None` inherits the product's.
-    pub price: Option<Money>,
-    /// Own sale price; `None` inherits the product's.
-    pub sale_price: Option<Money>,
-    /// Variant-level inventory as carried by the catalog.
-    pub inventory_level: i64,
-    /// Whether purchasing is disabled for this variant.
-    pub is_purchasing_disabled: bool,
-    /// The record's JSON as BigCommerce returned it; embedded records and
-    /// fields that change without `date_modified` are left out
-    /// (docs/bigcommerce-source.md). Null when unknown.
-    #[record(column = "_payload")]
-    #[serde(rename = "_payload")]
-    pub payload: Payload,
-}
+use crate::rows::raw_bc_variant::RawBcVariant;
 
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(variants: &Arr<'s, RawBcVariant>) -> Coll<'s, RawBcVariant> {

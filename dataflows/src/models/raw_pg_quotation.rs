@@ -1,58 +1,8 @@
-//! `raw_pg_quotation`: the current state of the commerce database's
-//! `quotation` table (PostgreSQL), as read.
-//!
-//! - **Grain**: one row per quotation currently known upstream.
-//! - **Key**: `id` (the upsert key).
-//! - **Columns**: `id`, `customer_email` (as entered), `status`, `total`
-//!   (decimal, 4 places), `currency_code`, `created_at`, `updated_at` (µs UTC),
-//!   named and typed as in the source table:
-//!
-//! ```sql
-//! CREATE TABLE quotation (
-//!     id             bigint        PRIMARY KEY,
-//!     customer_email text          NOT NULL,
-//!     status         text          NOT NULL,
-//!     total          numeric(18,4) NOT NULL,
-//!     currency_code  text          NOT NULL,
-//!     created_at     timestamptz   NOT NULL,
-//!     updated_at     timestamptz   NOT NULL
-//! );
-//! ```
-//!
-//! Built with upsert semantics: re-reading an unchanged row changes nothing;
-//! `Upsert::Quotation(id, None)` removes it. A quotation with an empty email
-//! is kept (and reported in `_errors` as `empty_email`).
-
-use dataflows_derive::Record;
-use serde::{Deserialize, Serialize};
+//! The dataflow of `raw_pg_quotation`; its contract:
+//! [`crate::rows::raw_pg_quotation`].
 
 use crate::ops::{Arr, Coll};
-use crate::records::{Micros, Money};
-
-/// A row of `raw_pg_quotation`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Record)]
-#[record(
-    table = "raw_pg_quotation",
-    key = "id",
-    grain = "one row per quotation currently known upstream",
-    origin = "postgres"
-)]
-pub struct RawPgQuotation {
-    /// Quotation id.
-    pub id: i64,
-    /// The customer's email, as entered.
-    pub customer_email: String,
-    /// Status, e.g. `draft`, `sent`, `accepted`, `rejected`, `expired`.
-    pub status: String,
-    /// Quoted total.
-    pub total: Money,
-    /// ISO currency code.
-    pub currency_code: String,
-    /// When the quotation was created.
-    pub created_at: Micros,
-    /// When the row was last updated upstream.
-    pub updated_at: Micros,
-}
+use crate::rows::raw_pg_quotation::RawPgQuotation;
 
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPgQuotation> {
@@ -63,7 +13,7 @@ pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPg
 mod tests {
     use crate::fixtures::{quotation, updates};
     use crate::records::Upsert;
-    use crate::table::{Table, TableRow};
+    use crate::rows::table::{Table, TableRow};
 
     fn row(email: &str) -> TableRow {
         TableRow::RawPgQuotation(quotation(1, email, "sent"))

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use dataflows::TableRow;
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::models::raw_bc_product::RawBcProduct;
 use dataflows::oracle::{RawState, compute};
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::rows::raw_bc_product::RawBcProduct;
 use proptest::prelude::*;
 
 use super::*;

@@ -26,7 +26,8 @@ pub mod wire;
 
 use std::collections::BTreeMap;
 
-use dataflows::records::{Micros, Upsert};
+use dataflows::records::Upsert;
+use dataflows::scalar::Micros;
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

@@ -22,7 +22,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use dataflows::records::{Micros, Payloads, Upsert};
+use dataflows::records::{Payloads, Upsert};
+use dataflows::scalar::Micros;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -374,7 +375,7 @@ pub(super) async fn order_lines(
     payloads: &mut Payloads,
 ) -> Result<
     (
-        Vec<dataflows::models::raw_bc_order_item::RawBcOrderItem>,
+        Vec<dataflows::rows::raw_bc_order_item::RawBcOrderItem>,
         Vec<DeadLetter>,
     ),
     BigCommerceError,

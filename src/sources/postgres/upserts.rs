@@ -9,9 +9,10 @@
 //! naming the database, table, key and column; the rest of the page is kept.
 
 use dataflows::Table;
-use dataflows::models::raw_pg_point_transaction::RawPgPointTransaction;
-use dataflows::models::raw_pg_quotation::RawPgQuotation;
-use dataflows::records::{Money, Upsert};
+use dataflows::records::Upsert;
+use dataflows::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use dataflows::rows::raw_pg_quotation::RawPgQuotation;
+use dataflows::scalar::Money;
 
 use super::{PgBatch, PgColumn, PgDeadLetter, PgRow, PgValue};
 

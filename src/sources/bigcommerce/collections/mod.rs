@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use dataflows::catalog::{ColumnDef, ColumnType, TableDef, Value};
-use dataflows::records::{Micros, Money};
+use dataflows::scalar::{Micros, Money};
 
 use crate::raw::{RawChange, key_of};
 use crate::sources::bigcommerce::CollectionConfig;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::Secret;
 use crate::sources::bigcommerce::BigCommerceConfig;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
 use govflow_sim::{SimOptions, SimServer};
 
 fn payload(scope: &str, kind: &str, id: i64, hash: &str) -> serde_json::Value {

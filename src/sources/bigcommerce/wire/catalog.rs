@@ -2,10 +2,11 @@
 //! inventory items.
 
 use bytes::Bytes;
-use dataflows::models::raw_bc_inventory::RawBcInventory;
-use dataflows::models::raw_bc_product::RawBcProduct;
-use dataflows::models::raw_bc_variant::RawBcVariant;
-use dataflows::records::{Micros, Money, Payloads, Upsert};
+use dataflows::records::{Payloads, Upsert};
+use dataflows::rows::raw_bc_inventory::RawBcInventory;
+use dataflows::rows::raw_bc_product::RawBcProduct;
+use dataflows::rows::raw_bc_variant::RawBcVariant;
+use dataflows::scalar::{Micros, Money};
 use serde::Deserialize;
 
 use super::{Nested, Record, money, null_as_empty, opt_money, timestamp};

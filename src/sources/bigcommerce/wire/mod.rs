@@ -11,9 +11,10 @@
 
 use bytes::Bytes;
 use chrono::DateTime;
-use dataflows::models::raw_bc_customer::RawBcCustomer;
-use dataflows::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use dataflows::records::{Micros, Money, Payloads, Upsert};
+use dataflows::records::{Payloads, Upsert};
+use dataflows::rows::raw_bc_customer::RawBcCustomer;
+use dataflows::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use dataflows::scalar::{Micros, Money};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;

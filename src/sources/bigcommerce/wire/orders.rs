@@ -1,9 +1,10 @@
 //! Orders and their lines, embedded (`consignments`) or read apart.
 
 use bytes::Bytes;
-use dataflows::models::raw_bc_order::RawBcOrder;
-use dataflows::models::raw_bc_order_item::RawBcOrderItem;
-use dataflows::records::{Micros, Money, Payloads, Upsert};
+use dataflows::records::{Payloads, Upsert};
+use dataflows::rows::raw_bc_order::RawBcOrder;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::scalar::{Micros, Money};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};

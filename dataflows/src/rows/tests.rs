@@ -1,8 +1,7 @@
-use super::*;
-use crate::Table;
+use crate::catalog::{Catalogue, ColumnType, Record, Value};
 use crate::fixtures::customer;
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::table::TableRow;
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::table::{Table, TableRow};
 
 #[test]
 fn builtin_tables_are_declared_once_by_their_row_types() {

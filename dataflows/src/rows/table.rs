@@ -1,31 +1,36 @@
 //! The built-in tables ([`Table`]), declared once by their row types in
-//! [`builtin_tables!`], and [`TableRow`], a row of any of them.
-
-use std::collections::BTreeMap;
+//! `builtin_tables!`, [`TableRow`], a row of any of them, and [`RowKey`],
+//! a row's key within its table.
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Cell, Record, TableDef, Value, ValueError};
-use crate::models::dim_customer::DimCustomer;
-use crate::models::dim_product::DimProduct;
-use crate::models::dim_sku::DimSku;
-use crate::models::errors::ErrorRow;
-use crate::models::fct_onsale_product_inventory::FctOnsaleProductInventory;
-use crate::models::fct_order::FctOrder;
-use crate::models::fct_order_item::FctOrderItem;
-use crate::models::fct_point_transaction::FctPointTransaction;
-use crate::models::fct_quotation::FctQuotation;
-use crate::models::product_notification_event::{ProductNotificationEvent, event_id};
-use crate::models::raw_bc_customer::RawBcCustomer;
-use crate::models::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::models::raw_bc_inventory::RawBcInventory;
-use crate::models::raw_bc_order::RawBcOrder;
-use crate::models::raw_bc_order_item::RawBcOrderItem;
-use crate::models::raw_bc_product::RawBcProduct;
-use crate::models::raw_bc_variant::RawBcVariant;
-use crate::models::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::models::raw_pg_quotation::RawPgQuotation;
-use crate::records::Upsert;
+use crate::catalog::{Catalogue, Cell, Record, TableDef, TextValue, Value, ValueError};
+use crate::rows::dim_customer::DimCustomer;
+use crate::rows::dim_product::DimProduct;
+use crate::rows::dim_sku::DimSku;
+use crate::rows::errors::ErrorRow;
+use crate::rows::fct_onsale_product_inventory::FctOnsaleProductInventory;
+use crate::rows::fct_order::FctOrder;
+use crate::rows::fct_order_item::FctOrderItem;
+use crate::rows::fct_point_transaction::FctPointTransaction;
+use crate::rows::fct_quotation::FctQuotation;
+use crate::rows::product_notification_event::{ProductNotificationEvent, event_id};
+use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::rows::raw_bc_inventory::RawBcInventory;
+use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_quotation::RawPgQuotation;
+
+/// A built-in table's row type: its key within the table (implemented by
+/// `#[derive(Record)]`, beside [`Record`]).
+pub(crate) trait Keyed {
+    /// The row's key within its table.
+    fn row_key(&self) -> RowKey;
+}
 
 /// Declares the built-in tables: one line each, `Variant(RowType)`, in the
 /// order tables (and [`TableRow`]s) sort. Everything about a table but its
@@ -107,7 +112,7 @@ macro_rules! builtin_tables {
             /// The row's key within its table.
             pub fn key(&self) -> RowKey {
                 match self {
-                    $(TableRow::$variant(r) => r.row_key(),)+
+                    $(TableRow::$variant(r) => Keyed::row_key(r),)+
                 }
             }
 
@@ -180,6 +185,23 @@ impl std::fmt::Display for Table {
     }
 }
 
+impl TextValue for Table {
+    const WHAT: &'static str = "table";
+    fn all() -> &'static [Table] {
+        &Table::ALL
+    }
+    fn as_text(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl Catalogue {
+    /// The built-in tables, in [`Table::ALL`] order.
+    pub fn builtin() -> Catalogue {
+        Catalogue::new(Table::ALL.iter().map(|t| t.def()).collect())
+    }
+}
+
 /// The key of a [`TableRow`] within its table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RowKey {
@@ -222,45 +244,10 @@ impl TableRow {
     }
 }
 
-/// Rebuilds the upserts that recreate committed `raw_*` state, e.g. at
-/// restart from the warehouse's `raw_*` tables. Rows of other tables are
-/// ignored. Order lines are grouped into one `Upsert::OrderItems` per
-/// `order_id` (lines sorted by id). Keys are the rows' own ids, so a row that
-/// was upserted under a different key (an `_errors` `key_mismatch`) comes
-/// back under its own id. There is one upsert per key: feed them with
-/// [`crate::UpsertInput::send_all`].
-pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert> {
-    let mut upserts = Vec::new();
-    let mut lines: BTreeMap<i64, Vec<RawBcOrderItem>> = BTreeMap::new();
-    for row in rows {
-        match row {
-            TableRow::RawBcCustomer(r) => upserts.push(Upsert::Customer(r.id, Some(r))),
-            TableRow::RawBcCustomerMetafield(r) => {
-                upserts.push(Upsert::CustomerMetafield(r.id, Some(r)))
-            }
-            TableRow::RawBcProduct(r) => upserts.push(Upsert::Product(r.id, Some(r))),
-            TableRow::RawBcVariant(r) => upserts.push(Upsert::Variant(r.id, Some(r))),
-            TableRow::RawBcInventory(r) => upserts.push(Upsert::Inventory(r.variant_id, Some(r))),
-            TableRow::RawBcOrder(r) => upserts.push(Upsert::Order(r.id, Some(r))),
-            TableRow::RawBcOrderItem(r) => lines.entry(r.order_id).or_default().push(r),
-            TableRow::RawPgPointTransaction(r) => {
-                upserts.push(Upsert::PointTransaction(r.id, Some(r)))
-            }
-            TableRow::RawPgQuotation(r) => upserts.push(Upsert::Quotation(r.id, Some(r))),
-            _ => {}
-        }
-    }
-    for (order_id, mut items) in lines {
-        items.sort_by_key(|item| item.id);
-        upserts.push(Upsert::OrderItems(order_id, Some(items)));
-    }
-    upserts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{customer, line, point_transaction, quotation};
+    use crate::fixtures::customer;
 
     #[test]
     fn names_round_trip() {
@@ -278,31 +265,6 @@ mod tests {
         // `Table::ALL` is in declaration (sort) order.
         assert!(Table::ALL.is_sorted());
         assert_eq!(Table::from_name("nope"), None);
-    }
-
-    #[test]
-    fn raw_rows_become_upserts_again() {
-        let rows = vec![
-            TableRow::RawBcCustomer(customer(1, "a")),
-            TableRow::RawBcOrderItem(line(52, 5, 1)),
-            TableRow::RawPgQuotation(quotation(3, "a@x", "sent")),
-            TableRow::RawBcOrderItem(line(51, 5, 2)),
-            TableRow::RawPgPointTransaction(point_transaction(4, 1, -5)),
-            TableRow::Errors(ErrorRow {
-                table: Table::RawBcCustomer,
-                key: 1,
-                reason: crate::models::errors::ErrorReason::KeyMismatch,
-            }),
-        ];
-        assert_eq!(
-            upserts_from_raw(rows),
-            vec![
-                Upsert::Customer(1, Some(customer(1, "a"))),
-                Upsert::Quotation(3, Some(quotation(3, "a@x", "sent"))),
-                Upsert::PointTransaction(4, Some(point_transaction(4, 1, -5))),
-                Upsert::OrderItems(5, Some(vec![line(51, 5, 2), line(52, 5, 1)])),
-            ]
-        );
     }
 
     #[test]
