@@ -41,8 +41,13 @@ impl Registry {
             sources: Vec::new(),
             pushes: Vec::new(),
         };
-        sources::bigcommerce::register(config, &mut registry).await?;
-        sources::postgres::register(config, &mut registry).await?;
+        sources::bigcommerce::register(
+            config.bigcommerce.as_ref(),
+            config.webhooks.as_ref(),
+            &mut registry,
+        )
+        .await?;
+        sources::postgres::register(&config.postgres, &mut registry).await?;
         Ok(registry)
     }
 

@@ -18,22 +18,27 @@ use tokio::sync::mpsc;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::collections::{self, Collections};
-use super::webhooks::{Feed, Freshness, WebhookServer};
-use super::{Batch, BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, PullReport};
+use super::webhooks::{Feed, Freshness, WebhookServer, WebhooksConfig};
+use super::{
+    Batch, BigCommerceConfig, BigCommerceSource, Cursors, DeadLetter, Entity, PullMode, PullReport,
+};
 use crate::config::LiveSecret;
 use crate::raw::RowKeyValue;
-use crate::settings::Config;
 use crate::sources::{Outlet, Register, Seen, Source, SourceError, micros_text, raw_tables_of};
 
-/// Puts the store of `config` into the run, if one is configured: its
+/// Puts the store into the run, if one is configured (`[bigcommerce]`): its
 /// entities, its configured collections (declared from their first page now,
 /// so the warehouse knows their schema before the first read) and, in an
-/// always-on run, the webhook receiver.
-pub async fn register(config: &Config, to: &mut impl Register) -> Result<(), SourceError> {
-    let Some(bc) = config.bigcommerce.clone() else {
+/// always-on run, the webhook receiver of `[webhooks]`.
+pub async fn register(
+    store: Option<&BigCommerceConfig>,
+    webhooks: Option<&WebhooksConfig>,
+    to: &mut impl Register,
+) -> Result<(), SourceError> {
+    let Some(bc) = store else {
         return Ok(());
     };
-    let source = Arc::new(BigCommerceSource::new(bc)?);
+    let source = Arc::new(BigCommerceSource::new(bc.clone())?);
     // Orders poll pages and webhook reads of the same rows (see its doc).
     let freshness = Freshness::new();
     to.add(Store {
@@ -45,7 +50,7 @@ pub async fn register(config: &Config, to: &mut impl Register) -> Result<(), Sou
     if !declared.is_empty() {
         to.add(Collections::new(source.clone(), declared));
     }
-    if let Some(webhooks) = config.webhooks.clone().filter(|_| !to.once()) {
+    if let Some(webhooks) = webhooks.cloned().filter(|_| !to.once()) {
         to.add_push("bigcommerce.webhooks", move |outlet, stop| async move {
             WebhookServer::start(&webhooks, source, freshness, webhook_feed(outlet), stop).await?;
             Ok(())

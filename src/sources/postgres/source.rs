@@ -14,10 +14,9 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::tables as pg_tables;
 use super::upserts::{PgModel, upserts as pg_upserts};
-use super::{PgBatch, PgCursors, PgError, PgSource, TablePull};
+use super::{PgBatch, PgCursors, PgError, PgSource, PostgresConfig, TablePull};
 use crate::config::LiveSecret;
 use crate::raw::RowKeyValue;
-use crate::settings::Config;
 use crate::sources::{Outlet, Register, Seen, Source, SourceError};
 
 /// What a configured PostgreSQL table feeds.
@@ -51,12 +50,16 @@ impl PgTarget {
     }
 }
 
-/// Puts the PostgreSQL databases of `config` into the run, one source each:
+/// Puts the configured PostgreSQL databases (`[postgres.<name>]`) into the
+/// run, one source each:
 /// a table a model reads feeds it; any other table is a configured raw
 /// table, whose columns are discovered from the database now (so the
 /// warehouse knows its schema before the first read).
-pub async fn register(config: &Config, to: &mut impl Register) -> Result<(), SourceError> {
-    for (name, db) in &config.postgres {
+pub async fn register(
+    databases: &BTreeMap<String, PostgresConfig>,
+    to: &mut impl Register,
+) -> Result<(), SourceError> {
+    for (name, db) in databases {
         let source = PgSource::new(name, db.clone())?;
         let mut targets = Vec::new();
         for table in &db.tables {
