@@ -38,9 +38,13 @@ fn size(var: &str, default: usize) -> usize {
 /// Runs `govflow` with `args` to its end; panics unless it succeeds.
 fn run_govflow(args: &[&str]) -> Cost {
     let start = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives its resource usage"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_govflow"))
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("GOVFLOW_LOG", "warn")
         .spawn()
         .expect("start govflow");
     let pid = child.id() as libc::pid_t;
@@ -119,7 +123,10 @@ fn main() {
     println!("|---|---|---|---|");
     for (name, cost) in [
         ("`--once --full-refresh`, empty warehouse", &full),
-        (&format!("`--once` after {changed} order updates (1%)")[..], &incremental),
+        (
+            &format!("`--once` after {changed} order updates (1%)")[..],
+            &incremental,
+        ),
     ] {
         println!(
             "| {name} | {:.2} s | {:.2} s | {:.0} MiB |",
