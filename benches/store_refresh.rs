@@ -5,12 +5,16 @@
 //! The simulated store (10,000 customers, 2,000 products, 50,000 orders by
 //! default) is served over loopback HTTP by this process; the `govflow` binary
 //! runs as a child, so its peak RSS and CPU seconds are the child's alone (read
-//! with `wait4`). Two runs on the same state directory:
+//! with `wait4`). Three runs:
 //!
-//! 1. `run --once --full-refresh` into an empty warehouse: the initial load;
-//! 2. `run --once` after 1% of the orders changed (`order_update`): an
-//!    incremental catch-up (state rebuilt from the warehouse, then the pull of
-//!    the hour lookback).
+//! 1. `run --once --full-refresh --max-epoch-rows 1000000000` into an empty
+//!    warehouse: the initial load in one epoch, the baseline (how govflow ran
+//!    before epochs were bounded);
+//! 2. `run --once --full-refresh` into another empty warehouse: the same load
+//!    in epochs of the default bound;
+//! 3. `run --once` on the second warehouse after 1% of the orders changed
+//!    (`order_update`): an incremental catch-up (state rebuilt from the
+//!    warehouse, then the pull of the hour lookback).
 //!
 //! `GOVFLOW_BENCH_CUSTOMERS`, `GOVFLOW_BENCH_PRODUCTS`, `GOVFLOW_BENCH_ORDERS`
 //! change the store's size.
@@ -68,6 +72,30 @@ fn run_govflow(args: &[&str]) -> Cost {
     }
 }
 
+/// Writes a configuration reading `sim` into the directory `dir`; returns its path.
+fn write_config(
+    dir: &std::path::Path,
+    sim: &SimServer,
+    options: &SimOptions,
+) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("create the run's directory");
+    let config = dir.join("govflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = {:?}\n\n\
+             [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n",
+            sim.base_url(),
+            options.store_hash,
+            options.access_token,
+            dir.join("warehouse"),
+            dir.join("state"),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
 fn main() {
     let options = SimOptions {
         seed: 17,
@@ -89,26 +117,26 @@ fn main() {
         ))
         .expect("simulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("govflow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[bigcommerce]\nbase_url = {:?}\nstore_hash = {:?}\naccess_token = {:?}\n\n\
-             [warehouse]\nkind = \"local\"\ndir = {:?}\n\n[state]\ndir = {:?}\n",
-            sim.base_url(),
-            options.store_hash,
-            options.access_token,
-            dir.path().join("warehouse"),
-            dir.path().join("state"),
-        ),
-    )
-    .expect("write config");
-    let config = config.to_str().expect("utf-8 path");
+    let one_epoch = write_config(&dir.path().join("one-epoch"), &sim, &options);
+    let bounded = write_config(&dir.path().join("bounded"), &sim, &options);
+    let (one_epoch, config) = (
+        one_epoch.to_str().expect("utf-8 path"),
+        bounded.to_str().expect("utf-8 path"),
+    );
 
     println!(
-        "store: {} customers, {} products, {} orders; govflow run --once, 2 workers (the default)",
+        "store: {} customers, {} products, {} orders; govflow run --once, 1 worker (the default)",
         options.customers, options.products, options.orders
     );
+    let baseline = run_govflow(&[
+        "run",
+        "--config",
+        one_epoch,
+        "--once",
+        "--full-refresh",
+        "--max-epoch-rows",
+        "1000000000",
+    ]);
     let full = run_govflow(&["run", "--config", config, "--once", "--full-refresh"]);
     let changed = options.orders / 100;
     sim.mutate(MutateRequest {
@@ -122,7 +150,17 @@ fn main() {
     println!("| run | wall | CPU seconds | peak RSS |");
     println!("|---|---|---|---|");
     for (name, cost) in [
-        ("`--once --full-refresh`, empty warehouse", &full),
+        (
+            "baseline: `--once --full-refresh --max-epoch-rows 1000000000` (one epoch)",
+            &baseline,
+        ),
+        (
+            &format!(
+                "`--once --full-refresh`, epochs of {} rows (the default)",
+                govflow::runtime::DEFAULT_MAX_EPOCH_ROWS
+            )[..],
+            &full,
+        ),
         (
             &format!("`--once` after {changed} order updates (1%)")[..],
             &incremental,

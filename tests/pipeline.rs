@@ -75,3 +75,38 @@ async fn a_restart_resumes_from_the_checkpoint_and_rereads_only_the_lookback() {
     assert_eq!(checkpoint.epoch, epoch_before);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_read_commits_in_bounded_epochs_with_the_same_result() {
+    let options = store(31, 600, 60, 900);
+    let sim = start_sim(options.clone()).await;
+    let small = tempfile::tempdir().unwrap();
+    let config = local_config(&sim, &options, small.path());
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let progress = govflow::runtime::ProgressHandle::default();
+    let run = govflow::runtime::RunOptions {
+        workers: 2,
+        // Long enough that only the row bound ends an epoch early.
+        flush_interval: std::time::Duration::from_secs(30),
+        once: true,
+        full_refresh: true,
+        max_epoch_rows: 200,
+        ..govflow::runtime::RunOptions::default()
+    };
+    govflow::runtime::run(config, run, stop_rx, progress.clone())
+        .await
+        .expect("run --once succeeds");
+    let upserts = progress.lock().unwrap().upserts;
+    let epochs = committed_epoch(small.path()).expect("something was committed");
+    assert!(upserts >= 1500, "the store was read: {upserts} upserts");
+    // Unbounded, the 30 s interval would hold the whole read in one epoch
+    // (and the refresh's deletes in a second).
+    assert!(
+        epochs >= 5,
+        "{upserts} upserts were committed in {epochs} epochs of about 200 rows"
+    );
+    let one = tempfile::tempdir().unwrap();
+    run_once(&local_config(&sim, &options, one.path()), true, 1).await;
+    assert_same_warehouses(&tables(small.path()), &tables(one.path()));
+    sim.shutdown().await;
+}

@@ -149,6 +149,11 @@ impl RawLayer {
         }
     }
 
+    /// How many changes (the last per key) wait for the next commit.
+    pub fn pending_len(&self) -> usize {
+        self.pending.values().map(BTreeMap::len).sum()
+    }
+
     /// Whether changes are waiting for the next commit.
     pub fn has_pending(&self) -> bool {
         self.pending.values().any(|t| !t.is_empty())

@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::refresh::RefreshRequests;
-use crate::sources::{FullRead, Msg, Outlet, ReadDone, Seen, Source, SourceError, SourceEvent};
+use crate::sources::{
+    FullRead, Msg, Outlet, ReadDone, RowBudget, Seen, Source, SourceError, SourceEvent,
+};
 use crate::status::Telemetry;
 
 /// What a source's loop talks through.
@@ -30,6 +32,8 @@ pub(super) struct SourceLinks {
     pub(super) refresh: RefreshRequests,
     /// Where reads and pulls are reported.
     pub(super) telemetry: Arc<Telemetry>,
+    /// The rows in flight to the epoch loop, shared by every source.
+    pub(super) budget: Arc<RowBudget>,
 }
 
 impl SourceLinks {
@@ -40,6 +44,7 @@ impl SourceLinks {
             self.tx.clone(),
             self.events.clone(),
             self.telemetry.clone(),
+            self.budget.clone(),
         )
     }
 }
@@ -68,6 +73,8 @@ pub(super) async fn drive<S: Source>(mut source: S, once: bool, mut links: Sourc
         let forwarder = tokio::spawn(async move {
             let mut seen = Seen::new();
             while let Some(page) = page_rx.recv().await {
+                // Backpressure: the reader fills its few pages in flight and waits.
+                pages.room().await;
                 if !forward(page, &mut seen, &pages) {
                     break;
                 }
@@ -283,6 +290,7 @@ mod tests {
             stop,
             refresh: RefreshRequests::new(refresh.requests.clone()),
             telemetry: Arc::new(Telemetry::new(None, Vec::new())),
+            budget: Arc::new(RowBudget::unlimited()),
         };
         let source = Scripted {
             reads: reads.into(),

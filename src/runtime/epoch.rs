@@ -25,7 +25,7 @@ use crate::raw::RawLayer;
 use crate::sinks::Sink;
 use crate::sinks::local::{LocalWarehouse, WarehouseOptions};
 use crate::sources::bigcommerce::Store;
-use crate::sources::{Msg, ReadDone};
+use crate::sources::{Msg, ReadDone, RowBudget};
 use crate::status::Telemetry;
 
 /// The thread that turns source messages into committed epochs.
@@ -54,6 +54,10 @@ pub(super) struct EpochLoop {
     /// False until the store's first complete pull is committed: episodes
     /// already running when govflow first reads a store are not announced.
     announce: bool,
+    /// An epoch commits once it gathered this many rows.
+    max_epoch_rows: usize,
+    /// The sources' rows in flight, given back as they are committed.
+    budget: Arc<RowBudget>,
 }
 
 /// How often check results are taken again without a commit (freshness
@@ -70,6 +74,8 @@ pub(super) struct Outlets {
     pub(super) telemetry: Arc<Telemetry>,
     /// Where committed restock events go for delivery: one per lane.
     pub(super) outbox: Vec<Outbox>,
+    /// The sources' rows in flight, to give back once committed.
+    pub(super) budget: Arc<RowBudget>,
 }
 
 /// Where the epoch loop keeps what it commits.
@@ -103,6 +109,7 @@ impl EpochLoop {
             check_results,
             telemetry,
             outbox,
+            budget,
         } = outlets;
         let mut specs = format::table_specs();
         specs.extend(raw.specs());
@@ -192,13 +199,16 @@ impl EpochLoop {
             telemetry,
             outbox,
             announce,
+            max_epoch_rows: options.max_epoch_rows,
+            budget,
         };
         epoch_loop.update_checks();
         Ok(epoch_loop)
     }
 
-    /// Commits an epoch per flush interval until every source is done,
-    /// ending full refreshes as `refresh` tells.
+    /// Commits an epoch per flush interval (or per `max_epoch_rows` rows,
+    /// when sooner) until every source is done, ending full refreshes as
+    /// `refresh` tells.
     pub(super) fn run(
         mut self,
         rx: Receiver<Msg>,
@@ -210,9 +220,15 @@ impl EpochLoop {
             let mut done: Vec<ReadDone> = Vec::new();
             let mut finished = false;
             let mut refresh_ended = false;
+            // Rows taken from the budget by this epoch's messages.
+            let mut held = 0;
             loop {
                 let wait = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(wait) {
+                let msg = rx.recv_timeout(wait);
+                if let Ok(msg) = &msg {
+                    held += msg.rows();
+                }
+                match msg {
                     Ok(Msg::Read {
                         upserts: read,
                         payloads,
@@ -279,8 +295,13 @@ impl EpochLoop {
                     // Commit now, so the deletes below see everything the reads brought.
                     break;
                 }
+                if upserts.len() + self.raw.pending_len() >= self.max_epoch_rows {
+                    // A large read commits in bounded epochs.
+                    break;
+                }
             }
             self.commit(upserts, &done)?;
+            self.budget.release(held);
             if refresh_ended {
                 // Everything the full reads delivered is committed: delete what they did not see.
                 let Finished { status, deletes } = refresh.finish(self.sinks.primary())?;

@@ -45,7 +45,7 @@ use crate::sinks::WarehouseConfig;
 use crate::sinks::bigquery::{self, BigQueryError};
 use crate::sinks::local::WarehouseError;
 use crate::sinks::{Sink, SinkError};
-use crate::sources::{Msg, SourceError, SourceEvent};
+use crate::sources::{CloseOnDrop, Msg, RowBudget, SourceError, SourceEvent};
 use crate::status::Telemetry;
 
 /// How a run behaves.
@@ -71,7 +71,14 @@ pub struct RunOptions {
     /// The secrets a configuration reload (`SIGHUP`) may replace: the run
     /// registers those its sources and alerts hold.
     pub secrets: LiveSecrets,
+    /// An epoch is committed once it gathered this many rows, before its
+    /// flush interval ends; the sources wait while twice as many are in
+    /// flight. Bounds the memory of a large read (a backfill, a full refresh).
+    pub max_epoch_rows: usize,
 }
+
+/// The default of [`RunOptions::max_epoch_rows`].
+pub const DEFAULT_MAX_EPOCH_ROWS: usize = 10_000;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -84,6 +91,7 @@ impl Default for RunOptions {
             telemetry: None,
             cluster: None,
             secrets: LiveSecrets::default(),
+            max_epoch_rows: DEFAULT_MAX_EPOCH_ROWS,
         }
     }
 }
@@ -245,12 +253,14 @@ pub async fn run(
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<SourceEvent>();
     let refresh = RefreshChannels::new(options.full_refresh);
+    let budget = Arc::new(RowBudget::new(options.max_epoch_rows.saturating_mul(2)));
     let links = || SourceLinks {
         tx: tx.clone(),
         events: events_tx.clone(),
         stop: stop.clone(),
         refresh: RefreshRequests::new(refresh.requests.clone()),
         telemetry: telemetry.clone(),
+        budget: budget.clone(),
     };
 
     let sources = registry
@@ -296,6 +306,8 @@ pub async fn run(
     let loop_options = options.clone();
     let loop_dir = warehouse_dir.clone();
     let epoch_loop = tokio::task::spawn_blocking(move || {
+        // However the loop ends, no source waits for its room any more.
+        let _close = CloseOnDrop(budget.clone());
         EpochLoop::start(
             Stores {
                 warehouse_dir: loop_dir,
@@ -311,6 +323,7 @@ pub async fn run(
                 check_results: checks_tx,
                 telemetry,
                 outbox,
+                budget,
             },
         )?
         .run(rx, tracker)

@@ -7,11 +7,13 @@
 //! to the run through an [`Outlet`].
 
 pub mod bigcommerce;
+mod budget;
 mod error;
 mod outlet;
 pub mod postgres;
 mod source;
 
+pub use budget::{CloseOnDrop, RowBudget};
 pub use error::{SourceError, Transient};
 pub use outlet::{FullRead, Msg, Outlet, ReadDone, SourceEvent};
 pub use source::{Register, Seen, Source, micros_text, raw_tables_of};

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::SourceError;
+use super::budget::RowBudget;
 use crate::raw::{RawChange, RowKeyValue};
 use crate::status::Telemetry;
 
@@ -72,6 +73,16 @@ pub enum Msg {
     SourceFailed(SourceError),
 }
 
+impl Msg {
+    /// The rows a message carries, as the [`RowBudget`] counts them.
+    pub fn rows(&self) -> usize {
+        match self {
+            Msg::Read { upserts, raw, .. } => upserts.len() + raw.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// What a completed read hands the epoch loop, after its data.
 #[derive(Debug)]
 pub struct ReadDone {
@@ -128,29 +139,39 @@ pub enum SourceEvent {
 }
 
 /// Where a source's reads go: the epoch loop (data, then cursors, down one
-/// FIFO channel), the alerts and the telemetry.
+/// FIFO channel, its rows counted against the [`RowBudget`]), the alerts and
+/// the telemetry.
 #[derive(Clone)]
 pub struct Outlet {
     tx: std::sync::mpsc::Sender<Msg>,
     events: mpsc::UnboundedSender<SourceEvent>,
     telemetry: Arc<Telemetry>,
+    budget: Arc<RowBudget>,
     source: String,
 }
 
 impl Outlet {
-    /// The outlet of `source` onto the epoch loop's `tx` and the alerts' `events`.
+    /// The outlet of `source` onto the epoch loop's `tx` and the alerts'
+    /// `events`, within `budget`.
     pub fn new(
         source: &str,
         tx: std::sync::mpsc::Sender<Msg>,
         events: mpsc::UnboundedSender<SourceEvent>,
         telemetry: Arc<Telemetry>,
+        budget: Arc<RowBudget>,
     ) -> Outlet {
         Outlet {
             tx,
             events,
             telemetry,
+            budget,
             source: source.to_string(),
         }
+    }
+
+    /// Waits until the epoch loop has room for more rows (see [`RowBudget`]).
+    pub async fn room(&self) {
+        self.budget.room().await
     }
 
     /// Counts a page of `records` (and `dead` dead letters) read for
@@ -183,7 +204,14 @@ impl Outlet {
             raw,
             dead_letters,
         };
-        self.tx.send(msg).is_ok()
+        // Taken before the send: the epoch loop may give the rows back at once.
+        let rows = msg.rows();
+        self.budget.take(rows);
+        let sent = self.tx.send(msg).is_ok();
+        if !sent {
+            self.budget.release(rows);
+        }
+        sent
     }
 
     /// Announces that a configured table's columns were compared with its

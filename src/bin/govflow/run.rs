@@ -46,6 +46,19 @@ pub(crate) struct RunArgs {
     /// Run no `[schedule]` job (no periodic full refresh, no mart builds).
     #[arg(long)]
     no_schedule: bool,
+    /// Commit an epoch once it gathered this many rows, before the flush
+    /// interval ends; sources wait while twice as many are in flight.
+    #[arg(long, default_value_t = govflow::runtime::DEFAULT_MAX_EPOCH_ROWS, value_parser = at_least_one)]
+    max_epoch_rows: usize,
+}
+
+/// A count of one or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `govflow run`: the pipeline until Ctrl-C or SIGTERM (or, with `--once`,
@@ -70,6 +83,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         telemetry: None,
         cluster,
         secrets: Default::default(),
+        max_epoch_rows: args.max_epoch_rows,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let listen = if args.once || !leader {
