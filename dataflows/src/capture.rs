@@ -1,6 +1,7 @@
 //! Capturing the output tables' changes per epoch for a driver.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use timely::dataflow::ProbeHandle;
@@ -17,12 +18,69 @@ use crate::rows::table::{Table, TableRow};
 #[derive(Clone, Debug)]
 pub struct ChangeBuffer<D = TableRow> {
     updates: Rc<RefCell<Vec<(D, Epoch, Diff)>>>,
+    /// While set, the table changes of epochs before its bound are counted
+    /// per table, not buffered (see [`ChangeBuffer::count_before`]).
+    tally: Rc<RefCell<Option<Tally>>>,
+}
+
+/// Net row counts per table of the epochs before `upper`.
+#[derive(Debug)]
+struct Tally {
+    upper: Epoch,
+    counts: BTreeMap<Table, i64>,
 }
 
 impl<D> Default for ChangeBuffer<D> {
     fn default() -> Self {
         ChangeBuffer {
             updates: Rc::new(RefCell::new(Vec::new())),
+            tally: Rc::new(RefCell::new(None)),
+        }
+    }
+}
+
+impl ChangeBuffer<TableRow> {
+    /// From now on, counts the changes of epochs before `upper` per table
+    /// instead of buffering them (a replay of state whose output is already
+    /// published needs only its counts); later epochs are still buffered.
+    /// Ends with [`ChangeBuffer::take_counts`].
+    pub fn count_before(&self, upper: Epoch) {
+        *self.tally.borrow_mut() = Some(Tally {
+            upper,
+            counts: BTreeMap::new(),
+        });
+    }
+
+    /// Stops counting and returns the net row counts per table since
+    /// [`ChangeBuffer::count_before`] (tables without a change left out).
+    pub fn take_counts(&self) -> BTreeMap<Table, i64> {
+        let mut counts = self
+            .tally
+            .borrow_mut()
+            .take()
+            .map(|t| t.counts)
+            .unwrap_or_default();
+        counts.retain(|_, n| *n != 0);
+        counts
+    }
+
+    /// Moves table changes in, counting those a tally asks for; used by the
+    /// capture operator.
+    pub(crate) fn append_rows(&self, updates: &mut Vec<(TableRow, Epoch, Diff)>) {
+        match &mut *self.tally.borrow_mut() {
+            Some(tally) => {
+                let upper = tally.upper;
+                let mut later = Vec::new();
+                for (row, time, diff) in updates.drain(..) {
+                    if time < upper {
+                        *tally.counts.entry(row.table_id()).or_default() += diff as i64;
+                    } else {
+                        later.push((row, time, diff));
+                    }
+                }
+                self.append(&mut later);
+            }
+            None => self.append(updates),
         }
     }
 }
@@ -213,5 +271,27 @@ mod tests {
             changes.tables().map(|(t, rows)| (t, rows.len())).collect();
         assert_eq!(groups, vec![(Table::RawBcInventory, 2), (Table::Errors, 1)]);
         assert_eq!(EpochChanges::<TableRow>::default().tables().count(), 0);
+    }
+
+    #[test]
+    fn a_tally_counts_the_epochs_before_its_bound_and_buffers_the_rest() {
+        let buffer = ChangeBuffer::new();
+        buffer.count_before(2);
+        buffer.append_rows(&mut vec![
+            (err(1), 1, 1),
+            (inv(2), 1, 1),
+            (err(3), 1, 1),
+            (err(3), 1, -1),
+            (inv(4), 2, 1),
+        ]);
+        assert_eq!(buffer.len(), 1, "only the later epoch is buffered");
+        assert_eq!(
+            buffer.take_counts(),
+            BTreeMap::from([(Table::RawBcInventory, 1), (Table::Errors, 1)])
+        );
+        // Counting ended: everything is buffered again.
+        buffer.append_rows(&mut vec![(err(5), 3, 1)]);
+        assert_eq!(buffer.len(), 2);
+        assert!(buffer.take_counts().is_empty());
     }
 }

@@ -335,7 +335,7 @@ impl<'s> Outputs<'s> {
                 Pipeline,
                 "Capture",
                 move |_, _| {
-                    move |input, _output| input.for_each(|_, updates| buffer.append(updates))
+                    move |input, _output| input.for_each(|_, updates| buffer.append_rows(updates))
                 },
             )
             .probe_with(&probe);

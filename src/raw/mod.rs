@@ -126,12 +126,13 @@ impl RawLayer {
         let mut rows = BTreeMap::new();
         for table in self.tables.values_mut() {
             table.committed.clear();
-            if let Some(batch) = warehouse.read_table(&table.def.name)? {
-                for values in format::values_from_batch(&table.def, &batch)? {
-                    let key = key_of(&table.def, &values);
-                    table.committed.insert(key, fingerprint(&values));
+            let (def, committed) = (&table.def, &mut table.committed);
+            warehouse.scan_table(&def.name, None, |batch| -> Result<(), RawError> {
+                for values in format::values_from_batch(def, &batch)? {
+                    committed.insert(key_of(def, &values), fingerprint(&values));
                 }
-            }
+                Ok(())
+            })?;
             rows.insert(table.def.name.clone(), table.committed.len() as i64);
         }
         Ok(rows)

@@ -56,21 +56,15 @@ impl Seen {
         let empty = HashSet::new();
         let mut out = Vec::new();
         for table in covered.iter().copied().filter(|t| t.is_raw()) {
-            let Some(batch) = warehouse.read_table(table.name())? else {
-                continue;
-            };
-            let Some(column) = batch.column_by_name(key_column(table)) else {
-                continue;
-            };
-            let Some(keys) = column.as_primitive_opt::<Int64Type>() else {
-                continue;
-            };
             let seen = self.0.get(&table).unwrap_or(&empty);
-            let gone: HashSet<i64> = keys
-                .iter()
-                .flatten()
-                .filter(|k| !seen.contains(k))
-                .collect();
+            let mut gone: HashSet<i64> = HashSet::new();
+            let key = key_column(table);
+            warehouse.scan_table(table.name(), Some(&[key]), |batch| {
+                if let Some(keys) = batch.column(0).as_primitive_opt::<Int64Type>() {
+                    gone.extend(keys.iter().flatten().filter(|k| !seen.contains(k)));
+                }
+                Ok::<_, WarehouseError>(())
+            })?;
             out.extend(gone.into_iter().filter_map(|k| delete(table, k)));
         }
         Ok(out)

@@ -15,9 +15,9 @@
 //!
 //! The output only depends on the raw state's history through the epochs
 //! in which SKUs enter the on-sale set, so replaying a committed raw state in
-//! one epoch "starts" every on-sale SKU at once: the runtime drops the replay
-//! epoch's output (as it does for every table), which is exactly "no event on
-//! restart for an episode already announced".
+//! epochs of its own "starts" every on-sale SKU during the replay: the runtime
+//! drops the replay epochs' output (as it does for every table), which is
+//! exactly "no event on restart for an episode already announced".
 
 use differential_dataflow::AsCollection;
 use differential_dataflow::consolidation::ConsolidatingContainerBuilder;

@@ -23,6 +23,7 @@ mod manifest;
 pub(crate) mod merge;
 mod pins;
 mod retention;
+mod scan;
 mod sink;
 mod views;
 
@@ -388,6 +389,33 @@ impl LocalWarehouse {
                 table: table.into(),
                 detail: e.to_string(),
             })
+    }
+
+    /// Calls `each` with the live rows of `table` a batch at a time (each
+    /// key's newest row, in no particular order), with the columns named in
+    /// `columns` in that order, or every column but `_deleted` when `None`.
+    /// Unlike [`LocalWarehouse::read_table`] it holds one batch and the set
+    /// of keys, not the table (see [`scan`]). An unknown table has no rows.
+    pub fn scan_table<E: From<WarehouseError>>(
+        &self,
+        table: &str,
+        columns: Option<&[&str]>,
+        each: impl FnMut(RecordBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (Some(spec), Some(files)) = (self.specs.get(table), self.manifest.tables.get(table))
+        else {
+            return Ok(());
+        };
+        let schema = files::file_schema(&spec.schema, &spec.key);
+        scan::scan(
+            &self.dir,
+            table,
+            &schema,
+            &spec.key,
+            &files.files,
+            columns,
+            each,
+        )
     }
 
     /// Waits for the merges in flight; the next commit swaps them in.

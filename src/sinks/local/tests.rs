@@ -53,6 +53,29 @@ fn contents(wh: &LocalWarehouse) -> BTreeMap<i64, (String, i64)> {
         .collect()
 }
 
+/// The table's rows as [`LocalWarehouse::scan_table`] reads them, each key
+/// once (a key seen twice fails).
+fn scanned(wh: &LocalWarehouse) -> BTreeMap<i64, (String, i64)> {
+    let mut rows = BTreeMap::new();
+    wh.scan_table("dim_thing", None, |batch| {
+        assert_eq!(batch.num_columns(), 3, "every column but _deleted");
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let labels = batch.column(1).as_string::<i32>();
+        let epochs = batch.column(2).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let row = (labels.value(i).to_string(), epochs.value(i));
+            assert!(
+                rows.insert(ids.value(i), row).is_none(),
+                "key {} twice",
+                ids.value(i)
+            );
+        }
+        Ok::<_, WarehouseError>(())
+    })
+    .unwrap();
+    rows
+}
+
 fn parquet_files(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("tables/dim_thing")).map_or(0, |d| d.count())
 }
@@ -98,6 +121,7 @@ proptest! {
                 }
             }
             prop_assert_eq!(contents(&wh), model.clone());
+            prop_assert_eq!(scanned(&wh), model.clone());
             if !background_merges {
                 prop_assert!(wh.manifest().tables["dim_thing"].files.len() <= 8);
             }
@@ -125,6 +149,42 @@ proptest! {
         let named: BTreeSet<String> = manifest::list(dir.path()).unwrap().iter().flat_map(|(_, m)| m.files().map(|f| f.path.clone())).collect();
         prop_assert_eq!(parquet_files(dir.path()), named.len());
     }
+}
+
+#[test]
+fn a_scan_reads_only_the_columns_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = LocalWarehouse::open(dir.path(), &[spec()], no_retention()).unwrap();
+    wh.commit(1, &[changes(1, &[(1, "a".into()), (2, "b".into())], &[])])
+        .unwrap();
+    wh.commit(2, &[changes(2, &[(2, "B".into())], &[1])])
+        .unwrap();
+    let mut labels = Vec::new();
+    wh.scan_table("dim_thing", Some(&["label"]), |batch| {
+        assert_eq!(batch.schema().fields().len(), 1);
+        assert_eq!(batch.schema().field(0).name(), "label");
+        let column = batch.column(0).as_string::<i32>();
+        labels.extend(column.iter().flatten().map(String::from));
+        Ok::<_, WarehouseError>(())
+    })
+    .unwrap();
+    assert_eq!(labels, ["B"], "the newest row of 2; 1 is deleted");
+    let unknown = wh.scan_table(
+        "dim_thing",
+        Some(&["nope"]),
+        |_| Ok::<_, WarehouseError>(()),
+    );
+    assert!(
+        matches!(&unknown, Err(WarehouseError::Schema { detail, .. }) if detail.contains("nope")),
+        "{unknown:?}"
+    );
+    let mut called = false;
+    wh.scan_table("not_a_table", None, |_| {
+        called = true;
+        Ok::<_, WarehouseError>(())
+    })
+    .unwrap();
+    assert!(!called);
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! A table's live rows a batch at a time, with only the columns asked for:
+//! [`scan`].
+//!
+//! [`super::LocalWarehouse::read_table`] merges every file of a table into one
+//! batch, every column included. A restart needs less: each key's newest row
+//! once, in any order, and often only a few columns (a full refresh's
+//! reconciliation reads only the keys). So the files are read newest first, a
+//! batch at a time, with the columns asked for; a row is kept when no newer
+//! file held its key, and a tombstone only marks its key seen. What is held
+//! is one batch and the set of keys, not the table.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_select::filter::filter_record_batch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::WarehouseError;
+use super::manifest::FileEntry;
+use crate::format::DELETED;
+
+/// Rows read from a file at a time.
+const BATCH_ROWS: usize = 8_192;
+
+/// A key already seen in a newer file.
+#[derive(Hash, PartialEq, Eq)]
+enum SeenKey {
+    Int(i64),
+    Text(String),
+}
+
+/// Calls `each` with the live rows of a table stored in `files` (oldest
+/// first, as the manifest lists them) under `dir`: the newest row of every
+/// key, tombstones dropped, a batch at a time, newest files first. Batches
+/// have the columns of `schema` (the table's file schema) named in
+/// `columns`, in that order, or all of them but `_deleted` when `None`.
+pub(super) fn scan<E: From<WarehouseError>>(
+    dir: &Path,
+    table: &str,
+    schema: &SchemaRef,
+    key: &str,
+    files: &[FileEntry],
+    columns: Option<&[&str]>,
+    mut each: impl FnMut(RecordBatch) -> Result<(), E>,
+) -> Result<(), E> {
+    let schema_err = |detail: String| WarehouseError::Schema {
+        table: table.to_string(),
+        detail,
+    };
+    let wanted: Vec<&str> = match columns {
+        Some(columns) => columns.to_vec(),
+        None => schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| *n != DELETED)
+            .collect(),
+    };
+    // What is read: the wanted columns, the key and `_deleted`, in file order.
+    let read = Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| {
+                [key, DELETED].contains(&f.name().as_str()) || wanted.contains(&&f.name()[..])
+            })
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let read = std::sync::Arc::new(read);
+    let output: Vec<usize> = wanted
+        .iter()
+        .map(|name| {
+            read.index_of(name)
+                .map_err(|_| schema_err(format!("no column {name}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut seen: HashSet<SeenKey> = HashSet::new();
+    for file in files.iter().rev() {
+        let path = dir.join(&file.path);
+        for batch in read_file(&path, &read)? {
+            let batch = batch?;
+            let live = live_rows(table, &batch, key, &mut seen)?;
+            let batch = filter_record_batch(&batch, &live)
+                .and_then(|b| b.project(&output))
+                .map_err(|e| schema_err(e.to_string()))?;
+            if batch.num_rows() > 0 {
+                each(batch)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The batches of the file at `path` with the columns of `read` (by name,
+/// conformed: a column the file lacks is null, a narrower one widened).
+fn read_file(
+    path: &Path,
+    read: &SchemaRef,
+) -> Result<impl Iterator<Item = Result<RecordBatch, WarehouseError>>, WarehouseError> {
+    let pq = |detail: String| WarehouseError::Parquet {
+        path: path.display().to_string(),
+        detail,
+    };
+    let file = std::fs::File::open(path).map_err(|e| WarehouseError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq(e.to_string()))?;
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| read.field_with_name(f.name()).is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| pq(e.to_string()))?;
+    let read = read.clone();
+    let path = path.display().to_string();
+    Ok(reader.map(move |batch| {
+        let batch = batch.map_err(|e| WarehouseError::Parquet {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        crate::format::evolution::conform_batch(&batch, &read).map_err(|detail| {
+            WarehouseError::Parquet {
+                path: path.clone(),
+                detail: format!("file does not match the table: {detail}"),
+            }
+        })
+    }))
+}
+
+/// Which rows of `batch` are live: their key was not seen in a newer row
+/// and they are not tombstones. Marks every key of the batch seen.
+fn live_rows(
+    table: &str,
+    batch: &RecordBatch,
+    key: &str,
+    seen: &mut HashSet<SeenKey>,
+) -> Result<BooleanArray, WarehouseError> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| WarehouseError::Schema {
+                table: table.to_string(),
+                detail: format!("column {name} missing"),
+            })
+    };
+    let keys = column(key)?;
+    let deleted = column(DELETED)?.as_boolean();
+    let mut first = |k: SeenKey| seen.insert(k);
+    let fresh: Vec<bool> = match keys.data_type() {
+        DataType::Int64 => keys
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|k| k.is_some_and(|k| first(SeenKey::Int(k))))
+            .collect(),
+        DataType::Utf8 => keys
+            .as_string::<i32>()
+            .iter()
+            .map(|k| k.is_some_and(|k| first(SeenKey::Text(k.to_string()))))
+            .collect(),
+        other => {
+            return Err(WarehouseError::Schema {
+                table: table.to_string(),
+                detail: format!("key column type {other} is not supported (Int64 or Utf8)"),
+            });
+        }
+    };
+    Ok(fresh
+        .into_iter()
+        .enumerate()
+        .map(|(i, fresh)| Some(fresh && !(deleted.is_valid(i) && deleted.value(i))))
+        .collect())
+}
