@@ -17,7 +17,9 @@
 //!    warehouse, then the pull of the hour lookback).
 //!
 //! `GOVFLOW_BENCH_CUSTOMERS`, `GOVFLOW_BENCH_PRODUCTS`, `GOVFLOW_BENCH_ORDERS`
-//! change the store's size.
+//! change the store's size. `GOVFLOW_BENCH_WRAP` runs each child under a
+//! profiler, e.g. `GOVFLOW_BENCH_WRAP="heaptrack -o /tmp/run"` (its figures
+//! then include the profiler's).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -42,11 +44,20 @@ fn size(var: &str, default: usize) -> usize {
 /// Runs `govflow` with `args` to its end; panics unless it succeeds.
 fn run_govflow(args: &[&str]) -> Cost {
     let start = Instant::now();
+    let mut command = match std::env::var("GOVFLOW_BENCH_WRAP") {
+        Ok(wrap) if !wrap.trim().is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let mut command = Command::new(words.next().unwrap_or_default());
+            command.args(words).arg(env!("CARGO_BIN_EXE_govflow"));
+            command
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_govflow")),
+    };
     #[expect(
         clippy::zombie_processes,
         reason = "reaped by wait4 below, which also gives its resource usage"
     )]
-    let child = Command::new(env!("CARGO_BIN_EXE_govflow"))
+    let child = command
         .args(args)
         .env("GOVFLOW_LOG", "warn")
         .spawn()
