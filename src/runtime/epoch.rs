@@ -2,7 +2,6 @@
 //! epochs (dataflow step, raw layer, the sinks through the commit protocol,
 //! checkpoint, checks, telemetry, restock outbox).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -18,6 +17,7 @@ use super::checkpoint::Checkpoint;
 use super::commit::Sinks;
 use super::dataflow::{Dataflow, TableChangeSet};
 use super::refresh::{Finished, RefreshTracker};
+use super::replay::replay_committed;
 use super::{ProgressHandle, RunError, RunOptions};
 use crate::checks::ChecksFile;
 use crate::format;
@@ -59,78 +59,6 @@ pub(super) struct EpochLoop {
     max_epoch_rows: usize,
     /// The sources' rows in flight, given back as they are committed.
     budget: Arc<RowBudget>,
-}
-
-/// Upserts replayed per dataflow step at a restart: bounds the replay's
-/// transient memory (the upserts and the changes the workers drop).
-const REPLAY_CHUNK: usize = 50_000;
-
-/// Rebuilds the dataflow's input state from the committed raw tables, read a
-/// batch at a time, in steps of about [`REPLAY_CHUNK`] upserts (one step at
-/// least); their output is already published, so the steps' changes are
-/// only counted. Returns the upserts replayed and each table's rows.
-fn replay_committed(
-    dataflow: &mut Dataflow,
-    warehouse: &LocalWarehouse,
-) -> Result<(usize, BTreeMap<String, i64>), RunError> {
-    let mut replay = Replay {
-        dataflow,
-        pending: Vec::new(),
-        replayed: 0,
-        rows: BTreeMap::new(),
-    };
-    for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
-        // An order's lines are one upsert: they are gathered over the whole table.
-        let mut lines = Vec::new();
-        warehouse.scan_table(table.name(), None, |batch| -> Result<(), RunError> {
-            let rows = format::rows_from_batch(table, &batch)?;
-            if table == Table::RawBcOrderItem {
-                lines.extend(rows);
-                return Ok(());
-            }
-            replay.add(dataflows::upserts_from_raw(rows), REPLAY_CHUNK)
-        })?;
-        replay.add(dataflows::upserts_from_raw(lines), REPLAY_CHUNK)?;
-    }
-    replay.add(Vec::new(), 0)?;
-    if replay.replayed == 0 {
-        // The replay's epoch is passed even with nothing to replay: the next
-        // step never runs at an epoch already committed.
-        replay.dataflow.replay(Vec::new())?;
-    }
-    Ok((replay.replayed, replay.rows))
-}
-
-/// The steps of a restart's replay.
-struct Replay<'d> {
-    dataflow: &'d mut Dataflow,
-    /// Upserts not replayed yet.
-    pending: Vec<Upsert>,
-    /// Upserts replayed.
-    replayed: usize,
-    /// Net rows per table of the replayed steps.
-    rows: BTreeMap<String, i64>,
-}
-
-impl Replay<'_> {
-    /// Adds `upserts`, then replays in steps of `chunk` upserts while as
-    /// many are pending (all that are pending when `chunk` is 0).
-    fn add(&mut self, upserts: Vec<Upsert>, chunk: usize) -> Result<(), RunError> {
-        self.pending.extend(upserts);
-        while !self.pending.is_empty() && self.pending.len() >= chunk {
-            let step = if chunk == 0 {
-                std::mem::take(&mut self.pending)
-            } else {
-                // Keys are distinct within a table: any order replays the same state.
-                self.pending.split_off(self.pending.len() - chunk)
-            };
-            self.replayed += step.len();
-            for (table, n) in self.dataflow.replay(step)? {
-                *self.rows.entry(table.name().to_string()).or_default() += n;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// How often check results are taken again without a commit (freshness

@@ -19,6 +19,7 @@ mod reconcile;
 pub mod refresh;
 mod registry;
 pub mod reload;
+mod replay;
 mod supervisor;
 use self::drive::SourceLinks;
 use self::registry::Registry;
