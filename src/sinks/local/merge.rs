@@ -14,12 +14,16 @@ use crate::format::DELETED;
 
 /// Key values of the supported key types.
 #[derive(Hash, PartialEq, Eq)]
-enum Key<'a> {
+pub(super) enum Key<'a> {
     Int(i64),
     Text(&'a str),
 }
 
-fn keys<'a>(table: &str, column: &'a ArrayRef) -> Result<Vec<Option<Key<'a>>>, WarehouseError> {
+/// The keys of a key column (Int64 or Utf8), null where a row has none.
+pub(super) fn keys<'a>(
+    table: &str,
+    column: &'a ArrayRef,
+) -> Result<Vec<Option<Key<'a>>>, WarehouseError> {
     match column.data_type() {
         DataType::Int64 => Ok(column
             .as_primitive::<Int64Type>()

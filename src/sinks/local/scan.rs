@@ -13,15 +13,15 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::{Array, BooleanArray, RecordBatch};
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{Schema, SchemaRef};
 use arrow_select::filter::filter_record_batch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::WarehouseError;
 use super::manifest::FileEntry;
+use super::merge::{Key, keys};
 use crate::format::DELETED;
 
 /// Rows read from a file at a time.
@@ -32,6 +32,15 @@ const BATCH_ROWS: usize = 8_192;
 enum SeenKey {
     Int(i64),
     Text(String),
+}
+
+impl From<Key<'_>> for SeenKey {
+    fn from(key: Key<'_>) -> SeenKey {
+        match key {
+            Key::Int(k) => SeenKey::Int(k),
+            Key::Text(k) => SeenKey::Text(k.to_string()),
+        }
+    }
 }
 
 /// Calls `each` with the live rows of a table stored in `files` (oldest
@@ -155,30 +164,12 @@ fn live_rows(
                 detail: format!("column {name} missing"),
             })
     };
-    let keys = column(key)?;
     let deleted = column(DELETED)?.as_boolean();
-    let mut first = |k: SeenKey| seen.insert(k);
-    let fresh: Vec<bool> = match keys.data_type() {
-        DataType::Int64 => keys
-            .as_primitive::<Int64Type>()
-            .iter()
-            .map(|k| k.is_some_and(|k| first(SeenKey::Int(k))))
-            .collect(),
-        DataType::Utf8 => keys
-            .as_string::<i32>()
-            .iter()
-            .map(|k| k.is_some_and(|k| first(SeenKey::Text(k.to_string()))))
-            .collect(),
-        other => {
-            return Err(WarehouseError::Schema {
-                table: table.to_string(),
-                detail: format!("key column type {other} is not supported (Int64 or Utf8)"),
-            });
-        }
-    };
-    Ok(fresh
+    let tombstone = |i: usize| deleted.is_valid(i) && deleted.value(i);
+    Ok(keys(table, column(key)?)?
         .into_iter()
         .enumerate()
-        .map(|(i, fresh)| Some(fresh && !(deleted.is_valid(i) && deleted.value(i))))
+        // The key is marked seen first, tombstone or not.
+        .map(|(i, k)| Some(k.is_some_and(|k| seen.insert(SeenKey::from(k))) && !tombstone(i)))
         .collect())
 }
