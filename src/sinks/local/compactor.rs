@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::manifest::FileEntry;
-use super::{WarehouseError, conform, files, merge};
+use super::{WarehouseError, files, scan};
 
 /// A merge of a contiguous run of one table's files into one new file.
 pub(crate) struct MergeJob {
@@ -69,26 +68,17 @@ pub(crate) fn plan(files: &[FileEntry], max_files: usize) -> Option<usize> {
     (start < n - 1).then_some(start)
 }
 
-/// Runs `job` in `dir`: reads the run, merges it newest-over-oldest, writes
-/// and syncs the merged file.
+/// Runs `job` in `dir`: keeps the newest row of every key of the run (its
+/// files read newest first), writes and syncs the merged file.
 pub(crate) fn run(dir: &Path, job: &MergeJob) -> Result<FileEntry, WarehouseError> {
-    let mut merged: Vec<RecordBatch> = Vec::new();
-    for (i, input) in job.inputs.iter().enumerate() {
-        let (_, batches) = files::read(&dir.join(&input.path))?;
-        let batches = conform(&job.table, &job.schema, batches)?;
-        merged = if i == 0 {
-            batches
-        } else {
-            vec![merge::merge(
-                &job.table,
-                &job.schema,
-                &job.key,
-                &merged,
-                &batches,
-                job.into_base,
-            )?]
-        };
-    }
+    let merged = scan::newest_rows_in_order(
+        dir,
+        &job.table,
+        &job.schema,
+        &job.key,
+        &job.inputs,
+        !job.into_base,
+    )?;
     files::write(
         &dir.join(&job.output),
         &job.schema,

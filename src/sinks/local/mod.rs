@@ -366,29 +366,21 @@ impl LocalWarehouse {
         else {
             return Ok(None);
         };
-        let schema = files::file_schema(&spec.schema, &spec.key);
-        let mut acc: Vec<RecordBatch> = Vec::new();
-        for (i, f) in files.files.iter().enumerate() {
-            let (_, batches) = files::read(&self.dir.join(&f.path))?;
-            let batches = conform(&spec.name, &schema, batches)?;
-            let last = i + 1 == files.files.len();
-            acc = vec![merge::merge(
-                &spec.name, &schema, &spec.key, &acc, &batches, last,
-            )?];
-        }
-        let Some(merged) = acc.pop() else {
+        if files.files.is_empty() {
             return Ok(None);
+        }
+        let schema = files::file_schema(&spec.schema, &spec.key);
+        let err = |e: arrow_schema::ArrowError| WarehouseError::Schema {
+            table: table.into(),
+            detail: e.to_string(),
         };
+        let batches =
+            scan::newest_rows_in_order(&self.dir, table, &schema, &spec.key, &files.files, false)?;
+        let merged = arrow_select::concat::concat_batches(&schema, &batches).map_err(err)?;
         let keep: Vec<usize> = (0..schema.fields().len())
             .filter(|i| schema.field(*i).name() != DELETED)
             .collect();
-        merged
-            .project(&keep)
-            .map(Some)
-            .map_err(|e| WarehouseError::Schema {
-                table: table.into(),
-                detail: e.to_string(),
-            })
+        merged.project(&keep).map(Some).map_err(err)
     }
 
     /// Calls `each` with the live rows of `table` a batch at a time (each

@@ -7,7 +7,9 @@
 //! reconciliation reads only the keys). So the files are read newest first, a
 //! batch at a time, with the columns asked for; a row is kept when no newer
 //! file held its key, and a tombstone only marks its key seen. What is held
-//! is one batch and the set of keys, not the table.
+//! is one batch and the set of keys, not the table. A merge of a run of
+//! files ([`newest_rows`]) is the same walk, keeping every column and, short
+//! of the table's base, the tombstones: each row is copied once.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -89,21 +91,63 @@ pub(super) fn scan<E: From<WarehouseError>>(
                 .map_err(|_| schema_err(format!("no column {name}")))
         })
         .collect::<Result<_, _>>()?;
+    newest_rows(dir, table, &read, key, files, false, |_, batch| {
+        let batch = batch
+            .project(&output)
+            .map_err(|e| schema_err(e.to_string()))?;
+        each(batch)
+    })
+}
+
+/// Calls `each` with the newest row of every key of the table stored in
+/// `files` (oldest first) under `dir`, a batch at a time with the index of
+/// its file, newest files first, with the columns of `read` (which holds the
+/// key and `_deleted`).
+/// Tombstones are kept when `tombstones` (a merge that does not reach the
+/// table's base must keep hiding older rows), dropped otherwise.
+pub(super) fn newest_rows<E: From<WarehouseError>>(
+    dir: &Path,
+    table: &str,
+    read: &SchemaRef,
+    key: &str,
+    files: &[FileEntry],
+    tombstones: bool,
+    mut each: impl FnMut(usize, RecordBatch) -> Result<(), E>,
+) -> Result<(), E> {
     let mut seen: HashSet<SeenKey> = HashSet::new();
-    for file in files.iter().rev() {
+    for (index, file) in files.iter().enumerate().rev() {
         let path = dir.join(&file.path);
-        for batch in read_file(&path, &read)? {
+        for batch in read_file(&path, read)? {
             let batch = batch?;
-            let live = live_rows(table, &batch, key, &mut seen)?;
-            let batch = filter_record_batch(&batch, &live)
-                .and_then(|b| b.project(&output))
-                .map_err(|e| schema_err(e.to_string()))?;
+            let kept = newest(table, &batch, key, tombstones, &mut seen)?;
+            let batch = filter_record_batch(&batch, &kept).map_err(|e| WarehouseError::Schema {
+                table: table.to_string(),
+                detail: e.to_string(),
+            })?;
             if batch.num_rows() > 0 {
-                each(batch)?;
+                each(index, batch)?;
             }
         }
     }
     Ok(())
+}
+
+/// [`newest_rows`] gathered in the files' order: the rows each file keeps,
+/// oldest file first, in the order the file holds them.
+pub(super) fn newest_rows_in_order(
+    dir: &Path,
+    table: &str,
+    read: &SchemaRef,
+    key: &str,
+    files: &[FileEntry],
+    tombstones: bool,
+) -> Result<Vec<RecordBatch>, WarehouseError> {
+    let mut by_file: Vec<Vec<RecordBatch>> = vec![Vec::new(); files.len()];
+    newest_rows(dir, table, read, key, files, tombstones, |index, batch| {
+        by_file[index].push(batch);
+        Ok::<_, WarehouseError>(())
+    })?;
+    Ok(by_file.into_iter().flatten().collect())
 }
 
 /// The batches of the file at `path` with the columns of `read` (by name,
@@ -148,12 +192,13 @@ fn read_file(
     }))
 }
 
-/// Which rows of `batch` are live: their key was not seen in a newer row
-/// and they are not tombstones. Marks every key of the batch seen.
-fn live_rows(
+/// Which rows of `batch` to keep: those whose key no newer row held, but
+/// tombstones only when `tombstones`. Marks every key of the batch seen.
+fn newest(
     table: &str,
     batch: &RecordBatch,
     key: &str,
+    tombstones: bool,
     seen: &mut HashSet<SeenKey>,
 ) -> Result<BooleanArray, WarehouseError> {
     let column = |name: &str| {
@@ -165,11 +210,11 @@ fn live_rows(
             })
     };
     let deleted = column(DELETED)?.as_boolean();
-    let tombstone = |i: usize| deleted.is_valid(i) && deleted.value(i);
+    let dropped = |i: usize| !tombstones && deleted.is_valid(i) && deleted.value(i);
     Ok(keys(table, column(key)?)?
         .into_iter()
         .enumerate()
-        // The key is marked seen first, tombstone or not.
-        .map(|(i, k)| Some(k.is_some_and(|k| seen.insert(SeenKey::from(k))) && !tombstone(i)))
+        // The key is marked seen first, dropped or not.
+        .map(|(i, k)| Some(k.is_some_and(|k| seen.insert(SeenKey::from(k))) && !dropped(i)))
         .collect())
 }
