@@ -71,14 +71,13 @@ pub(crate) fn plan(files: &[FileEntry], max_files: usize) -> Option<usize> {
 /// Runs `job` in `dir`: keeps the newest row of every key of the run (its
 /// files read newest first), writes and syncs the merged file.
 pub(crate) fn run(dir: &Path, job: &MergeJob) -> Result<FileEntry, WarehouseError> {
-    let merged = scan::newest_rows_in_order(
+    let run = scan::Stored {
         dir,
-        &job.table,
-        &job.schema,
-        &job.key,
-        &job.inputs,
-        !job.into_base,
-    )?;
+        table: &job.table,
+        key: &job.key,
+        files: &job.inputs,
+    };
+    let merged = scan::newest_rows_in_order(&run, &job.schema, !job.into_base)?;
     files::write(
         &dir.join(&job.output),
         &job.schema,

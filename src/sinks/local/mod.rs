@@ -374,8 +374,7 @@ impl LocalWarehouse {
             table: table.into(),
             detail: e.to_string(),
         };
-        let batches =
-            scan::newest_rows_in_order(&self.dir, table, &schema, &spec.key, &files.files, false)?;
+        let batches = scan::newest_rows_in_order(&self.stored(table, spec, files), &schema, false)?;
         let merged = arrow_select::concat::concat_batches(&schema, &batches).map_err(err)?;
         let keep: Vec<usize> = (0..schema.fields().len())
             .filter(|i| schema.field(*i).name() != DELETED)
@@ -399,15 +398,22 @@ impl LocalWarehouse {
             return Ok(());
         };
         let schema = files::file_schema(&spec.schema, &spec.key);
-        scan::scan(
-            &self.dir,
+        scan::scan(&self.stored(table, spec, files), &schema, columns, each)
+    }
+
+    /// The files of `table` as a walk over them reads them.
+    fn stored<'a>(
+        &'a self,
+        table: &'a str,
+        spec: &'a TableSpec,
+        files: &'a TableFiles,
+    ) -> scan::Stored<'a> {
+        scan::Stored {
+            dir: &self.dir,
             table,
-            &schema,
-            &spec.key,
-            &files.files,
-            columns,
-            each,
-        )
+            key: &spec.key,
+            files: &files.files,
+        }
     }
 
     /// Waits for the merges in flight; the next commit swaps them in.

@@ -45,22 +45,31 @@ impl From<Key<'_>> for SeenKey {
     }
 }
 
-/// Calls `each` with the live rows of a table stored in `files` (oldest
-/// first, as the manifest lists them) under `dir`: the newest row of every
-/// key, tombstones dropped, a batch at a time, newest files first. Batches
-/// have the columns of `schema` (the table's file schema) named in
+/// A table's files, as a walk reads them.
+pub(super) struct Stored<'a> {
+    /// The warehouse directory the paths are relative to.
+    pub dir: &'a Path,
+    /// The table's name, for errors.
+    pub table: &'a str,
+    /// Its key column.
+    pub key: &'a str,
+    /// Its files, oldest first (as the manifest lists them).
+    pub files: &'a [FileEntry],
+}
+
+/// Calls `each` with the live rows of the `stored` table: the newest row of
+/// every key, tombstones dropped, a batch at a time, newest files first.
+/// Batches have the columns of `schema` (the table's file schema) named in
 /// `columns`, in that order, or all of them but `_deleted` when `None`.
 pub(super) fn scan<E: From<WarehouseError>>(
-    dir: &Path,
-    table: &str,
+    stored: &Stored,
     schema: &SchemaRef,
-    key: &str,
-    files: &[FileEntry],
     columns: Option<&[&str]>,
     mut each: impl FnMut(RecordBatch) -> Result<(), E>,
 ) -> Result<(), E> {
+    let key = stored.key;
     let schema_err = |detail: String| WarehouseError::Schema {
-        table: table.to_string(),
+        table: stored.table.to_string(),
         detail,
     };
     let wanted: Vec<&str> = match columns {
@@ -91,7 +100,7 @@ pub(super) fn scan<E: From<WarehouseError>>(
                 .map_err(|_| schema_err(format!("no column {name}")))
         })
         .collect::<Result<_, _>>()?;
-    newest_rows(dir, table, &read, key, files, false, |_, batch| {
+    newest_rows(stored, &read, false, |_, batch| {
         let batch = batch
             .project(&output)
             .map_err(|e| schema_err(e.to_string()))?;
@@ -99,21 +108,23 @@ pub(super) fn scan<E: From<WarehouseError>>(
     })
 }
 
-/// Calls `each` with the newest row of every key of the table stored in
-/// `files` (oldest first) under `dir`, a batch at a time with the index of
-/// its file, newest files first, with the columns of `read` (which holds the
-/// key and `_deleted`).
-/// Tombstones are kept when `tombstones` (a merge that does not reach the
-/// table's base must keep hiding older rows), dropped otherwise.
+/// Calls `each` with the newest row of every key of the `stored` table, a
+/// batch at a time with the index of its file, newest files first, with the
+/// columns of `read` (which holds the key and `_deleted`). Tombstones are
+/// kept when `tombstones` (a merge that does not reach the table's base must
+/// keep hiding older rows), dropped otherwise.
 pub(super) fn newest_rows<E: From<WarehouseError>>(
-    dir: &Path,
-    table: &str,
+    stored: &Stored,
     read: &SchemaRef,
-    key: &str,
-    files: &[FileEntry],
     tombstones: bool,
     mut each: impl FnMut(usize, RecordBatch) -> Result<(), E>,
 ) -> Result<(), E> {
+    let Stored {
+        dir,
+        table,
+        key,
+        files,
+    } = *stored;
     let mut seen: HashSet<SeenKey> = HashSet::new();
     for (index, file) in files.iter().enumerate().rev() {
         let path = dir.join(&file.path);
@@ -135,15 +146,12 @@ pub(super) fn newest_rows<E: From<WarehouseError>>(
 /// [`newest_rows`] gathered in the files' order: the rows each file keeps,
 /// oldest file first, in the order the file holds them.
 pub(super) fn newest_rows_in_order(
-    dir: &Path,
-    table: &str,
+    stored: &Stored,
     read: &SchemaRef,
-    key: &str,
-    files: &[FileEntry],
     tombstones: bool,
 ) -> Result<Vec<RecordBatch>, WarehouseError> {
-    let mut by_file: Vec<Vec<RecordBatch>> = vec![Vec::new(); files.len()];
-    newest_rows(dir, table, read, key, files, tombstones, |index, batch| {
+    let mut by_file: Vec<Vec<RecordBatch>> = vec![Vec::new(); stored.files.len()];
+    newest_rows(stored, read, tombstones, |index, batch| {
         by_file[index].push(batch);
         Ok::<_, WarehouseError>(())
     })?;
