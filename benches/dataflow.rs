@@ -11,7 +11,9 @@
 //! `GOVFLOW_BENCH_SCALE` scales the anchor (1.0 = 1M customers, 5M orders,
 //! 15M lines; default 0.1). `GOVFLOW_BENCH_WORKERS` sets the workers (default
 //! 2), `GOVFLOW_BENCH_EPOCHS` the 1k-change epochs (default 60),
-//! `GOVFLOW_BENCH_ENGINES` which engines run (default all built).
+//! `GOVFLOW_BENCH_ENGINES` which engines run (default all built),
+//! `GOVFLOW_BENCH_LOAD_EPOCH` the upserts per epoch of the initial load
+//! (default: the runtime's `--max-epoch-rows`, 10,000).
 
 #[path = "common/stats.rs"]
 mod stats;
@@ -213,20 +215,26 @@ impl Workload {
     }
 }
 
-/// The workload's initial state, generated in epochs of about a million input
-/// rows; deterministic, so the baseline can rebuild it without the dataflow
+/// The workload's initial state, generated in epochs of as many upserts as
+/// the runtime commits at most in one (`GOVFLOW_BENCH_LOAD_EPOCH` to change
+/// it; it was a million before the runtime bounded its epochs); deterministic, so the baseline can rebuild it without the dataflow
 /// phase holding a second copy in memory.
 fn load_epochs(w: &mut Workload, orders: i64, mut each: impl FnMut(Vec<Upsert>, u64)) {
+    // The runtime's own bound on an epoch (docs/runtime.md, "Epochs").
+    let per_epoch: usize = env(
+        "GOVFLOW_BENCH_LOAD_EPOCH",
+        govflow::runtime::DEFAULT_MAX_EPOCH_ROWS,
+    );
     let mut epoch_in: Vec<Upsert> = catalog();
     let mut c = 1;
     while c <= w.customers || w.next_order <= orders {
         let mut rows = 0u64;
-        while c <= w.customers && epoch_in.len() < 1_000_000 {
+        while c <= w.customers && epoch_in.len() < per_epoch {
             epoch_in.push(customer(c, 0));
             c += 1;
             rows += 1;
         }
-        while c > w.customers && w.next_order <= orders && epoch_in.len() < 1_000_000 {
+        while c > w.customers && w.next_order <= orders && epoch_in.len() < per_epoch {
             let id = w.next_order;
             w.next_order += 1;
             let n = 3;
