@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use dataflows::Table;
 use dataflows::checks::{CheckKind, CheckResult, CheckSpec, Severity};
+use dataflows::projection::projected_columns;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -71,6 +72,18 @@ pub fn specs_from_config(
                 format!("table {table} has no column {:?}", check.column),
             ));
         }
+        if let Some(held) = projected_columns(table)
+            && !held.contains(&check.column.as_str())
+        {
+            return Err(err(
+                "column",
+                format!(
+                    "{table}.{} is written to the warehouse but no model reads it, so the dataflow does not hold it and cannot check it (check it with a dbt test); the checkable columns of {table} are {}",
+                    check.column,
+                    held.join(", ")
+                ),
+            ));
+        }
         let kind = match check.kind.as_str() {
             "not_null" => CheckKind::NotNull,
             "unique" => CheckKind::Unique,
@@ -85,11 +98,15 @@ pub fn specs_from_config(
                 let (to_table, to_column) = to
                     .split_once('.')
                     .and_then(|(t, c)| Some((table_named(t)?, c)))
-                    .filter(|(t, c)| has_column(*t, c))
+                    .filter(|(t, c)| {
+                        has_column(*t, c) && projected_columns(*t).is_none_or(|held| held.contains(c))
+                    })
                     .ok_or_else(|| {
                         err(
                             "to",
-                            format!("{to:?} is not `table.column` of a govflow table"),
+                            format!(
+                                "{to:?} is not `table.column` of a govflow table (of a raw table, a column its models read)"
+                            ),
                         )
                     })?;
                 CheckKind::Relationships {
@@ -327,6 +344,26 @@ mod tests {
             let e = specs_from_config(raw(&text), false, "f.toml").unwrap_err();
             assert_eq!(e.key, key, "{e}");
         }
+        // A raw column no model reads is not held by the dataflow.
+        let e = specs_from_config(
+            raw("[[checks]]\ntable = \"raw_bc_order_item\"\ncolumn = \"name\"\nkind = \"not_null\"\n"),
+            false,
+            "f.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "checks[0].column");
+        assert!(
+            e.problem.contains("no model reads it") && e.problem.contains("sku"),
+            "{e}"
+        );
+        assert!(
+            specs_from_config(
+                raw("[[checks]]\ntable = \"raw_bc_order_item\"\ncolumn = \"sku\"\nkind = \"not_null\"\n"),
+                false,
+                "f.toml",
+            )
+            .is_ok()
+        );
         let e = specs_from_config(
             raw("[[checks]]\ntable = \"fct_order\"\ncolumn = \"status\"\nkind = \"accepted_values\"\n"),
             false,

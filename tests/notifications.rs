@@ -190,7 +190,7 @@ fn subscriptions(state: &RawState) -> BTreeSet<(i64, i64)> {
     state
         .customer_metafields
         .values()
-        .flat_map(subscriptions_of)
+        .flat_map(|m| subscriptions_of(&m.project()))
         .collect()
 }
 

@@ -8,15 +8,15 @@ use crate::input::SourceStreams;
 use crate::ops::{Arr, ArrByStr, Diff, Epoch, StrSpine, left_join};
 use crate::rows::dim_sku::effective_inventory_level;
 use crate::rows::fct_quotation::email_key;
-use crate::rows::raw_bc_customer::RawBcCustomer;
-use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::rows::raw_bc_inventory::RawBcInventory;
-use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_customer::CustomerIn;
+use crate::rows::raw_bc_customer_metafield::MetafieldIn;
+use crate::rows::raw_bc_inventory::InventoryIn;
+use crate::rows::raw_bc_order::OrderIn;
 use crate::rows::raw_bc_order_item::OrderLines;
-use crate::rows::raw_bc_product::RawBcProduct;
-use crate::rows::raw_bc_variant::RawBcVariant;
-use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::raw_bc_product::ProductIn;
+use crate::rows::raw_bc_variant::VariantIn;
+use crate::rows::raw_pg_point_transaction::PointTransactionIn;
+use crate::rows::raw_pg_quotation::QuotationIn;
 use crate::scalar::Money;
 use crate::upsert::arrange_upserts;
 
@@ -41,7 +41,7 @@ pub struct SkuBase {
 impl SkuBase {
     /// Builds the value of variant `sku_id` (its upsert key) from its row and
     /// its inventory row, if any.
-    pub fn new(sku_id: i64, variant: &RawBcVariant, inventory: Option<&RawBcInventory>) -> Self {
+    pub fn new(sku_id: i64, variant: &VariantIn, inventory: Option<&InventoryIn>) -> Self {
         SkuBase {
             sku_id,
             sku: variant.sku.clone(),
@@ -71,23 +71,23 @@ pub struct CustomerPoints {
 #[derive(Clone)]
 pub struct Arrangements<'s> {
     /// Customers by id.
-    pub customers: Arr<'s, RawBcCustomer>,
+    pub customers: Arr<'s, CustomerIn>,
     /// Customer metafields by id.
-    pub customer_metafields: Arr<'s, RawBcCustomerMetafield>,
+    pub customer_metafields: Arr<'s, MetafieldIn>,
     /// Products by id.
-    pub products: Arr<'s, RawBcProduct>,
+    pub products: Arr<'s, ProductIn>,
     /// Variants by id.
-    pub variants: Arr<'s, RawBcVariant>,
+    pub variants: Arr<'s, VariantIn>,
     /// Inventory rows by variant id.
-    pub inventory: Arr<'s, RawBcInventory>,
+    pub inventory: Arr<'s, InventoryIn>,
     /// Orders (archived included) by id.
-    pub orders: Arr<'s, RawBcOrder>,
+    pub orders: Arr<'s, OrderIn>,
     /// All lines of an order, by order id.
     pub order_items: Arr<'s, OrderLines>,
     /// Point transactions (PostgreSQL) by id.
-    pub point_transactions: Arr<'s, RawPgPointTransaction>,
+    pub point_transactions: Arr<'s, PointTransactionIn>,
     /// Quotations (PostgreSQL) by id.
-    pub quotations: Arr<'s, RawPgQuotation>,
+    pub quotations: Arr<'s, QuotationIn>,
     /// Variants (with their effective inventory) by product id, read by
     /// `dim_sku`, `dim_product` and `_errors`.
     pub skus_by_product: Arr<'s, SkuBase>,

@@ -12,15 +12,15 @@ use timely::progress::operate::FrontierInterest;
 
 use crate::ops::{Epoch, UpsertStream};
 use crate::records::Upsert;
-use crate::rows::raw_bc_customer::RawBcCustomer;
-use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::rows::raw_bc_inventory::RawBcInventory;
-use crate::rows::raw_bc_order::RawBcOrder;
-use crate::rows::raw_bc_order_item::{OrderLines, RawBcOrderItem};
-use crate::rows::raw_bc_product::RawBcProduct;
-use crate::rows::raw_bc_variant::RawBcVariant;
-use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::raw_bc_customer::CustomerIn;
+use crate::rows::raw_bc_customer_metafield::MetafieldIn;
+use crate::rows::raw_bc_inventory::InventoryIn;
+use crate::rows::raw_bc_order::OrderIn;
+use crate::rows::raw_bc_order_item::{LineIn, OrderLines, RawBcOrderItem};
+use crate::rows::raw_bc_product::ProductIn;
+use crate::rows::raw_bc_variant::VariantIn;
+use crate::rows::raw_pg_point_transaction::PointTransactionIn;
+use crate::rows::raw_pg_quotation::QuotationIn;
 use crate::rows::table::TableRow;
 
 /// A worker's handle on the dataflow's input: it feeds [`Upsert`]s at the
@@ -128,21 +128,22 @@ pub fn upserts_from_raw(rows: impl IntoIterator<Item = TableRow>) -> Vec<Upsert>
 
 /// The input split per source table, with the epoch attached to each upsert.
 pub(crate) struct SourceStreams<'s> {
-    pub customers: UpsertStream<'s, RawBcCustomer>,
-    pub customer_metafields: UpsertStream<'s, RawBcCustomerMetafield>,
-    pub products: UpsertStream<'s, RawBcProduct>,
-    pub variants: UpsertStream<'s, RawBcVariant>,
-    pub inventory: UpsertStream<'s, RawBcInventory>,
-    pub orders: UpsertStream<'s, RawBcOrder>,
+    pub customers: UpsertStream<'s, CustomerIn>,
+    pub customer_metafields: UpsertStream<'s, MetafieldIn>,
+    pub products: UpsertStream<'s, ProductIn>,
+    pub variants: UpsertStream<'s, VariantIn>,
+    pub inventory: UpsertStream<'s, InventoryIn>,
+    pub orders: UpsertStream<'s, OrderIn>,
     pub order_items: UpsertStream<'s, OrderLines>,
-    pub point_transactions: UpsertStream<'s, RawPgPointTransaction>,
-    pub quotations: UpsertStream<'s, RawPgQuotation>,
+    pub point_transactions: UpsertStream<'s, PointTransactionIn>,
+    pub quotations: UpsertStream<'s, QuotationIn>,
 }
 
 type Out<V> = OutputBuilder<Epoch, CapacityContainerBuilder<Vec<(i64, Option<V>, Epoch)>>>;
 
-/// Splits the upsert stream by table in one pass, converting records to raw
-/// rows by move, and stamps each upsert with its epoch.
+/// Splits the upsert stream by table in one pass, projecting each row to the
+/// columns the models read ([`crate::projection`]; PostgreSQL rows are read
+/// whole and move as they are), and stamps each upsert with its epoch.
 pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'s> {
     let mut builder = OperatorBuilder::new("SplitUpserts".to_owned(), stream.scope());
     let mut input = builder.new_input(stream, Pipeline);
@@ -157,15 +158,15 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
     let (items, items_stream) = builder.new_output();
     let (points, points_stream) = builder.new_output();
     let (quotations, quotations_stream) = builder.new_output();
-    let mut customers: Out<RawBcCustomer> = OutputBuilder::from(customers);
-    let mut metafields: Out<RawBcCustomerMetafield> = OutputBuilder::from(metafields);
-    let mut products: Out<RawBcProduct> = OutputBuilder::from(products);
-    let mut variants: Out<RawBcVariant> = OutputBuilder::from(variants);
-    let mut inventory: Out<RawBcInventory> = OutputBuilder::from(inventory);
-    let mut orders: Out<RawBcOrder> = OutputBuilder::from(orders);
+    let mut customers: Out<CustomerIn> = OutputBuilder::from(customers);
+    let mut metafields: Out<MetafieldIn> = OutputBuilder::from(metafields);
+    let mut products: Out<ProductIn> = OutputBuilder::from(products);
+    let mut variants: Out<VariantIn> = OutputBuilder::from(variants);
+    let mut inventory: Out<InventoryIn> = OutputBuilder::from(inventory);
+    let mut orders: Out<OrderIn> = OutputBuilder::from(orders);
     let mut items: Out<OrderLines> = OutputBuilder::from(items);
-    let mut points: Out<RawPgPointTransaction> = OutputBuilder::from(points);
-    let mut quotations: Out<RawPgQuotation> = OutputBuilder::from(quotations);
+    let mut points: Out<PointTransactionIn> = OutputBuilder::from(points);
+    let mut quotations: Out<QuotationIn> = OutputBuilder::from(quotations);
 
     builder.build(move |_| {
         move |_frontiers| {
@@ -193,16 +194,22 @@ pub(crate) fn split<'s>(stream: StreamVec<'s, Epoch, Upsert>) -> SourceStreams<'
                 let mut quotations = quotations.session(&cap);
                 for upsert in data.flat_map(|d| d.drain(..)) {
                     match upsert {
-                        Upsert::Customer(k, v) => customers.give((k, v, time)),
-                        Upsert::CustomerMetafield(k, v) => metafields.give((k, v, time)),
-                        Upsert::Product(k, v) => products.give((k, v, time)),
-                        Upsert::Variant(k, v) => variants.give((k, v, time)),
-                        Upsert::Inventory(k, v) => inventory.give((k, v, time)),
-                        Upsert::Order(k, v) => orders.give((k, v, time)),
+                        Upsert::Customer(k, v) => customers.give((k, v.map(|r| r.project()), time)),
+                        Upsert::CustomerMetafield(k, v) => {
+                            metafields.give((k, v.map(|r| r.project()), time))
+                        }
+                        Upsert::Product(k, v) => products.give((k, v.map(|r| r.project()), time)),
+                        Upsert::Variant(k, v) => variants.give((k, v.map(|r| r.project()), time)),
+                        Upsert::Inventory(k, v) => {
+                            inventory.give((k, v.map(|r| r.project()), time))
+                        }
+                        Upsert::Order(k, v) => orders.give((k, v.map(|r| r.project()), time)),
                         Upsert::OrderItems(k, v) => {
                             // Lines are kept sorted, so that an order re-read with its
                             // lines in another order is an unchanged value.
-                            let lines = v.map(|mut lines| {
+                            let lines = v.map(|lines| {
+                                let mut lines: Vec<LineIn> =
+                                    lines.iter().map(RawBcOrderItem::project).collect();
                                 lines.sort();
                                 OrderLines::from(lines)
                             });
@@ -268,11 +275,14 @@ mod tests {
                 (
                     0,
                     vec![
-                        (TableRow::RawBcCustomer(customer(1, "a")), 1),
-                        (TableRow::RawBcCustomer(customer(2, "b")), 1)
+                        (TableRow::RawBcCustomer(customer(1, "a")).projected(), 1),
+                        (TableRow::RawBcCustomer(customer(2, "b")).projected(), 1)
                     ]
                 ),
-                (3, vec![(TableRow::RawBcCustomer(customer(2, "b")), -1)]),
+                (
+                    3,
+                    vec![(TableRow::RawBcCustomer(customer(2, "b")).projected(), -1)]
+                ),
             ]
         );
     }

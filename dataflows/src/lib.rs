@@ -30,7 +30,8 @@
 //! # State
 //!
 //! Arranged once and shared ([`Arrangements`]): one arrangement per `raw_*`
-//! table (full rows by upsert key; an order's lines as one value),
+//! table (by upsert key, each row's [`projection`]: the columns the models
+//! read and a fingerprint of the whole row; an order's lines as one value),
 //! variants-with-inventory by product, `(id, points)` of point transactions
 //! by customer, and one customer id per normalized email. Besides those,
 //! `dim_customer` keeps `(created_at, total)` per revenue order and each
@@ -96,9 +97,14 @@
 //!   insertion together). The union over workers is the epoch's change set;
 //!   shares can be written independently or merged in any order.
 //! - Epochs without net changes produce no [`EpochChanges`] entry.
+//! - A `raw_*` table's changes are [`TableRow::Projected`] rows: they name the
+//!   keys inserted and retracted. The whole row of an insertion is the one the
+//!   driver sent in that epoch (the last for its key): keep the epoch's
+//!   upserts to write the raw tables.
 //! - A worker's capture buffer holds an epoch's changes until the driver takes
-//!   them: split a large initial load into several epochs (say 1M upserts
-//!   each) to bound that memory.
+//!   them: split a large load into epochs of some thousands of upserts to
+//!   bound that memory (the peak of a load in epochs of a million upserts was
+//!   four times the state it built).
 //! - At restart, replaying the committed `raw_*` state (see
 //!   [`upserts_from_raw`]) in the first epochs reproduces exactly the committed
 //!   rows of every table (the models are functions of the raw state): a
@@ -124,6 +130,7 @@ pub mod models;
 pub mod ops;
 pub mod oracle;
 pub mod payload;
+pub mod projection;
 #[allow(missing_docs)] // the source owners' record types document their structs
 pub mod records;
 pub mod rows;
@@ -146,6 +153,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 
+use projection::Projected;
 use rows::dim_customer::DimCustomer;
 use rows::dim_product::DimProduct;
 use rows::dim_sku::DimSku;
@@ -156,37 +164,37 @@ use rows::fct_order_item::FctOrderItem;
 use rows::fct_point_transaction::FctPointTransaction;
 use rows::fct_quotation::FctQuotation;
 use rows::product_notification_event::ProductNotificationEvent;
-use rows::raw_bc_customer::RawBcCustomer;
-use rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use rows::raw_bc_inventory::RawBcInventory;
-use rows::raw_bc_order::RawBcOrder;
-use rows::raw_bc_order_item::RawBcOrderItem;
-use rows::raw_bc_product::RawBcProduct;
-use rows::raw_bc_variant::RawBcVariant;
-use rows::raw_pg_point_transaction::RawPgPointTransaction;
-use rows::raw_pg_quotation::RawPgQuotation;
+use rows::raw_bc_customer::CustomerIn;
+use rows::raw_bc_customer_metafield::MetafieldIn;
+use rows::raw_bc_inventory::InventoryIn;
+use rows::raw_bc_order::OrderIn;
+use rows::raw_bc_order_item::LineIn;
+use rows::raw_bc_product::ProductIn;
+use rows::raw_bc_variant::VariantIn;
+use rows::raw_pg_point_transaction::PointTransactionIn;
+use rows::raw_pg_quotation::QuotationIn;
 
 /// Every output table as a collection of changes, and the shared arrangements.
 #[derive(Clone)]
 pub struct Outputs<'s> {
     /// `raw_bc_customer`
-    pub raw_bc_customer: Coll<'s, RawBcCustomer>,
+    pub raw_bc_customer: Coll<'s, CustomerIn>,
     /// `raw_bc_customer_metafield`
-    pub raw_bc_customer_metafield: Coll<'s, RawBcCustomerMetafield>,
+    pub raw_bc_customer_metafield: Coll<'s, MetafieldIn>,
     /// `raw_bc_product`
-    pub raw_bc_product: Coll<'s, RawBcProduct>,
+    pub raw_bc_product: Coll<'s, ProductIn>,
     /// `raw_bc_variant`
-    pub raw_bc_variant: Coll<'s, RawBcVariant>,
+    pub raw_bc_variant: Coll<'s, VariantIn>,
     /// `raw_bc_inventory`
-    pub raw_bc_inventory: Coll<'s, RawBcInventory>,
+    pub raw_bc_inventory: Coll<'s, InventoryIn>,
     /// `raw_bc_order`
-    pub raw_bc_order: Coll<'s, RawBcOrder>,
+    pub raw_bc_order: Coll<'s, OrderIn>,
     /// `raw_bc_order_item`
-    pub raw_bc_order_item: Coll<'s, RawBcOrderItem>,
+    pub raw_bc_order_item: Coll<'s, LineIn>,
     /// `raw_pg_point_transaction`
-    pub raw_pg_point_transaction: Coll<'s, RawPgPointTransaction>,
+    pub raw_pg_point_transaction: Coll<'s, PointTransactionIn>,
     /// `raw_pg_quotation`
-    pub raw_pg_quotation: Coll<'s, RawPgQuotation>,
+    pub raw_pg_quotation: Coll<'s, QuotationIn>,
     /// `dim_customer`
     pub dim_customer: Coll<'s, DimCustomer>,
     /// `dim_product`
@@ -253,30 +261,38 @@ impl<'s> Outputs<'s> {
     /// Every table's changes as one collection of [`TableRow`]s.
     pub fn all(&self) -> Coll<'s, TableRow> {
         let o = self.clone();
-        o.raw_bc_customer.map(TableRow::RawBcCustomer).concatenate([
-            o.raw_bc_customer_metafield
-                .map(TableRow::RawBcCustomerMetafield),
-            o.raw_bc_product.map(TableRow::RawBcProduct),
-            o.raw_bc_variant.map(TableRow::RawBcVariant),
-            o.raw_bc_inventory.map(TableRow::RawBcInventory),
-            o.raw_bc_order.map(TableRow::RawBcOrder),
-            o.raw_bc_order_item.map(TableRow::RawBcOrderItem),
-            o.raw_pg_point_transaction
-                .map(TableRow::RawPgPointTransaction),
-            o.raw_pg_quotation.map(TableRow::RawPgQuotation),
-            o.dim_customer.map(TableRow::DimCustomer),
-            o.dim_product.map(TableRow::DimProduct),
-            o.dim_sku.map(TableRow::DimSku),
-            o.fct_order.map(TableRow::FctOrder),
-            o.fct_order_item.map(TableRow::FctOrderItem),
-            o.fct_point_transaction.map(TableRow::FctPointTransaction),
-            o.fct_quotation.map(TableRow::FctQuotation),
-            o.fct_onsale_product_inventory
-                .map(TableRow::FctOnsaleProductInventory),
-            o.product_notification_event
-                .map(TableRow::ProductNotificationEvent),
-            o.errors.map(TableRow::Errors),
-        ])
+        o.raw_bc_customer
+            .map(|r| TableRow::Projected(Projected::RawBcCustomer(r)))
+            .concatenate([
+                o.raw_bc_customer_metafield
+                    .map(|r| TableRow::Projected(Projected::RawBcCustomerMetafield(r))),
+                o.raw_bc_product
+                    .map(|r| TableRow::Projected(Projected::RawBcProduct(r))),
+                o.raw_bc_variant
+                    .map(|r| TableRow::Projected(Projected::RawBcVariant(r))),
+                o.raw_bc_inventory
+                    .map(|r| TableRow::Projected(Projected::RawBcInventory(r))),
+                o.raw_bc_order
+                    .map(|r| TableRow::Projected(Projected::RawBcOrder(r))),
+                o.raw_bc_order_item
+                    .map(|r| TableRow::Projected(Projected::RawBcOrderItem(r))),
+                o.raw_pg_point_transaction
+                    .map(|r| TableRow::Projected(Projected::RawPgPointTransaction(r))),
+                o.raw_pg_quotation
+                    .map(|r| TableRow::Projected(Projected::RawPgQuotation(r))),
+                o.dim_customer.map(TableRow::DimCustomer),
+                o.dim_product.map(TableRow::DimProduct),
+                o.dim_sku.map(TableRow::DimSku),
+                o.fct_order.map(TableRow::FctOrder),
+                o.fct_order_item.map(TableRow::FctOrderItem),
+                o.fct_point_transaction.map(TableRow::FctPointTransaction),
+                o.fct_quotation.map(TableRow::FctQuotation),
+                o.fct_onsale_product_inventory
+                    .map(TableRow::FctOnsaleProductInventory),
+                o.product_notification_event
+                    .map(TableRow::ProductNotificationEvent),
+                o.errors.map(TableRow::Errors),
+            ])
     }
 
     /// Buffers every table's changes, and returns the buffer with a probe

@@ -17,6 +17,7 @@ use crate::models::dim_customer::{CustomerOrderStats, CustomerStats};
 use crate::models::dim_product::ProductVariantStats;
 use crate::models::errors;
 use crate::models::product_notification_event::Subscriber;
+use crate::projection::Projected;
 use crate::records::Upsert;
 use crate::rows::dim_customer::{DimCustomer, is_revenue_order, net_revenue};
 use crate::rows::dim_product::DimProduct;
@@ -158,7 +159,7 @@ impl EventOracle {
             .collect();
         let mut subscribers: std::collections::BTreeSet<(i64, Subscriber)> = Default::default();
         for m in state.customer_metafields.values() {
-            for (customer_id, sku_id) in subscriptions_of(m) {
+            for (customer_id, sku_id) in subscriptions_of(&m.project()) {
                 if let Some(c) = state.customers.get(&customer_id) {
                     subscribers.insert((
                         sku_id,
@@ -189,47 +190,55 @@ impl EventOracle {
 /// (see [`EventOracle`]), sorted (a multiset: a row may repeat only if the
 /// source repeats line ids across orders).
 pub fn compute(state: &RawState) -> Vec<TableRow> {
-    let RawState {
-        customers,
-        customer_metafields: metafields,
-        products,
-        variants,
-        inventory,
-        orders,
-        order_items: items,
-        point_transactions: points,
-        quotations,
-    } = state.clone();
+    // The models read projected rows (crate::projection); so do their rules here.
+    fn projected<R, P>(rows: &BTreeMap<i64, R>, project: impl Fn(&R) -> P) -> BTreeMap<i64, P> {
+        rows.iter().map(|(k, r)| (*k, project(r))).collect()
+    }
+    let customers = projected(&state.customers, RawBcCustomer::project);
+    let metafields = projected(&state.customer_metafields, RawBcCustomerMetafield::project);
+    let products = projected(&state.products, RawBcProduct::project);
+    let variants = projected(&state.variants, RawBcVariant::project);
+    let inventory = projected(&state.inventory, RawBcInventory::project);
+    let orders = projected(&state.orders, RawBcOrder::project);
+    let items = projected(&state.order_items, |lines| {
+        lines
+            .iter()
+            .map(RawBcOrderItem::project)
+            .collect::<Vec<_>>()
+    });
+    let points = state.point_transactions.clone();
+    let quotations = state.quotations.clone();
 
     let mut rows = Vec::new();
+    let raw = TableRow::Projected;
 
-    // raw_* and their row-level checks
+    // raw_* (as the dataflow emits them) and their row-level checks
     for (k, r) in &customers {
         rows.extend(errors::customer_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawBcCustomer(r.clone()));
+        rows.push(raw(Projected::RawBcCustomer(r.clone())));
     }
     for (k, r) in &metafields {
         rows.extend(errors::metafield_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawBcCustomerMetafield(r.clone()));
+        rows.push(raw(Projected::RawBcCustomerMetafield(r.clone())));
     }
     for (k, r) in &products {
         rows.extend(errors::product_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawBcProduct(r.clone()));
+        rows.push(raw(Projected::RawBcProduct(r.clone())));
     }
     for (k, r) in &variants {
         rows.extend(errors::variant_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawBcVariant(r.clone()));
+        rows.push(raw(Projected::RawBcVariant(r.clone())));
     }
     for (k, r) in &inventory {
         rows.extend(errors::inventory_errors(*k, r).map(TableRow::Errors));
         if !variants.contains_key(k) {
             rows.push(TableRow::Errors(errors::unknown_variant_error(*k)));
         }
-        rows.push(TableRow::RawBcInventory(r.clone()));
+        rows.push(raw(Projected::RawBcInventory(r.clone())));
     }
     for (k, r) in &orders {
         rows.extend(errors::order_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawBcOrder(r.clone()));
+        rows.push(raw(Projected::RawBcOrder(r.clone())));
     }
     for (k, lines) in &items {
         rows.extend(
@@ -237,15 +246,19 @@ pub fn compute(state: &RawState) -> Vec<TableRow> {
                 .into_iter()
                 .map(TableRow::Errors),
         );
-        rows.extend(lines.iter().cloned().map(TableRow::RawBcOrderItem));
+        rows.extend(
+            lines
+                .iter()
+                .map(|line| raw(Projected::RawBcOrderItem(line.clone()))),
+        );
     }
     for (k, r) in &points {
         rows.extend(errors::point_transaction_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawPgPointTransaction(r.clone()));
+        rows.push(raw(Projected::RawPgPointTransaction(r.clone())));
     }
     for (k, r) in &quotations {
         rows.extend(errors::quotation_errors(*k, r).map(TableRow::Errors));
-        rows.push(TableRow::RawPgQuotation(r.clone()));
+        rows.push(raw(Projected::RawPgQuotation(r.clone())));
     }
 
     // dim_customer

@@ -184,6 +184,12 @@ pub fn table_changes(
         if row.table_id() != table {
             return Err(err(format!("a row of table {}", row.table_id())));
         }
+        if *diff > 0 && matches!(row, TableRow::Projected(_)) {
+            // Only a retraction may be a projection: its key is all it writes.
+            return Err(err(
+                "a projected row inserted: write the whole row read".into()
+            ));
+        }
         let entry = net.entry(key).or_default();
         let (slot, what) = match diff {
             1 => (&mut entry.inserted, "inserted"),

@@ -805,17 +805,15 @@ fn postgres_tables_restore_from_the_warehouse() {
     let dir = tempfile::tempdir().unwrap();
     let mut wh =
         LocalWarehouse::open(dir.path(), &table_specs(), WarehouseOptions::default()).unwrap();
-    let updates = dataflows::harness::run_updates(2, epochs).unwrap();
-    for epoch in 0..2u64 {
+    // The runtime's dataflow: its raw changes carry the whole rows read.
+    let mut dataflow = crate::runtime::dataflow::Dataflow::start(2).unwrap();
+    for (epoch, upserts) in (0..2u64).zip(epochs) {
+        let changes = dataflow.step(upserts).unwrap();
         let commit: Vec<TableChanges> = Table::ALL
             .into_iter()
             .map(|table| {
-                let changes: Vec<(TableRow, isize)> = updates
-                    .iter()
-                    .filter(|(row, e, _)| *e == epoch && row.table_id() == table)
-                    .map(|(row, _, diff)| (row.clone(), *diff))
-                    .collect();
-                changes_of(table, epoch + 1, &changes).unwrap()
+                let rows = changes.get(&table).map_or(&[][..], Vec::as_slice);
+                changes_of(table, epoch + 1, rows).unwrap()
             })
             .collect();
         assert!(wh.commit(epoch + 1, &commit).unwrap().published);
@@ -851,13 +849,17 @@ fn postgres_tables_restore_from_the_warehouse() {
         .filter(|t| t.is_raw())
         .flat_map(committed)
         .collect();
-    let replayed =
-        dataflows::harness::run_updates(1, vec![dataflows::upserts_from_raw(raw)]).unwrap();
+    let replayed = crate::runtime::dataflow::Dataflow::start(1)
+        .unwrap()
+        .step(dataflows::upserts_from_raw(raw))
+        .unwrap();
     for table in Table::ALL {
         let mut rows: Vec<TableRow> = replayed
-            .iter()
-            .filter(|(row, _, diff)| row.table_id() == table && *diff == 1)
-            .map(|(row, _, _)| row.clone())
+            .get(&table)
+            .into_iter()
+            .flatten()
+            .filter(|(_, diff)| *diff == 1)
+            .map(|(row, _)| row.clone())
             .collect();
         rows.sort();
         assert_eq!(rows, committed(table), "{table}");

@@ -18,6 +18,7 @@ use timely::communication::Config as CommunicationConfig;
 use timely::execute::Config as TimelyConfig;
 
 use super::memory::release_freed_memory;
+use super::whole_rows::WholeRows;
 
 /// An epoch's consolidated output changes, by table.
 pub type TableChangeSet = BTreeMap<Table, Vec<(TableRow, Diff)>>;
@@ -32,6 +33,17 @@ pub enum DataflowError {
         workers: usize,
         /// Timely's message.
         detail: String,
+    },
+    /// The dataflow inserted a `raw_*` key no upsert of the epoch carries
+    /// (a bug: an insertion only comes from a row read in its epoch).
+    #[error("dataflow: epoch {epoch} inserted {table} key {key}, which no row read in it has")]
+    NoWholeRow {
+        /// The epoch.
+        epoch: Epoch,
+        /// The raw table.
+        table: Table,
+        /// The key, as text.
+        key: String,
     },
     /// A worker stopped (it panicked or its channel closed) during `epoch`.
     #[error("dataflow: a worker stopped during epoch {epoch}")]
@@ -298,8 +310,12 @@ impl Dataflow {
         self.next_epoch
     }
 
-    /// Runs one epoch over `upserts` and returns its consolidated changes.
+    /// Runs one epoch over `upserts` and returns its consolidated changes,
+    /// with whole `raw_*` rows (the dataflow holds projections of them; see
+    /// [`WholeRows`]).
     pub fn step(&mut self, upserts: Vec<Upsert>) -> Result<TableChangeSet, DataflowError> {
+        let epoch = self.next_epoch;
+        let mut whole = WholeRows::of(&upserts);
         let mut changes = TableChangeSet::new();
         for share in self.run_epoch(upserts, Keep::Changes)? {
             for e in share.changes {
@@ -315,6 +331,7 @@ impl Dataflow {
                 }
             }
         }
+        whole.fill(epoch, &mut changes)?;
         Ok(changes)
     }
 
@@ -454,6 +471,53 @@ mod tests {
             )]
         );
         assert!(df.step(Vec::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn raw_changes_carry_the_whole_rows_read_even_for_an_unread_column() {
+        let with_phone = |id: i64, phone: &str| match customer(id, "a@x") {
+            Upsert::Customer(id, Some(row)) => Upsert::Customer(
+                id,
+                Some(RawBcCustomer {
+                    phone: phone.into(),
+                    ..row
+                }),
+            ),
+            other => other,
+        };
+        let whole = |upsert: Upsert| match upsert {
+            Upsert::Customer(_, Some(row)) => TableRow::RawBcCustomer(row),
+            other => panic!("{other:?}"),
+        };
+        let mut df = Dataflow::start(2).unwrap();
+        let first = df
+            .step(vec![with_phone(1, "555"), with_phone(2, "556")])
+            .unwrap();
+        let mut inserted: Vec<TableRow> = first[&Table::RawBcCustomer]
+            .iter()
+            .map(|(row, _)| row.clone())
+            .collect();
+        inserted.sort();
+        assert_eq!(
+            inserted,
+            vec![whole(with_phone(1, "555")), whole(with_phone(2, "556"))]
+        );
+        // Only the phone, which no model reads, changes: the raw table gets
+        // the whole new row (and the old one's key); no model changes.
+        let second = df.step(vec![with_phone(1, "557")]).unwrap();
+        assert_eq!(
+            second.keys().collect::<Vec<_>>(),
+            vec![&Table::RawBcCustomer]
+        );
+        let raw = &second[&Table::RawBcCustomer];
+        assert_eq!(raw.len(), 2);
+        assert!(raw.contains(&(whole(with_phone(1, "557")), 1)));
+        assert!(
+            raw.iter()
+                .any(|(row, diff)| *diff == -1 && matches!(row, TableRow::Projected(_)))
+        );
+        // The same row again is no change.
+        assert!(df.step(vec![with_phone(1, "557")]).unwrap().is_empty());
     }
 
     #[test]

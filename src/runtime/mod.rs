@@ -21,6 +21,7 @@ mod registry;
 pub mod reload;
 mod replay;
 mod supervisor;
+mod whole_rows;
 use self::drive::SourceLinks;
 use self::registry::Registry;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::arrangements::Arrangements;
 use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
 use crate::rows::dim_customer::{DimCustomer, full_name, is_revenue_order, net_revenue};
-use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer::CustomerIn;
 use crate::scalar::{Micros, Money};
 
 /// A customer's aggregates over revenue orders.
@@ -112,7 +112,7 @@ pub fn point_balance(points: impl IntoIterator<Item = (i64, Diff)>) -> i64 {
 
 impl DimCustomer {
     /// The row of customer `customer_id` with its aggregates, if any.
-    pub fn new(customer_id: i64, customer: &RawBcCustomer, stats: Option<&CustomerStats>) -> Self {
+    pub fn new(customer_id: i64, customer: &CustomerIn, stats: Option<&CustomerStats>) -> Self {
         let point_balance = stats.map_or(0, |s| s.point_balance);
         let stats = stats.and_then(|s| s.orders.as_ref());
         DimCustomer {

@@ -12,7 +12,7 @@ use crate::arrangements::{Arrangements, SkuBase};
 use crate::ops::{Coll, Diff, Epoch, Spine, left_join};
 use crate::rows::dim_product::DimProduct;
 use crate::rows::dim_sku::on_sale;
-use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_product::ProductIn;
 
 /// Variant count and total inventory of a product.
 #[derive(
@@ -42,11 +42,7 @@ impl ProductVariantStats {
 
 impl DimProduct {
     /// The row of product `product_id` with its variant stats, if any.
-    pub fn new(
-        product_id: i64,
-        product: &RawBcProduct,
-        stats: Option<&ProductVariantStats>,
-    ) -> Self {
+    pub fn new(product_id: i64, product: &ProductIn, stats: Option<&ProductVariantStats>) -> Self {
         let stats = stats.copied().unwrap_or_default();
         DimProduct {
             product_id,
@@ -94,7 +90,7 @@ mod tests {
     fn dim(variant_count: i64, total_inventory: i64) -> TableRow {
         TableRow::DimProduct(DimProduct::new(
             1,
-            &product(1),
+            &product(1).project(),
             Some(&ProductVariantStats {
                 variant_count,
                 total_inventory,
@@ -136,7 +132,7 @@ mod tests {
 
     #[test]
     fn brand_zero_is_null() {
-        let mut p: RawBcProduct = product(1);
+        let mut p: ProductIn = product(1).project();
         assert_eq!(DimProduct::new(1, &p, None).brand_id, None);
         p.brand_id = 9;
         assert_eq!(DimProduct::new(1, &p, None).brand_id, Some(9));

@@ -6,11 +6,11 @@
 use crate::arrangements::{Arrangements, SkuBase};
 use crate::ops::Coll;
 use crate::rows::dim_sku::{DimSku, is_in_stock, is_purchasable, sale_price};
-use crate::rows::raw_bc_product::RawBcProduct;
+use crate::rows::raw_bc_product::ProductIn;
 
 impl DimSku {
     /// The row of a variant of product `product_id`.
-    pub fn new(product_id: i64, sku: &SkuBase, product: &RawBcProduct) -> Self {
+    pub fn new(product_id: i64, sku: &SkuBase, product: &ProductIn) -> Self {
         let price = sku.price.unwrap_or(product.price);
         let sale_price = sale_price(sku.price, sku.sale_price, product.sale_price);
         DimSku {
@@ -42,19 +42,19 @@ mod tests {
     use super::*;
     use crate::fixtures::{inventory, product, updates, variant};
     use crate::records::Upsert;
-    use crate::rows::raw_bc_variant::RawBcVariant;
+    use crate::rows::raw_bc_variant::VariantIn;
     use crate::rows::table::{Table, TableRow};
     use crate::scalar::Money;
 
-    fn prices(v: &RawBcVariant, p: &RawBcProduct) -> (Money, Option<Money>, Money) {
+    fn prices(v: &VariantIn, p: &ProductIn) -> (Money, Option<Money>, Money) {
         let sku = DimSku::new(1, &SkuBase::new(10, v, None), p);
         (sku.price, sku.sale_price, sku.effective_price)
     }
 
     #[test]
     fn prices_follow_what_the_storefront_charges() {
-        let mut p: RawBcProduct = product(1);
-        let mut v = variant(10, 1, 2);
+        let mut p: ProductIn = product(1).project();
+        let mut v = variant(10, 1, 2).project();
         // No sale anywhere: the product's price, sale price null (not 0).
         assert_eq!(prices(&v, &p), (p.price, None, p.price));
         // The product's sale applies to a variant on the product's price.
@@ -92,11 +92,11 @@ mod tests {
     #[test]
     fn follows_product_variant_and_inventory() {
         let sku = |level: i64, name: &str| {
-            let mut p: RawBcProduct = product(1);
+            let mut p: ProductIn = product(1).project();
             p.name = name.into();
             TableRow::DimSku(DimSku::new(
                 1,
-                &SkuBase::new(10, &variant(10, 1, 2), None),
+                &SkuBase::new(10, &variant(10, 1, 2).project(), None),
                 &p,
             ))
             .with_level(level)

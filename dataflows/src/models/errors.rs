@@ -5,15 +5,15 @@ use crate::ops::{Coll, left_join, left_join_stateless};
 use crate::rows::errors::{ErrorReason, ErrorRow};
 use crate::rows::fct_quotation::email_key;
 use crate::rows::product_notification_event::{is_subscription, parse_subscriptions};
-use crate::rows::raw_bc_customer::RawBcCustomer;
-use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
-use crate::rows::raw_bc_inventory::RawBcInventory;
-use crate::rows::raw_bc_order::RawBcOrder;
-use crate::rows::raw_bc_order_item::RawBcOrderItem;
-use crate::rows::raw_bc_product::RawBcProduct;
-use crate::rows::raw_bc_variant::RawBcVariant;
-use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
-use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::raw_bc_customer::CustomerIn;
+use crate::rows::raw_bc_customer_metafield::MetafieldIn;
+use crate::rows::raw_bc_inventory::InventoryIn;
+use crate::rows::raw_bc_order::OrderIn;
+use crate::rows::raw_bc_order_item::LineIn;
+use crate::rows::raw_bc_product::ProductIn;
+use crate::rows::raw_bc_variant::VariantIn;
+use crate::rows::raw_pg_point_transaction::PointTransactionIn;
+use crate::rows::raw_pg_quotation::QuotationIn;
 use crate::rows::table::Table;
 use crate::scalar::Money;
 
@@ -37,14 +37,14 @@ fn sale_above(table: Table, key: i64, price: Money, sale_price: Money) -> Option
 }
 
 /// Row-level checks of a customer upserted under `key`.
-pub(crate) fn customer_errors(key: i64, row: &RawBcCustomer) -> Option<ErrorRow> {
+pub(crate) fn customer_errors(key: i64, row: &CustomerIn) -> Option<ErrorRow> {
     mismatch(Table::RawBcCustomer, key, row.id)
 }
 
 /// Row-level checks of a metafield upserted under `key`.
 pub(crate) fn metafield_errors(
     key: i64,
-    row: &RawBcCustomerMetafield,
+    row: &MetafieldIn,
 ) -> impl Iterator<Item = ErrorRow> + use<> {
     let malformed = (is_subscription(row) && parse_subscriptions(&row.value).is_err()).then(|| {
         ErrorRow::new(
@@ -59,10 +59,7 @@ pub(crate) fn metafield_errors(
 }
 
 /// Row-level checks of a product upserted under `key`.
-pub(crate) fn product_errors(
-    key: i64,
-    row: &RawBcProduct,
-) -> impl Iterator<Item = ErrorRow> + use<> {
+pub(crate) fn product_errors(key: i64, row: &ProductIn) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawBcProduct;
     [
         mismatch(table, key, row.id),
@@ -73,10 +70,7 @@ pub(crate) fn product_errors(
 }
 
 /// Row-level checks of a variant upserted under `key`.
-pub(crate) fn variant_errors(
-    key: i64,
-    row: &RawBcVariant,
-) -> impl Iterator<Item = ErrorRow> + use<> {
+pub(crate) fn variant_errors(key: i64, row: &VariantIn) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawBcVariant;
     let above = match (row.price, row.sale_price) {
         (Some(price), Some(sale)) => sale_above(table, key, price, sale),
@@ -94,7 +88,7 @@ pub(crate) fn variant_errors(
 /// Row-level checks of an inventory row upserted under `key`.
 pub(crate) fn inventory_errors(
     key: i64,
-    row: &RawBcInventory,
+    row: &InventoryIn,
 ) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawBcInventory;
     [
@@ -106,12 +100,12 @@ pub(crate) fn inventory_errors(
 }
 
 /// Row-level checks of an order upserted under `key`.
-pub(crate) fn order_errors(key: i64, row: &RawBcOrder) -> Option<ErrorRow> {
+pub(crate) fn order_errors(key: i64, row: &OrderIn) -> Option<ErrorRow> {
     mismatch(Table::RawBcOrder, key, row.id)
 }
 
 /// Row-level checks of the lines upserted under order `order_id`.
-pub(crate) fn order_item_errors(order_id: i64, lines: &[RawBcOrderItem]) -> Vec<ErrorRow> {
+pub(crate) fn order_item_errors(order_id: i64, lines: &[LineIn]) -> Vec<ErrorRow> {
     let table = Table::RawBcOrderItem;
     let mut errors = Vec::new();
     for line in lines {
@@ -130,14 +124,14 @@ pub(crate) fn order_item_errors(order_id: i64, lines: &[RawBcOrderItem]) -> Vec<
 }
 
 /// Row-level checks of a point transaction upserted under `key`.
-pub(crate) fn point_transaction_errors(key: i64, row: &RawPgPointTransaction) -> Option<ErrorRow> {
+pub(crate) fn point_transaction_errors(key: i64, row: &PointTransactionIn) -> Option<ErrorRow> {
     mismatch(Table::RawPgPointTransaction, key, row.id)
 }
 
 /// Row-level checks of a quotation upserted under `key`.
 pub(crate) fn quotation_errors(
     key: i64,
-    row: &RawPgQuotation,
+    row: &QuotationIn,
 ) -> impl Iterator<Item = ErrorRow> + use<> {
     let table = Table::RawPgQuotation;
     let empty = email_key(&row.customer_email)
@@ -156,7 +150,7 @@ pub(crate) fn unknown_customer_error(point_transaction_id: i64) -> ErrorRow {
 }
 
 /// `unknown_order` errors for the lines of an order, when the order is missing.
-pub(crate) fn unknown_order_errors(lines: &[RawBcOrderItem]) -> Vec<ErrorRow> {
+pub(crate) fn unknown_order_errors(lines: &[LineIn]) -> Vec<ErrorRow> {
     let table = Table::RawBcOrderItem;
     lines
         .iter()

@@ -8,13 +8,13 @@ use crate::arrangements::Arrangements;
 use crate::ops::{Coll, left_join};
 use crate::rows::dim_customer::{is_revenue_order, net_revenue};
 use crate::rows::fct_order::{FctOrder, customer_ref, is_complete, is_fact_line};
-use crate::rows::raw_bc_order::RawBcOrder;
-use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_order::OrderIn;
+use crate::rows::raw_bc_order_item::LineIn;
 use crate::scalar::Money;
 
 impl FctOrder {
     /// The row of order `order_id` with its lines, or `None` if it is archived.
-    pub fn new(order_id: i64, order: &RawBcOrder, lines: &[RawBcOrderItem]) -> Option<Self> {
+    pub fn new(order_id: i64, order: &OrderIn, lines: &[LineIn]) -> Option<Self> {
         if order.is_deleted {
             return None;
         }
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_new_order_without_lines() {
-        let o: RawBcOrder = order(5, 3, 2, 700, 30);
+        let o: OrderIn = order(5, 3, 2, 700, 30).project();
         assert_eq!(
             FctOrder::new(5, &o, &[]).map(|f| (f.customer_id, f.item_count)),
             Some((Some(3), 0))

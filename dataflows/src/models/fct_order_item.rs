@@ -8,12 +8,12 @@ use crate::arrangements::Arrangements;
 use crate::ops::Coll;
 use crate::rows::fct_order::{customer_ref, is_fact_line};
 use crate::rows::fct_order_item::FctOrderItem;
-use crate::rows::raw_bc_order::RawBcOrder;
-use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_order::OrderIn;
+use crate::rows::raw_bc_order_item::LineIn;
 
 impl FctOrderItem {
     /// The rows of the lines of order `order_id` (none if it is archived).
-    pub fn rows(order_id: i64, order: &RawBcOrder, lines: &[RawBcOrderItem]) -> Vec<Self> {
+    pub fn rows(order_id: i64, order: &OrderIn, lines: &[LineIn]) -> Vec<Self> {
         if order.is_deleted {
             return Vec::new();
         }

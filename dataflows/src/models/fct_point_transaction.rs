@@ -7,11 +7,11 @@
 use crate::arrangements::Arrangements;
 use crate::ops::Coll;
 use crate::rows::fct_point_transaction::FctPointTransaction;
-use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_point_transaction::PointTransactionIn;
 
 impl FctPointTransaction {
     /// The row of transaction `point_transaction_id` (its upsert key).
-    pub fn new(point_transaction_id: i64, transaction: &RawPgPointTransaction) -> Self {
+    pub fn new(point_transaction_id: i64, transaction: &PointTransactionIn) -> Self {
         FctPointTransaction {
             point_transaction_id,
             customer_id: transaction.customer_id,

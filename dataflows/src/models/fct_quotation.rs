@@ -11,11 +11,11 @@
 use crate::arrangements::Arrangements;
 use crate::ops::{Coll, left_join};
 use crate::rows::fct_quotation::{FctQuotation, email_key, is_accepted};
-use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::raw_pg_quotation::QuotationIn;
 
 impl FctQuotation {
     /// The row of quotation `quotation_id`, matched to `customer_id` (if any).
-    pub fn new(quotation_id: i64, quotation: &RawPgQuotation, customer_id: Option<i64>) -> Self {
+    pub fn new(quotation_id: i64, quotation: &QuotationIn, customer_id: Option<i64>) -> Self {
         FctQuotation {
             quotation_id,
             customer_id,

@@ -2,10 +2,10 @@
 //! [`crate::rows::raw_bc_customer`].
 
 use crate::ops::{Arr, Coll};
-use crate::rows::raw_bc_customer::RawBcCustomer;
+use crate::rows::raw_bc_customer::CustomerIn;
 
 /// The table's changes: the upsert arrangement's contents.
-pub(crate) fn render<'s>(customers: &Arr<'s, RawBcCustomer>) -> Coll<'s, RawBcCustomer> {
+pub(crate) fn render<'s>(customers: &Arr<'s, CustomerIn>) -> Coll<'s, CustomerIn> {
     customers.clone().as_collection(|_, row| row.clone())
 }
 
@@ -16,7 +16,7 @@ mod tests {
     use crate::rows::table::{Table, TableRow};
 
     fn row(email: &str) -> TableRow {
-        TableRow::RawBcCustomer(customer(1, email))
+        TableRow::RawBcCustomer(customer(1, email)).projected()
     }
 
     #[test]

@@ -2,22 +2,22 @@
 //! [`crate::rows::raw_bc_order_item`].
 
 use crate::ops::{Arr, Coll};
-use crate::rows::raw_bc_order_item::{OrderLines, RawBcOrderItem};
+use crate::rows::raw_bc_order_item::{LineIn, OrderLines};
 
 /// The table's changes: every line of every order in the arrangement.
-pub(crate) fn render<'s>(order_items: &Arr<'s, OrderLines>) -> Coll<'s, RawBcOrderItem> {
+pub(crate) fn render<'s>(order_items: &Arr<'s, OrderLines>) -> Coll<'s, LineIn> {
     order_items.clone().flat_map_ref(|_, lines| lines.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::fixtures::{line, updates};
     use crate::records::Upsert;
+    use crate::rows::raw_bc_order_item::RawBcOrderItem;
     use crate::rows::table::{Table, TableRow};
 
     fn row(id: i64, order_id: i64, quantity: i64) -> TableRow {
-        TableRow::RawBcOrderItem(line(id, order_id, quantity))
+        TableRow::RawBcOrderItem(line(id, order_id, quantity)).projected()
     }
 
     #[test]

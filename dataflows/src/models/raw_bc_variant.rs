@@ -2,9 +2,9 @@
 //! [`crate::rows::raw_bc_variant`].
 
 use crate::ops::{Arr, Coll};
-use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_bc_variant::VariantIn;
 
 /// The table's changes: the upsert arrangement's contents.
-pub(crate) fn render<'s>(variants: &Arr<'s, RawBcVariant>) -> Coll<'s, RawBcVariant> {
+pub(crate) fn render<'s>(variants: &Arr<'s, VariantIn>) -> Coll<'s, VariantIn> {
     variants.clone().as_collection(|_, row| row.clone())
 }

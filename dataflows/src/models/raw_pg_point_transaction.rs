@@ -2,12 +2,12 @@
 //! [`crate::rows::raw_pg_point_transaction`].
 
 use crate::ops::{Arr, Coll};
-use crate::rows::raw_pg_point_transaction::RawPgPointTransaction;
+use crate::rows::raw_pg_point_transaction::PointTransactionIn;
 
 /// The table's changes: the upsert arrangement's contents.
 pub(crate) fn render<'s>(
-    transactions: &Arr<'s, RawPgPointTransaction>,
-) -> Coll<'s, RawPgPointTransaction> {
+    transactions: &Arr<'s, PointTransactionIn>,
+) -> Coll<'s, PointTransactionIn> {
     transactions.clone().as_collection(|_, row| row.clone())
 }
 
@@ -18,7 +18,7 @@ mod tests {
     use crate::rows::table::{Table, TableRow};
 
     fn row(points: i64) -> TableRow {
-        TableRow::RawPgPointTransaction(point_transaction(1, 7, points))
+        TableRow::RawPgPointTransaction(point_transaction(1, 7, points)).projected()
     }
 
     #[test]

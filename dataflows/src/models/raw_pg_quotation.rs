@@ -2,10 +2,10 @@
 //! [`crate::rows::raw_pg_quotation`].
 
 use crate::ops::{Arr, Coll};
-use crate::rows::raw_pg_quotation::RawPgQuotation;
+use crate::rows::raw_pg_quotation::QuotationIn;
 
 /// The table's changes: the upsert arrangement's contents.
-pub(crate) fn render<'s>(quotations: &Arr<'s, RawPgQuotation>) -> Coll<'s, RawPgQuotation> {
+pub(crate) fn render<'s>(quotations: &Arr<'s, QuotationIn>) -> Coll<'s, QuotationIn> {
     quotations.clone().as_collection(|_, row| row.clone())
 }
 
@@ -16,7 +16,7 @@ mod tests {
     use crate::rows::table::{Table, TableRow};
 
     fn row(email: &str) -> TableRow {
-        TableRow::RawPgQuotation(quotation(1, email, "sent"))
+        TableRow::RawPgQuotation(quotation(1, email, "sent")).projected()
     }
 
     #[test]

@@ -35,7 +35,7 @@
 use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::raw_bc_order::RawBcOrder;
+use crate::rows::raw_bc_order::OrderIn;
 use crate::scalar::{Micros, Money};
 
 /// A row of `dim_customer`.
@@ -79,7 +79,7 @@ pub fn is_paid_status(status_id: i64) -> bool {
 
 /// An order's revenue net of refunds: `total_inc_tax - refunded_amount`,
 /// never below 0 (saturating).
-pub fn net_revenue(order: &RawBcOrder) -> Money {
+pub fn net_revenue(order: &OrderIn) -> Money {
     Money(
         order
             .total_inc_tax
@@ -92,7 +92,7 @@ pub fn net_revenue(order: &RawBcOrder) -> Money {
 /// Whether an order is fully refunded: something was refunded and nothing is
 /// left (`0 < refunded_amount >= total_inc_tax`), or it is Refunded (4)
 /// without an amount (the status says all of it), whatever else it says.
-pub fn is_fully_refunded(order: &RawBcOrder) -> bool {
+pub fn is_fully_refunded(order: &OrderIn) -> bool {
     let refunded = order.refunded_amount.0;
     (refunded > 0 && refunded >= order.total_inc_tax.0) || (order.status_id == 4 && refunded <= 0)
 }
@@ -100,7 +100,7 @@ pub fn is_fully_refunded(order: &RawBcOrder) -> bool {
 /// Whether an order counts toward its customer's aggregates: live, in a paid
 /// status ([`is_paid_status`]) or Refunded (4, which BigCommerce also sets on
 /// partial refunds), and not fully refunded ([`is_fully_refunded`]).
-pub fn is_revenue_order(order: &RawBcOrder) -> bool {
+pub fn is_revenue_order(order: &OrderIn) -> bool {
     !order.is_deleted
         && (is_paid_status(order.status_id) || order.status_id == 4)
         && !is_fully_refunded(order)
@@ -126,7 +126,7 @@ mod tests {
         let raw = |status: i64, total: i64, refunded: i64| {
             let mut o = order(1, 1, status, total, 1);
             o.refunded_amount = Money(refunded);
-            o
+            o.project()
         };
         // Paid statuses count; unpaid, cancelled, disputed and refunded ones do not.
         for status in 0..=14 {

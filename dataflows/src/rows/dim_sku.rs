@@ -37,9 +37,9 @@
 use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::raw_bc_inventory::RawBcInventory;
-use crate::rows::raw_bc_product::RawBcProduct;
-use crate::rows::raw_bc_variant::RawBcVariant;
+use crate::rows::raw_bc_inventory::InventoryIn;
+use crate::rows::raw_bc_product::ProductIn;
+use crate::rows::raw_bc_variant::VariantIn;
 use crate::scalar::Money;
 
 /// A row of `dim_sku`.
@@ -75,12 +75,12 @@ pub struct DimSku {
 }
 
 /// Product visible, availability `available`, and purchasing not disabled.
-pub fn is_purchasable(product: &RawBcProduct, is_purchasing_disabled: bool) -> bool {
+pub fn is_purchasable(product: &ProductIn, is_purchasing_disabled: bool) -> bool {
     product.is_visible && product.availability == "available" && !is_purchasing_disabled
 }
 
 /// Untracked inventory (`inventory_tracking` = `none`) or a positive level.
-pub fn is_in_stock(product: &RawBcProduct, inventory_level: i64) -> bool {
+pub fn is_in_stock(product: &ProductIn, inventory_level: i64) -> bool {
     product.inventory_tracking == "none" || inventory_level > 0
 }
 
@@ -108,10 +108,7 @@ pub fn sale_price(
 /// The inventory level of a variant: `raw_bc_inventory.available_to_sell` when
 /// the variant has an inventory row (the inventory API is the authority on
 /// stock), else the catalog's `raw_bc_variant.inventory_level`.
-pub fn effective_inventory_level(
-    variant: &RawBcVariant,
-    inventory: Option<&RawBcInventory>,
-) -> i64 {
+pub fn effective_inventory_level(variant: &VariantIn, inventory: Option<&InventoryIn>) -> i64 {
     inventory.map_or(variant.inventory_level, |i| i.available_to_sell)
 }
 
@@ -122,7 +119,7 @@ mod tests {
 
     #[test]
     fn purchasable_and_in_stock_rules() {
-        let mut p: RawBcProduct = product(1);
+        let mut p: ProductIn = product(1).project();
         assert!(is_purchasable(&p, false));
         assert!(!is_purchasable(&p, true));
         p.availability = "preorder".into();

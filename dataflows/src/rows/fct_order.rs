@@ -23,7 +23,7 @@
 use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::raw_bc_order_item::RawBcOrderItem;
+use crate::rows::raw_bc_order_item::LineIn;
 use crate::scalar::{Micros, Money};
 
 /// A row of `fct_order`.
@@ -74,7 +74,7 @@ pub fn is_complete(status_id: i64) -> bool {
 }
 
 /// A line counts in facts when its quantity is positive.
-pub fn is_fact_line(line: &RawBcOrderItem) -> bool {
+pub fn is_fact_line(line: &LineIn) -> bool {
     line.quantity > 0
 }
 

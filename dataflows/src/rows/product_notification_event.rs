@@ -40,7 +40,7 @@ use std::collections::BTreeSet;
 use dataflows_derive::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
+use crate::rows::raw_bc_customer_metafield::MetafieldIn;
 use crate::rows::table::RowKey;
 use crate::scalar::Money;
 
@@ -107,7 +107,7 @@ pub enum SubscriptionError {
 }
 
 /// Whether `m` holds restock subscriptions (by namespace and key).
-pub fn is_subscription(m: &RawBcCustomerMetafield) -> bool {
+pub fn is_subscription(m: &MetafieldIn) -> bool {
     m.namespace == SUBSCRIPTION_NAMESPACE && m.key == SUBSCRIPTION_KEY
 }
 
@@ -123,7 +123,7 @@ pub fn parse_subscriptions(value: &str) -> Result<BTreeSet<i64>, SubscriptionErr
 
 /// The `(customer_id, sku_id)` pairs a metafield subscribes (none unless it
 /// is a well-formed subscriptions metafield).
-pub fn subscriptions_of(m: &RawBcCustomerMetafield) -> BTreeSet<(i64, i64)> {
+pub fn subscriptions_of(m: &MetafieldIn) -> BTreeSet<(i64, i64)> {
     if !is_subscription(m) {
         return BTreeSet::new();
     }

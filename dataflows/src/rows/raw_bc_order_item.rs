@@ -61,8 +61,52 @@ pub struct RawBcOrderItem {
     pub payload: Payload,
 }
 
-/// The lines of one order, sorted, as the `order_items` arrangement holds
-/// them: shared, because the arrangement's merges copy every value they keep
+/// What the models read of an order line: the dataflow holds this projection of a
+/// [`RawBcOrderItem`], not the row. It leaves out `name`, `base_price`, `price_ex_tax`, `total_ex_tax`, `_payload`; the
+/// [`fingerprint`](Self::fingerprint) of the whole row stands for them, so a
+/// change of any column is still a change (the runtime then writes the whole
+/// row, docs/runtime.md) and an unchanged re-read is none.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LineIn {
+    /// Line id.
+    pub id: i64,
+    /// The order the line belongs to, as carried by the line.
+    pub order_id: i64,
+    /// Product id (0 for a custom product).
+    pub product_id: i64,
+    /// Variant id, i.e. `sku_id`.
+    pub variant_id: i64,
+    /// SKU code.
+    pub sku: Text,
+    /// Units ordered.
+    pub quantity: i64,
+    /// Unit price including tax.
+    pub price_inc_tax: Money,
+    /// Line total including tax.
+    pub total_inc_tax: Money,
+    /// [`crate::projection::fingerprint`] of the whole row.
+    pub fingerprint: u64,
+}
+
+impl RawBcOrderItem {
+    /// The row as the models read it.
+    pub fn project(&self) -> LineIn {
+        LineIn {
+            id: self.id,
+            order_id: self.order_id,
+            product_id: self.product_id,
+            variant_id: self.variant_id,
+            sku: self.sku.clone(),
+            quantity: self.quantity,
+            price_inc_tax: self.price_inc_tax,
+            total_inc_tax: self.total_inc_tax,
+            fingerprint: crate::projection::fingerprint(self),
+        }
+    }
+}
+
+/// The lines of one order, projected and sorted, as the `order_items`
+/// arrangement holds them: shared, because the arrangement's merges copy every value they keep
 /// and a deep copy of an order's lines (two strings a line) cost a tenth of a
 /// 1k-change epoch.
-pub type OrderLines = Arc<[RawBcOrderItem]>;
+pub type OrderLines = Arc<[LineIn]>;

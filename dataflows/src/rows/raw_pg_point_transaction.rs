@@ -50,3 +50,14 @@ pub struct RawPgPointTransaction {
     /// When the row was last updated upstream.
     pub updated_at: Micros,
 }
+
+/// What the models read of a point transaction: every column, so the
+/// dataflow holds the row itself (a PostgreSQL row has no `_payload`).
+pub type PointTransactionIn = RawPgPointTransaction;
+
+impl RawPgPointTransaction {
+    /// The row as the models read it: all of it.
+    pub fn project(&self) -> PointTransactionIn {
+        self.clone()
+    }
+}

@@ -52,3 +52,14 @@ pub struct RawPgQuotation {
     /// When the row was last updated upstream.
     pub updated_at: Micros,
 }
+
+/// What the models read of a quotation: every column, so the
+/// dataflow holds the row itself (a PostgreSQL row has no `_payload`).
+pub type QuotationIn = RawPgQuotation;
+
+impl RawPgQuotation {
+    /// The row as the models read it: all of it.
+    pub fn project(&self) -> QuotationIn {
+        self.clone()
+    }
+}

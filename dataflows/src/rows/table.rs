@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalogue, Cell, Record, TableDef, TextValue, Value, ValueError};
+use crate::projection::Projected;
 use crate::rows::dim_customer::DimCustomer;
 use crate::rows::dim_product::DimProduct;
 use crate::rows::dim_sku::DimSku;
@@ -99,6 +100,10 @@ macro_rules! builtin_tables {
                 #[doc = concat!("A [`", stringify!($row), "`].")]
                 $variant($row),
             )+
+            /// A `raw_*` row as the dataflow holds and emits it: the columns
+            /// its models read ([`crate::projection`]). It has no warehouse
+            /// columns of its own: the runtime writes the whole row it read.
+            Projected(Projected),
         }
 
         impl TableRow {
@@ -106,6 +111,7 @@ macro_rules! builtin_tables {
             pub fn table_id(&self) -> Table {
                 match self {
                     $(TableRow::$variant(_) => Table::$variant,)+
+                    TableRow::Projected(p) => p.table(),
                 }
             }
 
@@ -113,13 +119,17 @@ macro_rules! builtin_tables {
             pub fn key(&self) -> RowKey {
                 match self {
                     $(TableRow::$variant(r) => Keyed::row_key(r),)+
+                    TableRow::Projected(p) => p.key(),
                 }
             }
 
-            /// The value of column `column` (an index into the table's columns).
+            /// The value of column `column` (an index into the table's
+            /// columns); null for every column of a [`TableRow::Projected`]
+            /// row, which is never written.
             pub fn cell(&self, column: usize) -> Cell<'_> {
                 match self {
                     $(TableRow::$variant(r) => r.cell(column),)+
+                    TableRow::Projected(_) => Cell::Null,
                 }
             }
 
@@ -241,6 +251,24 @@ impl TableRow {
     /// The name of the row's table.
     pub fn table(&self) -> &'static str {
         self.table_id().name()
+    }
+
+    /// The row as the dataflow emits it: a whole `raw_*` row becomes its
+    /// [`TableRow::Projected`] row; every other row stays as it is.
+    pub fn projected(self) -> TableRow {
+        let projected = match self {
+            TableRow::RawBcCustomer(r) => Projected::RawBcCustomer(r.project()),
+            TableRow::RawBcCustomerMetafield(r) => Projected::RawBcCustomerMetafield(r.project()),
+            TableRow::RawBcProduct(r) => Projected::RawBcProduct(r.project()),
+            TableRow::RawBcVariant(r) => Projected::RawBcVariant(r.project()),
+            TableRow::RawBcInventory(r) => Projected::RawBcInventory(r.project()),
+            TableRow::RawBcOrder(r) => Projected::RawBcOrder(r.project()),
+            TableRow::RawBcOrderItem(r) => Projected::RawBcOrderItem(r.project()),
+            TableRow::RawPgPointTransaction(r) => Projected::RawPgPointTransaction(r),
+            TableRow::RawPgQuotation(r) => Projected::RawPgQuotation(r),
+            other => return other,
+        };
+        TableRow::Projected(projected)
     }
 }
 
