@@ -14,6 +14,10 @@
 //! `GOVFLOW_BENCH_ENGINES` which engines run (default all built),
 //! `GOVFLOW_BENCH_LOAD_EPOCH` the upserts per epoch of the initial load
 //! (default: the runtime's `--max-epoch-rows`, 10,000).
+//!
+//! The `restart` engine times a restart: a `warehouse` child commits the
+//! loaded state's raw tables to a local warehouse, then a `restart` child
+//! rebuilds a fresh dataflow from it with the runtime's replay.
 
 #[path = "common/stats.rs"]
 mod stats;
@@ -25,16 +29,21 @@ use dataflows::rows::raw_bc_product::RawBcProduct;
 use dataflows::rows::raw_bc_variant::RawBcVariant;
 use stats::{env, percentile};
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use dataflows::oracle::{RawState, compute};
-use dataflows::records::Upsert;
+use dataflows::records::{Payloads, Upsert};
 use dataflows::scalar::Money;
+use dataflows::{Table, TableRow};
+use govflow::format::{table_changes, table_specs};
 use govflow::runtime::dataflow::Dataflow;
 use govflow::runtime::memory::release_freed_memory;
+use govflow::runtime::replay::replay_committed;
+use govflow::sinks::local::{LocalWarehouse, WarehouseOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -332,6 +341,9 @@ struct Figures {
     peak_rss_mib: f64,
     /// Per batch size: (batch, epochs, p50 ms, p99 ms, changes/s).
     epochs: Vec<(usize, usize, f64, f64, f64)>,
+    /// `restart`: seconds to rebuild the state from the warehouse.
+    #[serde(default)]
+    restart_s: f64,
 }
 
 /// Runs `engine` on the workload and measures it (in a process of its own).
@@ -366,6 +378,7 @@ fn measure(
         rss_mib: proc_status_mib("VmRSS:"),
         peak_rss_mib: proc_status_mib("VmHWM:"),
         epochs: Vec::new(),
+        restart_s: 0.0,
     };
     eprintln!(
         "  {name}: loaded {input_rows} rows in {:.1} s, RSS {:.0} MiB",
@@ -394,6 +407,106 @@ fn measure(
         ));
     }
     figures
+}
+
+/// The whole `raw_*` rows an upsert carries.
+fn raw_rows(upsert: Upsert) -> Vec<TableRow> {
+    match upsert {
+        Upsert::Customer(_, Some(r)) => vec![TableRow::RawBcCustomer(r)],
+        Upsert::Product(_, Some(r)) => vec![TableRow::RawBcProduct(r)],
+        Upsert::Variant(_, Some(r)) => vec![TableRow::RawBcVariant(r)],
+        Upsert::Inventory(_, Some(r)) => vec![TableRow::RawBcInventory(r)],
+        Upsert::Order(_, Some(r)) => vec![TableRow::RawBcOrder(r)],
+        Upsert::OrderItems(_, Some(lines)) => {
+            lines.into_iter().map(TableRow::RawBcOrderItem).collect()
+        }
+        other => panic!("the workload has no {other:?}"),
+    }
+}
+
+/// The `warehouse` child: commits the loaded state's raw tables to the local
+/// warehouse at `GOVFLOW_BENCH_WAREHOUSE`, as a run that read it would have.
+fn write_warehouse() -> Figures {
+    let dir = std::env::var("GOVFLOW_BENCH_WAREHOUSE").expect("GOVFLOW_BENCH_WAREHOUSE");
+    let mut wh = LocalWarehouse::open(
+        std::path::Path::new(&dir),
+        &table_specs(),
+        WarehouseOptions::default(),
+    )
+    .expect("warehouse");
+    let scale: f64 = env("GOVFLOW_BENCH_SCALE", 0.1);
+    let mut w = Workload::new(scale);
+    let orders = w.orders;
+    let mut epoch = 0;
+    let mut input_rows = 0;
+    let mut pending: BTreeMap<Table, Vec<(TableRow, isize)>> = BTreeMap::new();
+    let mut commit = |pending: &mut BTreeMap<Table, Vec<(TableRow, isize)>>, epoch: u64| {
+        let changes: Vec<_> = std::mem::take(pending)
+            .into_iter()
+            .map(|(table, rows)| {
+                table_changes(table, epoch, &rows, &Payloads::default()).expect("changes")
+            })
+            .collect();
+        wh.commit(epoch, &changes).expect("commit");
+    };
+    let started = Instant::now();
+    load_epochs(&mut w, orders, |upserts, rows| {
+        input_rows += rows;
+        for row in upserts.into_iter().flat_map(raw_rows) {
+            pending.entry(row.table_id()).or_default().push((row, 1));
+        }
+        if pending.values().map(Vec::len).sum::<usize>() >= 1_000_000 {
+            epoch += 1;
+            commit(&mut pending, epoch);
+        }
+    });
+    commit(&mut pending, epoch + 1);
+    eprintln!(
+        "  warehouse: {input_rows} raw rows written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Figures {
+        engine: "warehouse".into(),
+        input_rows,
+        ..Figures::default()
+    }
+}
+
+/// The `restart` child: a fresh dataflow rebuilt from the warehouse the
+/// `warehouse` child wrote, as `govflow run` does at start.
+fn restart(workers: usize) -> Figures {
+    let dir = std::env::var("GOVFLOW_BENCH_WAREHOUSE").expect("GOVFLOW_BENCH_WAREHOUSE");
+    let wh = LocalWarehouse::open(
+        std::path::Path::new(&dir),
+        &table_specs(),
+        WarehouseOptions::default(),
+    )
+    .expect("warehouse");
+    let mut dataflow = Dataflow::start(workers).expect("workers");
+    let started = Instant::now();
+    let (upserts, rows) = replay_committed(&mut dataflow, &wh).expect("replay");
+    let restart = started.elapsed();
+    std::thread::sleep(Duration::from_millis(1_500));
+    release_freed_memory();
+    let input_rows = rows
+        .iter()
+        .filter(|(table, _)| table.starts_with("raw_"))
+        .map(|(_, n)| *n as u64)
+        .sum();
+    eprintln!(
+        "  restart: {upserts} upserts ({input_rows} raw rows) replayed in {:.1} s",
+        restart.as_secs_f64()
+    );
+    Figures {
+        engine: "restart".into(),
+        workers,
+        input_rows,
+        load_rows_per_s: input_rows as f64 / restart.as_secs_f64(),
+        rss_mib: proc_status_mib("VmRSS:"),
+        peak_rss_mib: proc_status_mib("VmHWM:"),
+        epochs: Vec::new(),
+        restart_s: restart.as_secs_f64(),
+    }
 }
 
 /// Runs engine `name` in a child process (so each RSS is its own) and reads
@@ -430,6 +543,13 @@ fn print_table(all: &[Figures]) {
     });
     row("RSS after load, MiB", &|f| format!("{:.0}", f.rss_mib));
     row("peak RSS, MiB", &|f| format!("{:.0}", f.peak_rss_mib));
+    row("restart from the warehouse, s", &|f| {
+        if f.restart_s > 0.0 {
+            format!("{:.1}", f.restart_s)
+        } else {
+            "-".into()
+        }
+    });
     let per_row = |mib: f64, rows: u64| mib * 1024.0 * 1024.0 / rows.max(1) as f64;
     row("RSS after load / peak, B/row", &|f| {
         format!(
@@ -476,6 +596,8 @@ fn main() {
                 [small_epochs, 10],
             ),
             "recompute" => measure(&name, 1, Box::<Recompute>::default(), [3, 1]),
+            "warehouse" => write_warehouse(),
+            "restart" => restart(workers),
             #[cfg(feature = "bench-dbsp")]
             "dbsp" => measure(
                 &name,
@@ -496,12 +618,26 @@ fn main() {
         w.orders * 3
     );
     let default_engines = if cfg!(feature = "bench-dbsp") {
-        "govflow,dbsp,recompute"
+        "govflow,restart,dbsp,recompute"
     } else {
-        "govflow,recompute"
+        "govflow,restart,recompute"
     };
     let engines: String = env("GOVFLOW_BENCH_ENGINES", default_engines.to_owned());
-    let all: Vec<Figures> = engines.split(',').filter_map(in_child).collect();
+    if engines.split(',').any(|e| e == "restart") {
+        println!(
+            "  restart: the warehouse of the loaded state (raw tables, written by another child) replayed into a fresh dataflow, as at a restart"
+        );
+    }
+    // The restart replays a warehouse another child wrote (so neither's
+    // memory counts in the other's figures).
+    let warehouse = tempfile::tempdir().expect("temporary warehouse");
+    // SAFETY: set before any thread of this process starts.
+    unsafe { std::env::set_var("GOVFLOW_BENCH_WAREHOUSE", warehouse.path()) };
+    let all: Vec<Figures> = engines
+        .split(',')
+        .filter(|name| *name != "restart" || in_child("warehouse").is_some())
+        .filter_map(in_child)
+        .collect();
     print_table(&all);
     if !cfg!(feature = "bench-dbsp") {
         println!("  (dbsp: run `cargo bench --features bench-dbsp --bench dataflow`)");

@@ -19,7 +19,7 @@ mod reconcile;
 pub mod refresh;
 mod registry;
 pub mod reload;
-mod replay;
+pub mod replay;
 mod supervisor;
 mod whole_rows;
 use self::drive::SourceLinks;

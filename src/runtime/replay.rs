@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use dataflows::Table;
 use dataflows::records::Upsert;
+use dataflows::rows::raw_bc_order_item::RawBcOrderItem;
+use dataflows::{Table, TableRow};
 
 use super::RunError;
 use super::dataflow::Dataflow;
@@ -24,7 +25,7 @@ const REPLAY_CHUNK: usize = 50_000;
 /// `warehouse`, in steps of about [`REPLAY_CHUNK`] upserts (one step at
 /// least, so the next step never runs at an epoch already committed).
 /// Returns the upserts replayed and each table's rows.
-pub(super) fn replay_committed(
+pub fn replay_committed(
     dataflow: &mut Dataflow,
     warehouse: &LocalWarehouse,
 ) -> Result<(usize, BTreeMap<String, i64>), RunError> {
@@ -35,17 +36,26 @@ pub(super) fn replay_committed(
         rows: BTreeMap::new(),
     };
     for table in Table::ALL.into_iter().filter(|t| t.is_raw()) {
-        // An order's lines are one upsert: they are gathered over the whole table.
-        let mut lines = Vec::new();
+        // An order's lines are one upsert: they are gathered by order over the
+        // whole table, then replayed as the orders are taken out.
+        let mut lines: BTreeMap<i64, Vec<RawBcOrderItem>> = BTreeMap::new();
         warehouse.scan_table(table.name(), None, |batch| -> Result<(), RunError> {
             let rows = format::rows_from_batch(table, &batch)?;
             if table == Table::RawBcOrderItem {
-                lines.extend(rows);
+                for row in rows {
+                    if let TableRow::RawBcOrderItem(line) = row {
+                        lines.entry(line.order_id).or_default().push(line);
+                    }
+                }
                 return Ok(());
             }
             replay.add(dataflows::upserts_from_raw(rows), REPLAY_CHUNK)
         })?;
-        replay.add(dataflows::upserts_from_raw(lines), REPLAY_CHUNK)?;
+        while let Some((order_id, mut order_lines)) = lines.pop_first() {
+            order_lines.sort_by_key(|line| line.id);
+            let upsert = Upsert::OrderItems(order_id, Some(order_lines));
+            replay.add(vec![upsert], REPLAY_CHUNK)?;
+        }
     }
     replay.add(Vec::new(), 0)?;
     if replay.replayed == 0 {
