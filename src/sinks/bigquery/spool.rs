@@ -21,7 +21,7 @@ use super::error::BigQueryError;
 use crate::format::{TableChanges, TableSpec};
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::sinks::local::files::{self, Encoding, file_schema};
-use crate::sinks::local::merge::merge;
+use crate::sinks::local::scan::NewestFirst;
 use crate::sinks::local::{conform, file_batch};
 
 /// Where one table stands in BigQuery.
@@ -245,21 +245,29 @@ impl Spool {
             table: table.to_string(),
             detail: e.to_string(),
         };
-        let mut acc: Option<RecordBatch> = None;
-        for epoch in self
-            .epochs(table)?
-            .into_iter()
-            .filter(|e| (first..=last).contains(e))
-        {
+        // Newest epoch first, each key's first row kept (tombstones included:
+        // they delete in the target), each kept row copied once.
+        let mut walk = NewestFirst::new(table, &spec.key, true);
+        let mut kept = Vec::new();
+        let mut epochs = self.epochs(table)?;
+        epochs.retain(|e| (first..=last).contains(e));
+        for epoch in epochs.into_iter().rev() {
             let path = self.path(table, epoch);
             let (_, batches) = files::read(&path).map_err(|e| spool_err(&path, e))?;
-            let batches = conform(table, &schema, batches).map_err(schema_err)?;
-            let older: Vec<RecordBatch> = acc.take().into_iter().collect();
-            acc = Some(
-                merge(table, &schema, &spec.key, &older, &batches, false).map_err(schema_err)?,
-            );
+            for batch in conform(table, &schema, batches).map_err(schema_err)? {
+                kept.push(walk.keep(&batch).map_err(schema_err)?);
+            }
         }
-        Ok(acc.filter(|b| b.num_rows() > 0))
+        if kept.iter().all(|b| b.num_rows() == 0) {
+            return Ok(None);
+        }
+        let merged = arrow_select::concat::concat_batches(&schema, &kept).map_err(|e| {
+            BigQueryError::Schema {
+                table: table.to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(Some(merged))
     }
 
     /// Removes the spooled epochs of `table` up to `last` (flushed).

@@ -20,10 +20,9 @@
 mod compactor;
 pub(crate) mod files;
 mod manifest;
-pub(crate) mod merge;
 mod pins;
 mod retention;
-mod scan;
+pub(crate) mod scan;
 mod sink;
 mod views;
 

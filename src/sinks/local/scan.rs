@@ -14,20 +14,48 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, BooleanArray, RecordBatch};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use arrow_select::filter::filter_record_batch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::WarehouseError;
 use super::manifest::FileEntry;
-use super::merge::{Key, keys};
 use crate::format::DELETED;
 
 /// Rows read from a file at a time.
 const BATCH_ROWS: usize = 8_192;
+
+/// Key values of the supported key types.
+#[derive(Hash, PartialEq, Eq)]
+enum Key<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The keys of a key column (Int64 or Utf8), null where a row has none.
+fn keys<'a>(table: &str, column: &'a ArrayRef) -> Result<Vec<Option<Key<'a>>>, WarehouseError> {
+    match column.data_type() {
+        DataType::Int64 => Ok(column
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.map(Key::Int))
+            .collect()),
+        DataType::Utf8 => Ok(column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(Key::Text))
+            .collect()),
+        other => Err(WarehouseError::Schema {
+            table: table.to_string(),
+            detail: format!("key column type {other} is not supported (Int64 or Utf8)"),
+        }),
+    }
+}
 
 /// A key already seen in a newer file.
 #[derive(Hash, PartialEq, Eq)]
@@ -125,22 +153,49 @@ pub(super) fn newest_rows<E: From<WarehouseError>>(
         key,
         files,
     } = *stored;
-    let mut seen: HashSet<SeenKey> = HashSet::new();
+    let mut walk = NewestFirst::new(table, key, tombstones);
     for (index, file) in files.iter().enumerate().rev() {
         let path = dir.join(&file.path);
         for batch in read_file(&path, read)? {
-            let batch = batch?;
-            let kept = newest(table, &batch, key, tombstones, &mut seen)?;
-            let batch = filter_record_batch(&batch, &kept).map_err(|e| WarehouseError::Schema {
-                table: table.to_string(),
-                detail: e.to_string(),
-            })?;
+            let batch = walk.keep(&batch?)?;
             if batch.num_rows() > 0 {
                 each(index, batch)?;
             }
         }
     }
     Ok(())
+}
+
+/// The last-writer-wins walk over batches handed to it newest first: it
+/// keeps a row when no batch before it held its key, so each kept row is
+/// copied once. Tombstones are kept when `tombstones` (the result does not
+/// reach the table's base and must still hide older rows), dropped otherwise.
+pub(crate) struct NewestFirst<'a> {
+    table: &'a str,
+    key: &'a str,
+    tombstones: bool,
+    seen: HashSet<SeenKey>,
+}
+
+impl<'a> NewestFirst<'a> {
+    /// A walk of `table`, keyed by column `key`.
+    pub(crate) fn new(table: &'a str, key: &'a str, tombstones: bool) -> Self {
+        NewestFirst {
+            table,
+            key,
+            tombstones,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The rows of `batch` whose key no earlier batch held.
+    pub(crate) fn keep(&mut self, batch: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+        let kept = newest(self.table, batch, self.key, self.tombstones, &mut self.seen)?;
+        filter_record_batch(batch, &kept).map_err(|e| WarehouseError::Schema {
+            table: self.table.to_string(),
+            detail: e.to_string(),
+        })
+    }
 }
 
 /// [`newest_rows`] gathered in the files' order: the rows each file keeps,
@@ -225,4 +280,63 @@ fn newest(
         // The key is marked seen first, dropped or not.
         .map(|(i, k)| Some(k.is_some_and(|k| seen.insert(SeenKey::from(k))) && !dropped(i)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::Field;
+    use std::sync::Arc;
+
+    fn batch(schema: &SchemaRef, rows: &[(i64, &str, i64, bool)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.3)))),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn newer_rows_win_and_tombstones_go_at_the_base() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("_epoch", DataType::Int64, false),
+            Field::new("_deleted", DataType::Boolean, false),
+        ]));
+        let old = batch(
+            &schema,
+            &[(1, "a", 1, false), (2, "b", 1, false), (3, "c", 1, false)],
+        );
+        let new = batch(
+            &schema,
+            &[(2, "B", 2, false), (3, "", 2, true), (4, "d", 2, false)],
+        );
+        let walk = |tombstones: bool| {
+            let mut walk = NewestFirst::new("t", "id", tombstones);
+            let kept = [walk.keep(&new).unwrap(), walk.keep(&old).unwrap()];
+            arrow_select::concat::concat_batches(&schema, &kept).unwrap()
+        };
+        assert_eq!(
+            walk(true).num_rows(),
+            4,
+            "the tombstone of 3 stays while older files may hold 3"
+        );
+        let base = walk(false);
+        let ids: Vec<i64> = base.column(0).as_primitive::<Int64Type>().values().to_vec();
+        let names: Vec<&str> = base
+            .column(1)
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap())
+            .collect();
+        assert_eq!(ids, vec![2, 4, 1]);
+        assert_eq!(names, vec!["B", "d", "a"]);
+    }
 }
