@@ -7,7 +7,11 @@
 //! bytes each). So the input projects every row as it enters
 //! ([`crate::records::Upsert`] → e.g. [`OrderIn`]): the read columns, plus the
 //! [`fingerprint`] of the whole row, so a change of an unread column is still a
-//! change of the projection and an unchanged re-read is none.
+//! change of the projection and an unchanged re-read is none. A row type
+//! declares its projection with `#[derive(Record)]`: `projection = "OrderIn"`
+//! and a `#[record(read)]` mark on each column the models read (a model that
+//! reads another column does not compile). PostgreSQL rows are read whole by
+//! their models and held as they are.
 //!
 //! The dataflow's `raw_*` outputs are these projections ([`Projected`], in
 //! [`TableRow::Projected`](crate::TableRow::Projected)): they say which keys
@@ -20,13 +24,13 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rows::raw_bc_customer::CustomerIn;
-use crate::rows::raw_bc_customer_metafield::MetafieldIn;
-use crate::rows::raw_bc_inventory::InventoryIn;
-use crate::rows::raw_bc_order::OrderIn;
-use crate::rows::raw_bc_order_item::LineIn;
-use crate::rows::raw_bc_product::ProductIn;
-use crate::rows::raw_bc_variant::VariantIn;
+use crate::rows::raw_bc_customer::{CustomerIn, RawBcCustomer};
+use crate::rows::raw_bc_customer_metafield::{MetafieldIn, RawBcCustomerMetafield};
+use crate::rows::raw_bc_inventory::{InventoryIn, RawBcInventory};
+use crate::rows::raw_bc_order::{OrderIn, RawBcOrder};
+use crate::rows::raw_bc_order_item::{LineIn, RawBcOrderItem};
+use crate::rows::raw_bc_product::{ProductIn, RawBcProduct};
+use crate::rows::raw_bc_variant::{RawBcVariant, VariantIn};
 use crate::rows::raw_pg_point_transaction::PointTransactionIn;
 use crate::rows::raw_pg_quotation::QuotationIn;
 use crate::rows::table::{RowKey, Table};
@@ -40,87 +44,19 @@ pub fn fingerprint<T: Hash + ?Sized>(row: &T) -> u64 {
     hasher.finish()
 }
 
-/// The columns the dataflow holds of raw table `table` (those its models read;
-/// a check on a raw table can only name these), or `None` for a table that is
-/// not raw.
+/// The columns the dataflow holds of `table` when they are fewer than the
+/// table's (those its models read, marked `#[record(read)]`; a check on the
+/// table can only name these), or `None` when it holds whole rows: the
+/// models' and the PostgreSQL raw tables.
 pub fn projected_columns(table: Table) -> Option<&'static [&'static str]> {
     Some(match table {
-        Table::RawBcCustomer => &[
-            "id",
-            "email",
-            "first_name",
-            "last_name",
-            "customer_group_id",
-            "created_at",
-        ],
-        Table::RawBcCustomerMetafield => &["id", "customer_id", "namespace", "key", "value"],
-        Table::RawBcProduct => &[
-            "id",
-            "name",
-            "sku",
-            "price",
-            "sale_price",
-            "is_visible",
-            "availability",
-            "inventory_tracking",
-            "brand_id",
-        ],
-        Table::RawBcVariant => &[
-            "id",
-            "product_id",
-            "sku",
-            "price",
-            "sale_price",
-            "inventory_level",
-            "is_purchasing_disabled",
-        ],
-        Table::RawBcInventory => &[
-            "variant_id",
-            "product_id",
-            "available_to_sell",
-            "total_inventory_onhand",
-            "is_in_stock",
-        ],
-        Table::RawBcOrder => &[
-            "id",
-            "customer_id",
-            "status_id",
-            "status",
-            "subtotal_ex_tax",
-            "total_ex_tax",
-            "total_inc_tax",
-            "refunded_amount",
-            "is_deleted",
-            "created_at",
-            "modified_at",
-        ],
-        Table::RawBcOrderItem => &[
-            "id",
-            "order_id",
-            "product_id",
-            "variant_id",
-            "sku",
-            "quantity",
-            "price_inc_tax",
-            "total_inc_tax",
-        ],
-        Table::RawPgPointTransaction => &[
-            "id",
-            "customer_id",
-            "points",
-            "reason",
-            "created_at",
-            "updated_at",
-        ],
-        Table::RawPgQuotation => &[
-            "id",
-            "customer_email",
-            "status",
-            "total",
-            "currency_code",
-            "created_at",
-            "updated_at",
-        ],
+        Table::RawBcCustomer => RawBcCustomer::READ_COLUMNS,
+        Table::RawBcCustomerMetafield => RawBcCustomerMetafield::READ_COLUMNS,
+        Table::RawBcProduct => RawBcProduct::READ_COLUMNS,
+        Table::RawBcVariant => RawBcVariant::READ_COLUMNS,
+        Table::RawBcInventory => RawBcInventory::READ_COLUMNS,
+        Table::RawBcOrder => RawBcOrder::READ_COLUMNS,
+        Table::RawBcOrderItem => RawBcOrderItem::READ_COLUMNS,
         _ => return None,
     })
 }
@@ -187,8 +123,6 @@ mod tests {
     use crate::fixtures::{
         customer, inventory, line, order, point_transaction, product, quotation, variant,
     };
-    use crate::rows::raw_bc_customer::RawBcCustomer;
-    use crate::rows::raw_bc_customer_metafield::RawBcCustomerMetafield;
     use crate::rows::table::TableRow;
 
     #[test]
@@ -211,8 +145,6 @@ mod tests {
             TableRow::RawBcInventory(inventory(1, 1)),
             TableRow::RawBcOrder(order(1, 1, 10, 100, 1)),
             TableRow::RawBcOrderItem(line(1, 1, 1)),
-            TableRow::RawPgPointTransaction(point_transaction(1, 1, 1)),
-            TableRow::RawPgQuotation(quotation(1, "a@x", "sent")),
         ];
         for row in rows {
             let table = row.table_id();
@@ -237,6 +169,21 @@ mod tests {
             );
         }
         assert_eq!(projected_columns(Table::FctOrder), None);
+        // PostgreSQL rows are held whole.
+        for row in [
+            TableRow::RawPgPointTransaction(point_transaction(1, 1, 1)),
+            TableRow::RawPgQuotation(quotation(1, "a@x", "sent")),
+        ] {
+            assert_eq!(projected_columns(row.table_id()), None);
+            assert_eq!(
+                row.clone().projected(),
+                TableRow::Projected(match row {
+                    TableRow::RawPgPointTransaction(r) => Projected::RawPgPointTransaction(r),
+                    TableRow::RawPgQuotation(r) => Projected::RawPgQuotation(r),
+                    _ => unreachable!(),
+                })
+            );
+        }
     }
 
     #[test]

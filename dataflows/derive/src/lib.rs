@@ -31,8 +31,12 @@
 //!   `postgres`), or `model`;
 //! - `reads`: the tables a model reads, comma-separated.
 //!
-//! Field attribute: `#[record(column = "_payload")]` names the column when it
-//! is not the field's name. A `Payload` field is a nullable `json` column
+//! - `projection`: with fields marked `#[record(read)]` (those the models
+//!   read), generates the struct of that name holding them and the row's
+//!   fingerprint, `project()` and `READ_COLUMNS` (see `dataflows::projection`).
+//!
+//! Field attributes: `#[record(column = "_payload")]` names the column when it
+//! is not the field's name; `#[record(read)]` puts it in the projection. A `Payload` field is a nullable `json` column
 //! holding the record's JSON (see `dataflows::payload`).
 
 use proc_macro::TokenStream;
@@ -62,6 +66,7 @@ struct Attrs {
     grain: Option<LitStr>,
     origin: Option<LitStr>,
     reads: Option<LitStr>,
+    projection: Option<syn::Ident>,
 }
 
 fn attrs(input: &DeriveInput) -> syn::Result<Attrs> {
@@ -83,6 +88,8 @@ fn attrs(input: &DeriveInput) -> syn::Result<Attrs> {
                 out.origin = Some(value()?);
             } else if meta.path.is_ident("reads") {
                 out.reads = Some(value()?);
+            } else if meta.path.is_ident("projection") {
+                out.projection = Some(value()?.parse()?);
             } else {
                 return Err(meta.error("unknown record attribute"));
             }
@@ -153,24 +160,89 @@ fn codec(ty: &Type) -> Tokens {
     quote!(crate::catalog::Plain<#ty>)
 }
 
-/// The column name of a field: `#[record(column = "...")]`, else the field's.
-fn column_name(field: &syn::Field) -> syn::Result<String> {
+/// A field's column name (`#[record(column = "...")]`, else the field's)
+/// and whether models read it (`#[record(read)]`).
+fn field_attrs(field: &syn::Field) -> syn::Result<(String, bool)> {
     let mut name = field
         .ident
         .as_ref()
         .map(|i| i.to_string())
         .unwrap_or_default();
+    let mut read = false;
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("record")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("column") {
                 name = meta.value()?.parse::<LitStr>()?.value();
+                Ok(())
+            } else if meta.path.is_ident("read") {
+                read = true;
                 Ok(())
             } else {
                 Err(meta.error("unknown field attribute"))
             }
         })?;
     }
-    Ok(name)
+    Ok((name, read))
+}
+
+/// With `projection = "Name"`: the struct `Name` of the fields marked
+/// `#[record(read)]` and the whole row's fingerprint, `project()` and
+/// `READ_COLUMNS` (see `dataflows::projection`).
+fn projection(
+    name: &syn::Ident,
+    projection: &syn::Ident,
+    fields: &syn::FieldsNamed,
+    read: &[bool],
+    column_names: &[String],
+) -> Tokens {
+    let kept: Vec<&syn::Field> = fields
+        .named
+        .iter()
+        .zip(read)
+        .filter_map(|(f, r)| r.then_some(f))
+        .collect();
+    let idents: Vec<_> = kept.iter().filter_map(|f| f.ident.clone()).collect();
+    let types: Vec<_> = kept.iter().map(|f| f.ty.clone()).collect();
+    let docs: Vec<String> = kept.iter().map(|f| doc(&f.attrs)).collect();
+    let columns: Vec<&String> = column_names
+        .iter()
+        .zip(read)
+        .filter_map(|(c, r)| r.then_some(c))
+        .collect();
+    let left_out: Vec<String> = column_names
+        .iter()
+        .zip(read)
+        .filter(|(_, r)| !**r)
+        .map(|(c, _)| format!("`{c}`"))
+        .collect();
+    let struct_doc = format!(
+        "What the models read of a [`{name}`]: the dataflow holds this projection, not the \
+         row (see [`crate::projection`]). It leaves out {}; the fingerprint of the whole row \
+         stands for them, so a change of any column is still a change.",
+        left_out.join(", ")
+    );
+    quote! {
+        #[doc = #struct_doc]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct #projection {
+            #(#[doc = #docs] pub #idents: #types,)*
+            /// [`crate::projection::fingerprint`] of the whole row.
+            pub fingerprint: u64,
+        }
+
+        impl #name {
+            /// The columns the models read (those of its projection).
+            pub const READ_COLUMNS: &'static [&'static str] = &[#(#columns),*];
+
+            /// The row as the models read it.
+            pub fn project(&self) -> #projection {
+                #projection {
+                    #(#idents: ::core::clone::Clone::clone(&self.#idents),)*
+                    fingerprint: crate::projection::fingerprint(self),
+                }
+            }
+        }
+    }
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
@@ -204,11 +276,23 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         .iter()
         .filter_map(|f| f.ident.clone())
         .collect();
-    let column_names: Vec<String> = fields
+    let (column_names, read): (Vec<String>, Vec<bool>) = fields
         .named
         .iter()
-        .map(column_name)
-        .collect::<syn::Result<_>>()?;
+        .map(field_attrs)
+        .collect::<syn::Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let projection = match &attrs.projection {
+        Some(projection) => self::projection(name, projection, fields, &read, &column_names),
+        None if read.contains(&true) => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "#[record(read)] needs #[record(projection = \"...\")]",
+            ));
+        }
+        None => Tokens::new(),
+    };
     for k in &key {
         if !column_names.contains(k) && attrs.key_column.is_none() {
             return Err(syn::Error::new(
@@ -297,5 +381,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 #row_key
             }
         }
+
+        #projection
     })
 }

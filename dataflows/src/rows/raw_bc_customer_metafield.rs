@@ -19,18 +19,24 @@ use crate::scalar::Micros;
     table = "raw_bc_customer_metafield",
     key = "id",
     grain = "one row per customer metafield",
-    origin = "bigcommerce"
+    origin = "bigcommerce",
+    projection = "MetafieldIn"
 )]
 pub struct RawBcCustomerMetafield {
     /// Metafield id.
+    #[record(read)]
     pub id: i64,
     /// The customer it belongs to.
+    #[record(read)]
     pub customer_id: i64,
     /// Metafield namespace.
+    #[record(read)]
     pub namespace: String,
     /// Metafield key.
+    #[record(read)]
     pub key: String,
     /// Metafield value, as stored upstream.
+    #[record(read)]
     pub value: String,
     /// When the metafield was created.
     pub created_at: Micros,
@@ -42,39 +48,4 @@ pub struct RawBcCustomerMetafield {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-/// What the models read of a customer metafield: the dataflow holds this projection of a
-/// [`RawBcCustomerMetafield`], not the row. It leaves out `created_at`, `modified_at`, `_payload`; the
-/// [`fingerprint`](Self::fingerprint) of the whole row stands for them, so a
-/// change of any column is still a change (the runtime then writes the whole
-/// row, docs/runtime.md) and an unchanged re-read is none.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MetafieldIn {
-    /// Metafield id.
-    pub id: i64,
-    /// The customer it belongs to.
-    pub customer_id: i64,
-    /// Metafield namespace.
-    pub namespace: String,
-    /// Metafield key.
-    pub key: String,
-    /// Metafield value, as stored upstream.
-    pub value: String,
-    /// [`crate::projection::fingerprint`] of the whole row.
-    pub fingerprint: u64,
-}
-
-impl RawBcCustomerMetafield {
-    /// The row as the models read it.
-    pub fn project(&self) -> MetafieldIn {
-        MetafieldIn {
-            id: self.id,
-            customer_id: self.customer_id,
-            namespace: self.namespace.clone(),
-            key: self.key.clone(),
-            value: self.value.clone(),
-            fingerprint: crate::projection::fingerprint(self),
-        }
-    }
 }

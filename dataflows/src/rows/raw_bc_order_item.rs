@@ -26,32 +26,41 @@ use crate::scalar::{Money, Text};
     table = "raw_bc_order_item",
     key = "id",
     grain = "one row per order line",
-    origin = "bigcommerce"
+    origin = "bigcommerce",
+    projection = "LineIn"
 )]
 pub struct RawBcOrderItem {
     /// Line id.
+    #[record(read)]
     pub id: i64,
     /// The order the line belongs to, as carried by the line.
+    #[record(read)]
     pub order_id: i64,
     /// Product id (0 for a custom product).
+    #[record(read)]
     pub product_id: i64,
     /// Variant id, i.e. `sku_id`.
+    #[record(read)]
     pub variant_id: i64,
     /// SKU code.
+    #[record(read)]
     pub sku: Text,
     /// Line name.
     pub name: Text,
     /// Units ordered.
+    #[record(read)]
     pub quantity: i64,
     /// Base unit price.
     pub base_price: Money,
     /// Unit price excluding tax.
     pub price_ex_tax: Money,
     /// Unit price including tax.
+    #[record(read)]
     pub price_inc_tax: Money,
     /// Line total excluding tax.
     pub total_ex_tax: Money,
     /// Line total including tax.
+    #[record(read)]
     pub total_inc_tax: Money,
     /// The record's JSON as BigCommerce returned it; embedded records and
     /// fields that change without `date_modified` are left out
@@ -59,50 +68,6 @@ pub struct RawBcOrderItem {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-/// What the models read of an order line: the dataflow holds this projection of a
-/// [`RawBcOrderItem`], not the row. It leaves out `name`, `base_price`, `price_ex_tax`, `total_ex_tax`, `_payload`; the
-/// [`fingerprint`](Self::fingerprint) of the whole row stands for them, so a
-/// change of any column is still a change (the runtime then writes the whole
-/// row, docs/runtime.md) and an unchanged re-read is none.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct LineIn {
-    /// Line id.
-    pub id: i64,
-    /// The order the line belongs to, as carried by the line.
-    pub order_id: i64,
-    /// Product id (0 for a custom product).
-    pub product_id: i64,
-    /// Variant id, i.e. `sku_id`.
-    pub variant_id: i64,
-    /// SKU code.
-    pub sku: Text,
-    /// Units ordered.
-    pub quantity: i64,
-    /// Unit price including tax.
-    pub price_inc_tax: Money,
-    /// Line total including tax.
-    pub total_inc_tax: Money,
-    /// [`crate::projection::fingerprint`] of the whole row.
-    pub fingerprint: u64,
-}
-
-impl RawBcOrderItem {
-    /// The row as the models read it.
-    pub fn project(&self) -> LineIn {
-        LineIn {
-            id: self.id,
-            order_id: self.order_id,
-            product_id: self.product_id,
-            variant_id: self.variant_id,
-            sku: self.sku.clone(),
-            quantity: self.quantity,
-            price_inc_tax: self.price_inc_tax,
-            total_inc_tax: self.total_inc_tax,
-            fingerprint: crate::projection::fingerprint(self),
-        }
-    }
 }
 
 /// The lines of one order, projected and sorted, as the `order_items`

@@ -19,26 +19,36 @@ use crate::scalar::{Micros, Money};
     table = "raw_bc_product",
     key = "id",
     grain = "one row per product",
-    origin = "bigcommerce"
+    origin = "bigcommerce",
+    projection = "ProductIn"
 )]
 pub struct RawBcProduct {
     /// Product id.
+    #[record(read)]
     pub id: i64,
     /// Product name.
+    #[record(read)]
     pub name: String,
     /// Product-level SKU, possibly empty.
+    #[record(read)]
     pub sku: String,
     /// List price.
+    #[record(read)]
     pub price: Money,
     /// Sale price (0 when not on sale).
+    #[record(read)]
     pub sale_price: Money,
     /// Whether the product is visible in the storefront.
+    #[record(read)]
     pub is_visible: bool,
     /// `available`, `disabled` or `preorder`.
+    #[record(read)]
     pub availability: String,
     /// `none`, `product` or `variant`.
+    #[record(read)]
     pub inventory_tracking: String,
     /// Brand (0: none).
+    #[record(read)]
     pub brand_id: i64,
     /// When the product was created.
     pub created_at: Micros,
@@ -50,51 +60,4 @@ pub struct RawBcProduct {
     #[record(column = "_payload")]
     #[serde(rename = "_payload")]
     pub payload: Payload,
-}
-
-/// What the models read of a product: the dataflow holds this projection of a
-/// [`RawBcProduct`], not the row. It leaves out `created_at`, `modified_at`, `_payload`; the
-/// [`fingerprint`](Self::fingerprint) of the whole row stands for them, so a
-/// change of any column is still a change (the runtime then writes the whole
-/// row, docs/runtime.md) and an unchanged re-read is none.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ProductIn {
-    /// Product id.
-    pub id: i64,
-    /// Product name.
-    pub name: String,
-    /// Product-level SKU, possibly empty.
-    pub sku: String,
-    /// List price.
-    pub price: Money,
-    /// Sale price (0 when not on sale).
-    pub sale_price: Money,
-    /// Whether the product is visible in the storefront.
-    pub is_visible: bool,
-    /// `available`, `disabled` or `preorder`.
-    pub availability: String,
-    /// `none`, `product` or `variant`.
-    pub inventory_tracking: String,
-    /// Brand (0: none).
-    pub brand_id: i64,
-    /// [`crate::projection::fingerprint`] of the whole row.
-    pub fingerprint: u64,
-}
-
-impl RawBcProduct {
-    /// The row as the models read it.
-    pub fn project(&self) -> ProductIn {
-        ProductIn {
-            id: self.id,
-            name: self.name.clone(),
-            sku: self.sku.clone(),
-            price: self.price,
-            sale_price: self.sale_price,
-            is_visible: self.is_visible,
-            availability: self.availability.clone(),
-            inventory_tracking: self.inventory_tracking.clone(),
-            brand_id: self.brand_id,
-            fingerprint: crate::projection::fingerprint(self),
-        }
-    }
 }
