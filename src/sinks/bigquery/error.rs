@@ -210,10 +210,13 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// A commit that lost to a concurrent one: BigQuery aborts concurrent DML on
 /// a table ("... due to concurrent update") rather than queueing it, and the
 /// emulator's DuckLake catalog reports "Failed to commit DuckLake transaction"
-/// when two commits race. Both succeed when tried again.
+/// when two commits race, or DuckDB's own write-write conflict ("Conflict on
+/// update!") when two tables' MERGEs update its catalog at once. All succeed
+/// when tried again.
 fn is_commit_conflict(message: &str) -> bool {
     message.contains("concurrent update")
         || message.contains("Failed to commit DuckLake transaction")
+        || message.contains("Conflict on update")
 }
 
 #[cfg(test)]
@@ -243,6 +246,11 @@ mod tests {
         assert!(retryable_job(
             Some("invalidQuery"),
             "Transaction is aborted due to concurrent update against table"
+        ));
+        assert!(retryable_answer(
+            400,
+            Some("invalidQuery"),
+            "Conflict on update!"
         ));
         let e = BigQueryError::Flush {
             table: "fct_order".into(),
